@@ -1,0 +1,365 @@
+"""Load the assumption directory safely and validate it in one pass.
+
+Every problem in every file is collected into one :class:`~fundmodel.errors.AssumptionError`
+whose lines read ``projects/mn_ree.yaml: capex.initial_musd: must be > 0, got -5``.
+YAML is read with a safe loader that also rejects duplicate keys (PyYAML would
+silently keep the last one).
+"""
+
+from __future__ import annotations
+
+import difflib
+import hashlib
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import yaml
+from pydantic import BaseModel, ValidationError
+
+from ..errors import AssumptionError, Issue
+from .schema import CountriesFile, FundFile, MarketsFile, Project, Stage
+
+FX_FACTOR = "EURUSD"
+
+
+@dataclass(frozen=True)
+class Assumptions:
+    """Everything the simulation needs, validated.
+
+    Attributes
+    ----------
+    fund, markets, countries
+        Parsed ``fund.yaml``, ``markets.yaml`` and ``countries.yaml``.
+    projects
+        Parsed ``projects/<id>.yaml`` files keyed by project id, sorted by id.
+    directory
+        The assumptions directory they were read from.
+    file_sha256
+        SHA-256 of every file read, keyed by path relative to ``directory``
+        (for the run manifest).
+    """
+
+    fund: FundFile
+    markets: MarketsFile
+    countries: CountriesFile
+    projects: dict[str, Project]
+    directory: Path
+    file_sha256: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def material_ids(self) -> list[str]:
+        """Materials in ``markets.yaml`` order."""
+        return list(self.markets.materials)
+
+
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """Safe YAML loader that refuses duplicate mapping keys."""
+
+
+def _construct_mapping(loader: _UniqueKeyLoader, node: yaml.MappingNode, deep: bool = False):
+    seen: dict[Any, int] = {}
+    for key_node, _ in node.value:
+        key = loader.construct_object(key_node, deep=deep)
+        if key in seen:
+            raise yaml.constructor.ConstructorError(
+                None,
+                None,
+                f"duplicate key {key!r} (first at line {seen[key] + 1})",
+                key_node.start_mark,
+            )
+        seen[key] = key_node.start_mark.line
+    return loader.construct_mapping(node, deep=deep)
+
+
+_UniqueKeyLoader.add_constructor(
+    yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping
+)
+
+
+def _read_yaml(path: Path, rel: str, issues: list[Issue]) -> Any:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        issues.append(Issue(rel, "", f"cannot be read ({exc})", show_value=False))
+        return None
+    try:
+        data = yaml.load(text, Loader=_UniqueKeyLoader)  # noqa: S506 - safe subclass
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
+        problem = getattr(exc, "problem", None) or str(exc)
+        issues.append(Issue(rel, "", f"invalid YAML: {where}{problem}", show_value=False))
+        return None
+    if not isinstance(data, dict):
+        issues.append(Issue(rel, "", "must be a mapping of keys to values", data))
+        return None
+    return data
+
+
+# ----------------------------------------------------------------------------- messages
+_RULES = {
+    "greater_than": "must be > {gt}",
+    "greater_than_equal": "must be >= {ge}",
+    "less_than": "must be < {lt}",
+    "less_than_equal": "must be <= {le}",
+    "missing": "is required but missing",
+    "string_too_short": "must have at least {min_length} characters",
+    "string_pattern_mismatch": "must match the pattern {pattern}",
+    "float_parsing": "must be a number",
+    "float_type": "must be a number",
+    "int_parsing": "must be a whole number",
+    "int_type": "must be a whole number",
+    "int_from_float": "must be a whole number",
+    "bool_parsing": "must be true or false",
+    "bool_type": "must be true or false",
+    "date_from_datetime_parsing": "must be a date YYYY-MM-DD",
+    "date_parsing": "must be a date YYYY-MM-DD",
+    "date_type": "must be a date YYYY-MM-DD",
+    "dict_type": "must be a mapping",
+    "list_type": "must be a list",
+    "string_type": "must be text",
+    "model_type": "must be a mapping",
+    "finite_number": "must be a finite number",
+}
+
+
+def _model_at(model: type[BaseModel], loc: tuple) -> type[BaseModel] | None:
+    """Follow a pydantic error location down to the model that owns its last key."""
+    current: Any = model
+    for part in loc:
+        if isinstance(current, type) and issubclass(current, BaseModel):
+            info = current.model_fields.get(part)
+            if info is None:
+                return None
+            current = info.annotation
+        elif typing.get_origin(current) is dict:
+            current = typing.get_args(current)[1]
+        else:
+            return None
+        # unwrap Optional / Annotated
+        while typing.get_origin(current) in (typing.Union, getattr(__import__("types"), "UnionType", None)):
+            args = [a for a in typing.get_args(current) if a is not type(None)]
+            current = args[0]
+        if typing.get_origin(current) is typing.Annotated:
+            current = typing.get_args(current)[0]
+    return current if isinstance(current, type) and issubclass(current, BaseModel) else None
+
+
+def _issues_from_validation(rel: str, model: type[BaseModel], exc: ValidationError) -> list[Issue]:
+    out = []
+    for err in exc.errors(include_url=False):
+        loc = tuple(err["loc"])
+        key = ".".join(str(p) for p in loc)
+        kind = err["type"]
+        ctx = err.get("ctx") or {}
+        value = err.get("input")
+        show = True
+        if kind == "extra_forbidden":
+            owner = _model_at(model, loc[:-1])
+            rule = "unknown key"
+            if owner is not None:
+                close = difflib.get_close_matches(str(loc[-1]), list(owner.model_fields), n=1, cutoff=0.5)
+                rule += f" (did you mean '{close[0]}'?)" if close else (
+                    f" (allowed: {', '.join(owner.model_fields)})")
+            show = False
+        elif kind == "missing":
+            rule, show = _RULES["missing"], False
+        elif kind in ("enum", "literal_error"):
+            rule = f"must be one of {ctx.get('expected')}"
+        elif kind == "value_error":
+            rule, show = str(ctx.get("error", err["msg"])), False
+        elif kind in _RULES:
+            try:
+                rule = _RULES[kind].format(**ctx)
+            except (KeyError, IndexError):
+                rule = err["msg"]
+        else:
+            rule = err["msg"][0].lower() + err["msg"][1:]
+        out.append(Issue(rel, key, rule, value, show_value=show))
+    return out
+
+
+def _validate(rel: str, model: type[BaseModel], data: Any, issues: list[Issue]):
+    if data is None:
+        return None
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        issues.extend(_issues_from_validation(rel, model, exc))
+        return None
+
+
+# ----------------------------------------------------------------------------- cross-file rules
+def _check_fund(fund: FundFile, issues: list[Issue]) -> None:
+    real = (1 + fund.discount_rate_nominal) / (1 + fund.inflation) - 1
+    if real <= 0:
+        issues.append(Issue(
+            "fund.yaml", "discount_rate_nominal",
+            f"must exceed inflation ({fund.inflation}) so that the real rate "
+            f"(1+n)/(1+i)-1 is positive (it is {real:.2%})", fund.discount_rate_nominal))
+
+
+def _check_markets(m: MarketsFile, issues: list[Issue]) -> None:
+    rel = "markets.yaml"
+    expected = list(m.materials) + [FX_FACTOR]
+    factors = m.correlation.factors
+    unknown = [f for f in factors if f not in expected]
+    for f in unknown:
+        close = difflib.get_close_matches(f, expected, n=1)
+        hint = f" (did you mean '{close[0]}'?)" if close else ""
+        issues.append(Issue(rel, "correlation.factors", f"names unknown factor '{f}'{hint}", f, False))
+    missing = [f for f in expected if f not in factors]
+    if missing:
+        issues.append(Issue(rel, "correlation.factors",
+                            f"must list every material and {FX_FACTOR}; missing {missing}", None, False))
+    if len(set(factors)) != len(factors):
+        issues.append(Issue(rel, "correlation.factors", "must not repeat a factor", factors, False))
+    n = len(factors)
+    rows = m.correlation.matrix
+    if len(rows) != n or any(len(r) != n for r in rows):
+        issues.append(Issue(rel, "correlation.matrix",
+                            f"must be {n}x{n} (one row and column per factor)", None, False))
+        return
+    c = np.asarray(rows, dtype=float)
+    for i in range(n):
+        if c[i, i] != 1.0:
+            issues.append(Issue(rel, f"correlation.matrix[{i}][{i}]", "diagonal must be 1", c[i, i]))
+    for i in range(n):
+        for j in range(i + 1, n):
+            if c[i, j] != c[j, i]:
+                issues.append(Issue(
+                    rel, f"correlation.matrix[{i}][{j}]",
+                    f"must equal matrix[{j}][{i}] ({c[j, i]}) ({factors[i]} vs {factors[j]})", c[i, j]))
+    if not any(i.key.startswith("correlation.matrix") for i in issues):
+        eig = float(np.linalg.eigvalsh(c).min())
+        if eig < -1e-10:
+            issues.append(Issue(rel, "correlation.matrix",
+                                f"must be positive semi-definite (smallest eigenvalue {eig:.4f})",
+                                None, False))
+    for mat in m.export_restriction.price_uplift:
+        if mat not in m.materials:
+            close = difflib.get_close_matches(mat, list(m.materials), n=1)
+            hint = f" (did you mean '{close[0]}'?)" if close else ""
+            issues.append(Issue(rel, f"export_restriction.price_uplift.{mat}",
+                                f"unknown material{hint}", mat, False))
+
+
+def _check_project(rel: str, p: Project, stem: str, markets: MarketsFile | None,
+                   countries: CountriesFile | None, issues: list[Issue]) -> None:
+    if p.id != stem:
+        issues.append(Issue(rel, "id", f"must equal the file name '{stem}'", p.id))
+    if countries is not None and p.country not in countries.countries:
+        close = difflib.get_close_matches(p.country, list(countries.countries), n=1)
+        hint = f" (did you mean '{close[0]}'?)" if close else ""
+        issues.append(Issue(rel, "country", f"must be a country in countries.yaml{hint}", p.country))
+    if markets is not None:
+        for mat in p.products:
+            if mat not in markets.materials:
+                close = difflib.get_close_matches(mat, list(markets.materials), n=1)
+                hint = f" (did you mean '{close[0]}'?)" if close else ""
+                issues.append(Issue(rel, f"products.{mat}",
+                                    f"must be a material in markets.yaml{hint}", mat, False))
+    if not p.products:
+        issues.append(Issue(rel, "products", "must name at least one material", None, False))
+    needs = {
+        Stage.EXPLORATION: ("exploration_years", "construction_years"),
+        Stage.FEASIBILITY: ("construction_years",),
+        Stage.CONSTRUCTION: ("construction_years",),
+        Stage.PRODUCTION: (),
+    }[p.stage]
+    for name in needs:
+        if getattr(p.schedule, name) is None:
+            issues.append(Issue(rel, f"schedule.{name}",
+                                f"is required for stage '{p.stage.value}'", None, False))
+    if p.stage is not Stage.PRODUCTION and p.capex.initial_musd <= 0:
+        issues.append(Issue(rel, "capex.initial_musd",
+                            f"must be > 0 for stage '{p.stage.value}'", p.capex.initial_musd))
+    if p.stage is not Stage.PRODUCTION and p.debt.amount_musd > p.capex.initial_musd:
+        issues.append(Issue(rel, "debt.amount_musd",
+                            f"must not exceed capex.initial_musd ({p.capex.initial_musd})",
+                            p.debt.amount_musd))
+    if p.stage is not Stage.EXPLORATION and p.schedule.development_probability < 1:
+        issues.append(Issue(rel, "schedule.development_probability",
+                            "must be 1 unless stage is 'exploration'", p.schedule.development_probability))
+    from ..schedule import overrun_parameters  # local: schedule imports schema only
+
+    try:
+        overrun_parameters(p.capex.overrun_mean, p.capex.overrun_prob_ge_100pct, p.capex.overrun_shift)
+    except ValueError as exc:
+        issues.append(Issue(rel, "capex.overrun_prob_ge_100pct", str(exc), p.capex.overrun_prob_ge_100pct))
+
+
+# ----------------------------------------------------------------------------- entry point
+def load_assumptions(directory: str | Path = "assumptions") -> Assumptions:
+    """Read and validate an assumptions directory.
+
+    Parameters
+    ----------
+    directory : str or Path
+        Folder holding ``fund.yaml``, ``markets.yaml``, ``countries.yaml`` and
+        ``projects/*.yaml``.
+
+    Returns
+    -------
+    Assumptions
+        The validated, immutable assumptions.
+
+    Raises
+    ------
+    AssumptionError
+        With every problem in every file, each naming file, key path, value and rule.
+
+    Examples
+    --------
+    >>> a = load_assumptions("assumptions")          # doctest: +SKIP
+    >>> sorted(a.projects)[:2]                        # doctest: +SKIP
+    ['au_nickel', 'br_lithium']
+    """
+    root = Path(directory)
+    issues: list[Issue] = []
+    if not root.is_dir():
+        raise AssumptionError([Issue(str(root), "", "assumptions directory does not exist",
+                                     show_value=False)])
+    hashes: dict[str, str] = {}
+
+    def read(rel: str):
+        path = root / rel
+        if not path.is_file():
+            issues.append(Issue(rel, "", "file is missing", show_value=False))
+            return None
+        hashes[rel] = hashlib.sha256(path.read_bytes()).hexdigest()
+        return _read_yaml(path, rel, issues)
+
+    fund = _validate("fund.yaml", FundFile, read("fund.yaml"), issues)
+    markets = _validate("markets.yaml", MarketsFile, read("markets.yaml"), issues)
+    countries = _validate("countries.yaml", CountriesFile, read("countries.yaml"), issues)
+    if fund is not None:
+        _check_fund(fund, issues)
+    if markets is not None:
+        _check_markets(markets, issues)
+
+    projects: dict[str, Project] = {}
+    project_dir = root / "projects"
+    files = sorted(project_dir.glob("*.yaml")) + sorted(project_dir.glob("*.yml"))
+    if not files:
+        issues.append(Issue("projects/", "", "must contain at least one project file (*.yaml)",
+                            show_value=False))
+    for path in files:
+        rel = f"projects/{path.name}"
+        project = _validate(rel, Project, read(rel), issues)
+        if project is None:
+            continue
+        _check_project(rel, project, path.stem, markets, countries, issues)
+        if project.id in projects:
+            issues.append(Issue(rel, "id", "is used by another project file", project.id))
+        projects[project.id] = project
+
+    if issues:
+        raise AssumptionError(issues)
+    return Assumptions(
+        fund=fund, markets=markets, countries=countries,
+        projects=dict(sorted(projects.items())), directory=root, file_sha256=hashes,
+    )

@@ -1,0 +1,371 @@
+"""Typed, validated schemas of the analyst-edited assumption files.
+
+Every file in ``assumptions/`` is parsed into one of the pydantic models below.
+All models forbid unknown keys (typos are errors, with a "did you mean"), are
+immutable once loaded, and carry units in their field names:
+
+- ``*_musd``: millions of US dollars (real, valuation-date money);
+- ``*_usd_per_t``: US dollars per tonne of payable product;
+- ``*_years``: years; rates and shares are fractions per year (0.05 = 5 %).
+
+Cross-file rules (a project's country must exist, the correlation matrix must
+name every material, ...) live in :mod:`fundmodel.assumptions.loader`.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+from enum import Enum
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+Share = Annotated[float, Field(ge=0.0, le=1.0)]
+PositiveFloat = Annotated[float, Field(gt=0.0)]
+NonNegativeFloat = Annotated[float, Field(ge=0.0)]
+Source = Annotated[str, Field(min_length=3)]
+
+
+class _Model(BaseModel):
+    """Base: unknown keys are errors, loaded objects are immutable."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, validate_default=True)
+
+
+class SamplingMethod(str, Enum):
+    """How the continuous risk drivers are sampled."""
+
+    PSEUDO = "pseudo"  #: plain pseudo-random draws (PCG64)
+    LHS = "lhs"  #: Latin hypercube, stratified within each block of scenarios
+    SOBOL = "sobol"  #: scrambled Sobol' low-discrepancy sequence
+
+
+class Copula(str, Enum):
+    """Dependence structure between the annual market shocks."""
+
+    GAUSSIAN = "gaussian"
+    STUDENT_T = "student_t"  #: adds symmetric tail dependence
+
+
+class PriceModel(str, Enum):
+    """Stochastic model of a log price."""
+
+    LOG_OU = "log_ou"  #: Schwartz (1997) one-factor: dX = kappa (alpha - X) dt + sigma dW
+    GBM = "gbm"  #: geometric Brownian motion: dX = (mu - sigma^2/2) dt + sigma dW
+
+
+class Stage(str, Enum):
+    """Development stage of a mine project; sets which schedule phases remain."""
+
+    EXPLORATION = "exploration"
+    FEASIBILITY = "feasibility"
+    CONSTRUCTION = "construction"
+    PRODUCTION = "production"
+
+
+class Triangular(_Model):
+    """A duration in years drawn from a triangular distribution."""
+
+    min: NonNegativeFloat
+    mode: NonNegativeFloat
+    max: NonNegativeFloat
+
+    @model_validator(mode="after")
+    def _ordered(self) -> "Triangular":
+        if not (self.min <= self.mode <= self.max):
+            raise ValueError(
+                f"must satisfy min <= mode <= max, got min={self.min}, mode={self.mode}, max={self.max}"
+            )
+        return self
+
+
+# --------------------------------------------------------------------------- fund.yaml
+class SimulationSettings(_Model):
+    """Default Monte Carlo settings (overridable on the command line)."""
+
+    scenarios: Annotated[int, Field(ge=1, le=10_000_000)] = 20_000
+    seed: Annotated[int, Field(ge=0)] = 20260101
+    sampling: SamplingMethod = SamplingMethod.SOBOL
+    chunk_size: Annotated[int, Field(ge=1, le=1_000_000)] = 8192
+    copula: Copula = Copula.GAUSSIAN
+    copula_dof: Annotated[float, Field(gt=2.0, le=1000.0)] = 5.0
+    risk_attribution: bool = True
+
+
+class FundFile(_Model):
+    """``fund.yaml``: valuation conventions and simulation defaults."""
+
+    name: str
+    valuation_date: _dt.date
+    reporting_currency: Literal["EUR"] = "EUR"
+    discount_rate_nominal: Annotated[float, Field(gt=-0.5, lt=1.0)]
+    inflation: Annotated[float, Field(gt=-0.1, lt=0.5)]
+    horizon_years: Annotated[int, Field(ge=5, le=80)]
+    simulation: SimulationSettings = SimulationSettings()
+    source: Source
+
+    @property
+    def real_discount_rate(self) -> float:
+        """Real discount rate implied by the Fisher relation."""
+        return (1 + self.discount_rate_nominal) / (1 + self.inflation) - 1
+
+
+# --------------------------------------------------------------------------- markets.yaml
+class PriceProcess(_Model):
+    """Parameters common to a log-price process (a material or the exchange rate)."""
+
+    model: PriceModel = PriceModel.LOG_OU
+    mean_reversion_per_year: NonNegativeFloat = 0.0
+    volatility: Annotated[float, Field(ge=0.0, le=3.0)]
+    drift_per_year: Annotated[float, Field(gt=-1.0, lt=1.0)] = 0.0
+
+    @model_validator(mode="after")
+    def _ou_needs_kappa(self) -> "PriceProcess":
+        if self.model is PriceModel.LOG_OU and self.mean_reversion_per_year <= 0:
+            raise ValueError(
+                "mean_reversion_per_year must be > 0 for model 'log_ou' "
+                f"(got {self.mean_reversion_per_year}); use model 'gbm' for no mean reversion"
+            )
+        return self
+
+
+class Material(PriceProcess):
+    """One traded product, priced in real USD per tonne of payable product."""
+
+    name: str
+    unit: Literal["t"] = "t"
+    product: str
+    spot_usd_per_t: PositiveFloat
+    long_run_usd_per_t: PositiveFloat
+    strategic: bool = True
+    source: Source
+
+
+class ExchangeRate(PriceProcess):
+    """EUR/USD, quoted as USD per EUR, simulated as a correlated factor."""
+
+    pair: Literal["EURUSD"] = "EURUSD"
+    spot: PositiveFloat
+    long_run: PositiveFloat
+    source: Source
+
+
+class CorrelationMatrix(_Model):
+    """Correlation of the annual shocks; ``factors`` gives the row order."""
+
+    factors: list[str]
+    matrix: list[list[Annotated[float, Field(ge=-1.0, le=1.0)]]]
+    source: Source
+
+
+class ExportRestriction(_Model):
+    """Chinese export-restriction regime hitting ex-China prices of several materials at once."""
+
+    annual_onset_probability: Annotated[float, Field(ge=0.0, lt=1.0)]
+    duration_years: Triangular
+    geopolitical_loading: Annotated[float, Field(ge=0.0, le=3.0)] = 0.0
+    price_uplift: dict[str, Annotated[float, Field(ge=0.0, le=10.0)]]
+    source: Source
+
+
+class MarketsFile(_Model):
+    """``markets.yaml``: price models, correlation, FX and the export-restriction regime."""
+
+    materials: dict[str, Material]
+    fx: ExchangeRate
+    correlation: CorrelationMatrix
+    export_restriction: ExportRestriction
+
+
+# --------------------------------------------------------------------------- countries.yaml
+class Expropriation(_Model):
+    """Outright taking of the asset; compensation paid as a share of net book value."""
+
+    annual_probability: Annotated[float, Field(ge=0.0, lt=1.0)]
+    compensation_share: Share
+    price_elasticity: Annotated[float, Field(ge=0.0, le=10.0)] = 0.0
+
+
+class ForcedParticipation(_Model):
+    """The state takes an equity share (e.g. Mongolia's 34 %/50 % rule), partly compensated."""
+
+    annual_probability: Annotated[float, Field(ge=0.0, lt=1.0)]
+    state_share: Share
+    compensation_share: Share
+    price_elasticity: Annotated[float, Field(ge=0.0, le=10.0)] = 0.0
+
+
+class FiscalGrab(_Model):
+    """Royalty or income-tax increase, cumulative over repeated events, capped."""
+
+    annual_probability: Annotated[float, Field(ge=0.0, lt=1.0)]
+    royalty_increase: Share
+    tax_increase: Share
+    max_events: Annotated[int, Field(ge=1, le=10)] = 2
+    price_elasticity: Annotated[float, Field(ge=0.0, le=10.0)] = 0.0
+
+
+class TransferRestriction(_Model):
+    """Cash trapped in the country (and part of sales blocked) for some years."""
+
+    annual_probability: Annotated[float, Field(ge=0.0, lt=1.0)]
+    duration_years: Annotated[int, Field(ge=1, le=20)]
+    trapped_cash_haircut: Share
+    sales_blocked_share: Share
+
+
+class Unrest(_Model):
+    """Unrest halting part of production in the year it happens."""
+
+    annual_probability: Annotated[float, Field(ge=0.0, lt=1.0)]
+    production_loss_share: Share
+
+
+class LicenceSuspension(_Model):
+    """Licence suspended: operations (or development) stop for some years, fixed costs go on."""
+
+    annual_probability: Annotated[float, Field(ge=0.0, lt=1.0)]
+    duration_years: Annotated[int, Field(ge=1, le=20)]
+
+
+class PoliticalEvents(_Model):
+    """Annual hazards and severities of the modelled political events."""
+
+    expropriation: Expropriation
+    forced_participation: ForcedParticipation
+    fiscal_grab: FiscalGrab
+    transfer_restriction: TransferRestriction
+    unrest: Unrest
+    licence_suspension: LicenceSuspension
+
+
+class Country(_Model):
+    """Political risk profile of one host country."""
+
+    name: str
+    iso3: Annotated[str, Field(pattern=r"^[A-Z]{3}$")]
+    oecd_category: Annotated[int, Field(ge=0, le=7)] | None
+    permitting_years: Triangular
+    events: PoliticalEvents
+    source: Source
+
+
+class GeopoliticalFactor(_Model):
+    """Common AR(1) factor g ~ N(0, 1) that scales every hazard by exp(loading*g - loading^2/2)."""
+
+    persistence: Annotated[float, Field(ge=0.0, lt=1.0)]
+    hazard_loading: Annotated[float, Field(ge=0.0, le=3.0)]
+    source: Source
+
+
+class CountriesFile(_Model):
+    """``countries.yaml``: host-country political risk."""
+
+    geopolitical_factor: GeopoliticalFactor
+    countries: dict[str, Country]
+
+
+# --------------------------------------------------------------------------- projects/<id>.yaml
+class Product(_Model):
+    """One payable product of a mine: ore grade, recovery and payability."""
+
+    grade_pct: Annotated[float, Field(gt=0.0, le=100.0)]
+    product_factor: PositiveFloat = 1.0
+    recovery: Annotated[float, Field(gt=0.0, le=1.0)]
+    payability: Annotated[float, Field(gt=0.0, le=1.0)]
+
+
+class Operations(_Model):
+    """Throughput, life and operating costs."""
+
+    ore_mtpa: PositiveFloat
+    mine_life_years: Annotated[float, Field(gt=0.0, le=100.0)]
+    opex_usd_per_t_ore: NonNegativeFloat
+    fixed_opex_musd_per_year: NonNegativeFloat = 0.0
+    opex_uncertainty_sigma: Annotated[float, Field(ge=0.0, le=1.0)] = 0.1
+    recovery_uncertainty_sd: Annotated[float, Field(ge=0.0, le=0.3)] = 0.02
+
+
+class Schedule(_Model):
+    """Remaining development phases; which apply depends on the project's stage."""
+
+    exploration_years: Triangular | None = None
+    permitting_years: Triangular | None = None
+    construction_years: Triangular | None = None
+    rampup_years: Triangular
+    development_probability: Annotated[float, Field(gt=0.0, le=1.0)] = 1.0
+
+
+class Capex(_Model):
+    """Capital costs (real USD m) and the overrun distribution (shifted lognormal)."""
+
+    initial_musd: NonNegativeFloat
+    studies_musd: NonNegativeFloat = 0.0
+    sustaining_musd_per_year: NonNegativeFloat
+    closure_musd: NonNegativeFloat
+    depreciation_years: Annotated[int, Field(ge=1, le=40)]
+    overrun_mean: Annotated[float, Field(ge=0.0, le=3.0)] = 0.14
+    overrun_prob_ge_100pct: Annotated[float, Field(gt=0.0, lt=0.5)] = 1 / 13
+    overrun_shift: Annotated[float, Field(gt=-1.0, le=0.0)] = -0.4
+    overrun_delay_correlation: Annotated[float, Field(ge=-1.0, le=1.0)] = 0.5
+
+
+class Fiscal(_Model):
+    """Royalty (share of revenue) and corporate income tax."""
+
+    royalty_rate: Annotated[float, Field(ge=0.0, lt=1.0)]
+    tax_rate: Annotated[float, Field(ge=0.0, lt=1.0)]
+
+
+class Debt(_Model):
+    """Senior project debt: drawn with budgeted initial capex, equal principal after grace.
+
+    ``reserve_months`` sizes the debt-service reserve (months of first-year service),
+    ``sponsor_support_musd`` the cash the sponsors will inject over the loan's life to
+    cure shortfalls after completion (deep-pocketed majors high, juniors zero).
+    """
+
+    amount_musd: NonNegativeFloat
+    interest_rate: Annotated[float, Field(ge=0.0, lt=1.0)]
+    tenor_years: Annotated[int, Field(ge=1, le=40)]
+    grace_years: Annotated[int, Field(ge=0, le=20)]
+    recovery_rate: Share
+    reserve_months: Annotated[float, Field(ge=0.0, le=24.0)] = 6.0
+    sponsor_support_musd: NonNegativeFloat = 0.0
+
+    @model_validator(mode="after")
+    def _grace_within_tenor(self) -> "Debt":
+        if self.grace_years >= self.tenor_years:
+            raise ValueError(
+                f"grace_years must be < tenor_years, got grace_years={self.grace_years}, "
+                f"tenor_years={self.tenor_years}"
+            )
+        return self
+
+
+class Offtake(_Model):
+    """Share of production available to European buyers."""
+
+    eu_share: Share
+
+
+class Project(_Model):
+    """One candidate mine project (``projects/<id>.yaml``)."""
+
+    id: Annotated[str, Field(pattern=r"^[a-z0-9_]+$")]
+    name: str
+    country: str
+    stage: Stage
+    products: dict[str, Product]
+    operations: Operations
+    schedule: Schedule
+    capex: Capex
+    fiscal: Fiscal
+    debt: Debt
+    offtake: Offtake
+    sources: dict[str, Source]
+
+    @property
+    def materials(self) -> list[str]:
+        """Materials produced, in file order (the first is the primary material)."""
+        return list(self.products)

@@ -1,0 +1,146 @@
+"""Command line: ``fundmodel validate`` and ``fundmodel simulate``.
+
+Exit codes: 0 success; 2 bad input (assumption files or arguments), with a
+report naming file, key, value and rule; 1 internal error, with a one-line
+message (set ``FUNDMODEL_DEBUG=1`` for the traceback). Never a traceback for
+bad input, never exit 0 when a step failed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shlex
+import sys
+import time
+import traceback
+from pathlib import Path
+
+from . import __version__
+from .errors import FundmodelError, UsageError
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a whole number, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be >= 1, got {value}")
+    return value
+
+
+def _seed(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a whole number, got {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be >= 0, got {value}")
+    return value
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse that raises instead of exiting, so every bad argument is exit code 2 with our format."""
+
+    def error(self, message: str):  # noqa: D102
+        raise UsageError(f"{self.prog}: {message}")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The ``fundmodel`` argument parser."""
+    parser = _Parser(prog="fundmodel", description=(
+        "Risk and financing model of a state-backed critical raw-materials fund."))
+    parser.add_argument("--version", action="version", version=f"fundmodel {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+
+    p_val = sub.add_parser("validate", help="check the assumption files; exit 2 with a report if invalid")
+    p_val.add_argument("--assumptions", default="assumptions", metavar="DIR",
+                       help="assumptions directory (default: assumptions)")
+
+    p_sim = sub.add_parser("simulate", help="Monte Carlo valuation of every project")
+    p_sim.add_argument("--assumptions", default="assumptions", metavar="DIR",
+                       help="assumptions directory (default: assumptions)")
+    p_sim.add_argument("--scenarios", type=_positive_int, metavar="N",
+                       help="number of scenarios (default: fund.yaml simulation.scenarios)")
+    p_sim.add_argument("--seed", type=_seed, metavar="S", help="random seed (default: fund.yaml)")
+    p_sim.add_argument("--sampling", choices=["pseudo", "lhs", "sobol"],
+                       help="sampling method (default: fund.yaml)")
+    p_sim.add_argument("--copula", choices=["gaussian", "student_t"],
+                       help="dependence of market shocks (default: fund.yaml)")
+    p_sim.add_argument("--chunk-size", type=_positive_int, metavar="N",
+                       help="scenarios per chunk, a memory knob (default: fund.yaml)")
+    p_sim.add_argument("--no-attribution", action="store_true",
+                       help="skip the risk-attribution re-runs")
+    p_sim.add_argument("--out", default="reports", metavar="DIR", help="output root (default: reports)")
+    p_sim.add_argument("--quiet", action="store_true", help="no progress bar and no table")
+    return parser
+
+
+def cmd_validate(args) -> int:
+    """Validate the assumptions and print a one-line confirmation."""
+    from .assumptions import load_assumptions
+
+    a = load_assumptions(args.assumptions)
+    print(f"{args.assumptions}: valid ({len(a.projects)} projects, "
+          f"{len(a.markets.materials)} materials, {len(a.countries.countries)} countries)")
+    return 0
+
+
+def cmd_simulate(args) -> int:
+    """Run the simulation and write ``OUT/simulation/``."""
+    from tqdm import tqdm
+
+    from .assumptions import load_assumptions
+    from .results import format_console_table, simulate_to_directory
+    from .simulation import RunSettings
+
+    a = load_assumptions(args.assumptions)
+    settings = RunSettings.from_assumptions(
+        a, scenarios=args.scenarios, seed=args.seed, sampling=args.sampling,
+        copula=args.copula, chunk_size=args.chunk_size,
+        risk_attribution=False if args.no_attribution else None,
+    )
+    started = time.perf_counter()
+    command = "fundmodel " + " ".join(shlex.quote(x) for x in sys.argv[1:])
+    with tqdm(total=settings.scenarios, unit="scen", desc="simulate", disable=args.quiet or None,
+              file=sys.stderr, leave=False) as bar:
+        _, summary = simulate_to_directory(a, settings, args.out, progress=bar.update, command=command)
+    elapsed = time.perf_counter() - started
+    if not args.quiet:
+        from .results import format_console_table
+
+        print(format_console_table(summary))
+    out = Path(args.out) / "simulation"
+    print(f"{settings.scenarios:,} scenarios x {len(a.projects)} projects x {a.fund.horizon_years} years "
+          f"(seed {settings.seed}, {settings.sampling.value}) in {elapsed:.1f} s -> {out}/summary.csv")
+    return 0
+
+
+COMMANDS = {"validate": cmd_validate, "simulate": cmd_simulate}
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the ``fundmodel`` console script; returns the exit code."""
+    try:
+        args = build_parser().parse_args(argv)
+        if args.command is None:
+            build_parser().print_help()
+            return 2
+        return COMMANDS[args.command](args)
+    except FundmodelError as exc:
+        print(f"error: {exc}" if not hasattr(exc, "report") else exc.report(), file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        print("interrupted; previous results left untouched", file=sys.stderr)
+        return 130
+    except Exception as exc:  # noqa: BLE001 - the last line of defence: exit 1, not a traceback
+        if os.environ.get("FUNDMODEL_DEBUG"):
+            traceback.print_exc()
+        print(f"internal error: {type(exc).__name__}: {exc} (set FUNDMODEL_DEBUG=1 for the traceback)",
+              file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

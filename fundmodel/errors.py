@@ -1,0 +1,68 @@
+"""Errors a user can cause, carrying file, key path, value and rule.
+
+The command line turns :class:`AssumptionError` into exit code 2 and prints
+its report; anything else is an internal error (exit code 1).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+
+@dataclass(frozen=True)
+class Issue:
+    """One problem found in the assumptions.
+
+    Attributes
+    ----------
+    file : str
+        Path of the file relative to the assumptions directory, e.g. ``projects/mn_ree.yaml``.
+    key : str
+        Dotted key path inside the file, e.g. ``capex.initial_musd`` (empty for the whole file).
+    rule : str
+        What the value must satisfy, phrased for an analyst.
+    value : Any
+        The offending value (omitted from the message when it is a whole mapping).
+    """
+
+    file: str
+    key: str
+    rule: str
+    value: Any = None
+    show_value: bool = True
+
+    def __str__(self) -> str:
+        where = f"{self.file}: {self.key}" if self.key else self.file
+        text = f"{where}: {self.rule}"
+        if self.show_value and not isinstance(self.value, (dict, list)):
+            text += f", got {self.value!r}"
+        return text
+
+
+class FundmodelError(Exception):
+    """Base class of the errors the command line reports without a traceback."""
+
+    exit_code = 1
+
+
+class AssumptionError(FundmodelError):
+    """The assumption files are invalid; holds every issue found, not just the first."""
+
+    exit_code = 2
+
+    def __init__(self, issues: list[Issue]):
+        self.issues = list(issues)
+        super().__init__(self.report())
+
+    def report(self) -> str:
+        """All issues, one per line, under a count."""
+        n = len(self.issues)
+        head = f"{n} problem{'s' if n != 1 else ''} in the assumptions:"
+        return "\n".join([head] + [f"  - {issue}" for issue in self.issues])
+
+
+class UsageError(FundmodelError):
+    """A command-line argument is invalid."""
+
+    exit_code = 2

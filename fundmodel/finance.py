@@ -1,0 +1,174 @@
+"""Discounting and internal rates of return, vectorised over scenarios.
+
+Cash-flow arrays are ``(n_scenarios, n_years)``; column ``j`` is the flow at the
+end of year ``j`` (``j = 0`` is the year starting at the valuation date), so
+``npv(r, cf) == numpy_financial.npv(r, [0, *cf])``.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+
+def discount_factors(rate: float, n_years: int) -> np.ndarray:
+    """End-of-year discount factors ``(1 + rate) ** -(j + 1)`` for ``j = 0 .. n_years-1``.
+
+    Examples
+    --------
+    >>> discount_factors(0.1, 2).round(4).tolist()
+    [0.9091, 0.8264]
+    """
+    return (1.0 + rate) ** -np.arange(1, n_years + 1, dtype=float)
+
+
+def npv(rate: float, cash_flows: np.ndarray) -> np.ndarray:
+    """Net present value of each row, flows at the end of each year.
+
+    Parameters
+    ----------
+    rate : float
+        Discount rate per year.
+    cash_flows : ndarray of shape (n_scenarios, n_years) or (n_years,)
+
+    Returns
+    -------
+    ndarray of shape (n_scenarios,) or float
+
+    Examples
+    --------
+    >>> float(npv(0.1, np.array([110.0])))
+    100.0
+    """
+    cf = np.asarray(cash_flows, dtype=float)
+    return cf @ discount_factors(rate, cf.shape[-1])
+
+
+def _irr_grid(step: float) -> np.ndarray:
+    # dense where IRRs live (-50 % .. +100 %), coarse in the tails
+    return np.unique(np.concatenate([
+        -1.0 + np.geomspace(1e-4, 0.5, 40 if step < 0.01 else 12, endpoint=False),
+        np.arange(-0.5, 1.0 + step / 2, step),
+        np.geomspace(1.0, 1000.0, 40 if step < 0.01 else 15),
+    ]))
+
+
+#: Coarse grid for rows whose flows change sign once (a unique root, Descartes' rule),
+#: dense grid for the others, where two roots may lie close together.
+_GRID_COARSE = _irr_grid(0.05)
+_GRID_DENSE = _irr_grid(0.005)
+
+
+def _npv_at(rates: np.ndarray, cf: np.ndarray, t: np.ndarray):
+    """NPV (flow j discounted by (1+r)^j) and its derivative in r, per row."""
+    v = 1.0 / (1.0 + rates)
+    powers = np.empty((v.size, t.size))
+    powers[:, 0] = 1.0
+    if t.size > 1:
+        powers[:, 1:] = v[:, None]
+        np.cumprod(powers[:, 1:], axis=1, out=powers[:, 1:])
+    f = np.einsum("ij,ij->i", cf, powers)
+    df = -np.einsum("ij,ij->i", cf * t[None, :], powers) * v
+    return f, df
+
+
+def _refine(cf: np.ndarray, lo: np.ndarray, hi: np.ndarray, t: np.ndarray, tol: float) -> np.ndarray:
+    """Safeguarded Newton in brackets [lo, hi] that contain a sign change of the NPV.
+
+    Iterates only on the rows not yet converged (all rows together, no loop over rows).
+    """
+    x = 0.5 * (lo + hi)
+    f_lo, _ = _npv_at(lo, cf, t)
+    active = np.arange(x.size)
+    for _ in range(200):
+        if active.size == 0:
+            break
+        xa, la, ha, fla = x[active], lo[active], hi[active], f_lo[active]
+        f, df = _npv_at(xa, cf[active], t)
+        same = np.sign(f) == np.sign(fla)
+        la = np.where(same, xa, la)
+        fla = np.where(same, f, fla)
+        ha = np.where(same, ha, xa)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            newton = xa - f / df
+        inside = np.isfinite(newton) & (newton > la) & (newton < ha)
+        x_new = np.where(inside, newton, 0.5 * (la + ha))
+        x_new = np.where(f == 0, xa, x_new)
+        x[active], lo[active], hi[active], f_lo[active] = x_new, la, ha, fla
+        done = (np.abs(x_new - xa) < tol) | (f == 0) | (ha - la < tol)
+        active = active[~done]
+    return x
+
+
+def irr(cash_flows: np.ndarray, *, tol: float = 1e-12) -> np.ndarray:
+    """Internal rate of return of every row at once.
+
+    Same definition as ``numpy_financial.irr``: flow ``j`` discounted by
+    ``(1 + r) ** j``, roots ``r > -1`` only, and where the NPV has several roots
+    the one closest to zero is returned.
+
+    Parameters
+    ----------
+    cash_flows : ndarray of shape (n_scenarios, n_periods)
+    tol : float
+        Absolute tolerance on the rate.
+
+    Returns
+    -------
+    ndarray of shape (n_scenarios,)
+        IRR per row; NaN where no rate in (-99 %, +100,000 %) sets the NPV to
+        zero (e.g. flows that never change sign).
+
+    Notes
+    -----
+    The NPV is evaluated on a fixed grid of rates (one matrix product), sign
+    changes bracket the roots, and the bracket nearest zero on each side is
+    refined by safeguarded Newton iterations, all rows together. Two roots
+    closer together than the grid step (0.5 percentage points) can be missed;
+    rows whose flows change sign once have a unique root and use a coarser grid.
+
+    Examples
+    --------
+    >>> round(float(irr(np.array([[-100, 39, 59, 55, 20]]))[0]), 5)
+    0.28095
+    """
+    cf = np.atleast_2d(np.asarray(cash_flows, dtype=float))
+    signs = np.sign(cf)
+    # sign changes of the flow sequence, zeros skipped: carry the last non-zero sign forward
+    idx = np.where(signs != 0, np.arange(cf.shape[1]), 0)
+    np.maximum.accumulate(idx, axis=1, out=idx)
+    carried = np.take_along_axis(signs, idx, axis=1)
+    n_changes = ((carried[:, 1:] * carried[:, :-1]) < 0).sum(axis=1)
+    out = np.full(cf.shape[0], np.nan)
+    simple = n_changes == 1
+    for rows, grid in ((np.flatnonzero(simple), _GRID_COARSE), (np.flatnonzero(n_changes > 1), _GRID_DENSE)):
+        if rows.size:
+            out[rows] = _irr_on_grid(cf[rows], grid, tol)
+    return out
+
+
+def _irr_on_grid(cf: np.ndarray, grid: np.ndarray, tol: float) -> np.ndarray:
+    n, periods = cf.shape
+    t = np.arange(periods, dtype=float)
+    values = cf @ ((1.0 / (1.0 + grid))[None, :] ** t[:, None])  # (n, G)
+    positive = values > 0
+    exact = values == 0
+    change = (positive[:, :-1] != positive[:, 1:]) & ~exact[:, 1:] | exact[:, :-1]
+    lo_edge, hi_edge = grid[:-1], grid[1:]
+    # the root nearest zero lies in the first bracket at or above zero, or the last one below
+    k0 = int(np.searchsorted(hi_edge, 0.0))  # first bracket with hi_edge >= 0
+    above, below = change[:, k0:], change[:, :k0][:, ::-1]
+    candidates = []
+    for part, to_index in ((above, lambda i: k0 + i), (below, lambda i: k0 - 1 - i)):
+        found = part.any(axis=1) if part.shape[1] else np.zeros(n, dtype=bool)
+        rows = np.flatnonzero(found)
+        root = np.full(n, np.nan)
+        if rows.size:
+            kk = to_index(part[rows].argmax(axis=1))
+            lo, hi = lo_edge[kk].copy(), hi_edge[kk].copy()
+            zero_lo, zero_hi = exact[rows, kk], exact[rows, kk + 1]
+            refined = _refine(cf[rows], lo, hi, t, tol)
+            root[rows] = np.where(zero_lo, lo, np.where(zero_hi, hi, refined))
+        candidates.append(root)
+    pos, neg = candidates
+    pick_neg = np.isnan(pos) | (~np.isnan(neg) & (np.abs(neg) < np.abs(pos)))
+    return np.where(pick_neg, neg, pos)

@@ -1,0 +1,287 @@
+"""Summaries of a simulation: the per-project table, annual tonnes, metrics and files.
+
+Conventions of the summary (documented here because committee members read them):
+
+- NPVs are EUR m at the fund's nominal rate, cash flows at year ends from the valuation date.
+- ``npv_*`` is the *project* NPV (unlevered, all capital providers, after political events);
+  ``equity_npv_*`` is the sponsors' equity NPV (after debt, dilution and trapped cash).
+- Equity IRR percentiles rank a total loss (no positive equity flow) as -100 %; scenarios
+  whose flows have no IRR otherwise are excluded from the percentiles and counted in
+  ``equity_irr_undefined_share``. No summary figure is NaN.
+- ``first_production_year_*`` are calendar years among scenarios that produce within the
+  horizon; ``prob_production`` is the share that does.
+- ``value_lost_<risk>_meur`` is mean project NPV with that risk switched off minus mean NPV
+  with all risks (common random numbers); negative when the risk adds value (convexity).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from .assumptions import Assumptions
+from .simulation import ATTRIBUTION, SimulationResult
+
+PERCENTILES = (1, 5, 10, 25, 50, 75, 90, 95, 99)
+
+
+def _pct(x: np.ndarray, q: float) -> float | None:
+    x = x[np.isfinite(x)]
+    return float(np.percentile(x, q)) if x.size else None
+
+
+def cvar(x: np.ndarray, level: float = 0.05) -> float:
+    """Mean of the worst ``level`` share of outcomes (expected shortfall of a value).
+
+    Examples
+    --------
+    >>> cvar(np.arange(100.0), 0.05)
+    2.0
+    """
+    x = np.sort(np.asarray(x, dtype=float))
+    k = max(int(np.floor(level * x.size)), 1)
+    return float(x[:k].mean())
+
+
+def irr_for_ranking(irr: np.ndarray, total_loss: np.ndarray, no_investment: np.ndarray) -> np.ndarray:
+    """IRRs for percentiles: total losses at -100 %, undefined ones NaN.
+
+    An IRR is undefined where the flows have no root, and also where the first non-zero
+    equity flow is positive (no investment to earn a return on: e.g. an operating mine
+    whose entry price is not part of the project model).
+    """
+    return np.where(total_loss, -1.0, np.where(no_investment, np.nan, irr))
+
+
+def project_statistics(a: Assumptions, r: SimulationResult) -> dict[str, dict]:
+    """All per-project figures (a superset of ``summary.csv``), JSON-ready.
+
+    Returns
+    -------
+    dict
+        ``{project_id: {figure: value}}``.
+    """
+    out: dict[str, dict] = {}
+    n_years = r.n_years
+    for pid, p in a.projects.items():
+        s = r.scalars[pid]
+        npv, eq = s["project_npv_meur"], s["equity_npv_meur"]
+        irr = irr_for_ranking(s["equity_irr"], s["equity_total_loss"], s["equity_no_investment"])
+        first = s["first_production_year"]
+        produces = first < n_years
+        first_cal = (r.valuation_year + first[produces]).astype(float)
+        has_debt = p.debt.amount_musd > 0
+        primary = p.materials[0]
+        tonnes = r.tonnes_mean_t[pid][primary]
+        d = {
+            "project": pid,
+            "name": p.name,
+            "country": p.country,
+            "stage": p.stage.value,
+            "materials": "+".join(p.materials),
+            "npv_mean_meur": float(npv.mean()),
+            "npv_std_meur": float(npv.std()),
+            **{f"npv_p{q}_meur": _pct(npv, q) for q in PERCENTILES},
+            "npv_cvar5_meur": cvar(npv, 0.05),
+            "prob_npv_negative": float((npv < 0).mean()),
+            "equity_npv_mean_meur": float(eq.mean()),
+            **{f"equity_npv_p{q}_meur": _pct(eq, q) for q in PERCENTILES},
+            "prob_equity_npv_negative": float((eq < 0).mean()),
+            **{f"equity_irr_p{q}": _pct(irr, q) for q in PERCENTILES},
+            "equity_irr_undefined_share": float(np.isnan(irr).mean()),
+            "prob_equity_total_loss": float(s["equity_total_loss"].mean()),
+            "prob_debt_default": float((s["default_year"] < n_years).mean()) if has_debt else 0.0,
+            "min_dscr_p50": _pct(s["min_dscr"], 50) if has_debt else None,
+            "prob_production": float(produces.mean()),
+            **{f"first_production_year_p{q}": (float(np.percentile(first_cal, q, method="inverted_cdf"))
+                                               if first_cal.size else None) for q in (5, 50, 95)},
+            "primary_material": primary,
+            "tonnes_per_year_mean_y1_10": float(tonnes["produced"][:10].mean()),
+            "tonnes_per_year_mean_y11_20": float(tonnes["produced"][10:20].mean()) if n_years > 10 else None,
+            "eu_tonnes_per_year_mean_y1_10": float(tonnes["eu"][:10].mean()),
+            "eu_tonnes_per_year_mean_y11_20": float(tonnes["eu"][10:20].mean()) if n_years > 10 else None,
+        }
+        if r.attribution_meur:
+            att = r.attribution_meur[pid]
+            base = att["base"]
+            for risk in ATTRIBUTION:
+                d[f"value_lost_{risk}_meur"] = att[risk]["project_npv_meur"] - base["project_npv_meur"]
+                d[f"equity_value_lost_{risk}_meur"] = att[risk]["equity_npv_meur"] - base["equity_npv_meur"]
+        d["event_year_share"] = r.event_year_share[pid]
+        out[pid] = d
+    return out
+
+
+#: Columns of ``summary.csv``, in order.
+SUMMARY_COLUMNS = [
+    "project", "name", "country", "stage", "materials",
+    "npv_mean_meur", "npv_p5_meur", "npv_p50_meur", "npv_p95_meur", "npv_cvar5_meur",
+    "prob_npv_negative",
+    "equity_npv_mean_meur", "equity_npv_p5_meur", "equity_npv_p50_meur", "equity_npv_p95_meur",
+    "prob_equity_npv_negative",
+    "equity_irr_p5", "equity_irr_p50", "equity_irr_p95", "equity_irr_undefined_share",
+    "prob_equity_total_loss", "prob_debt_default", "min_dscr_p50",
+    "prob_production", "first_production_year_p5", "first_production_year_p50",
+    "first_production_year_p95",
+    "primary_material", "tonnes_per_year_mean_y1_10", "tonnes_per_year_mean_y11_20",
+    "eu_tonnes_per_year_mean_y1_10", "eu_tonnes_per_year_mean_y11_20",
+    "value_lost_price_meur", "value_lost_political_meur", "value_lost_schedule_meur",
+]
+
+
+def summary_table(stats: dict[str, dict]) -> pd.DataFrame:
+    """One row per project with :data:`SUMMARY_COLUMNS` (attribution columns only if run)."""
+    df = pd.DataFrame([{k: v for k, v in d.items() if k in SUMMARY_COLUMNS} for d in stats.values()])
+    return df[[c for c in SUMMARY_COLUMNS if c in df.columns]]
+
+
+def tonnes_table(a: Assumptions, r: SimulationResult) -> pd.DataFrame:
+    """Expected tonnes per project, material and calendar year (long format)."""
+    rows = []
+    for pid, mats in r.tonnes_mean_t.items():
+        for material, d in mats.items():
+            for j in range(r.n_years):
+                rows.append({
+                    "project": pid, "material": material, "year": r.valuation_year + j,
+                    "expected_produced_t": float(d["produced"][j]),
+                    "expected_eu_delivered_t": float(d["eu"][j]),
+                })
+    return pd.DataFrame(rows)
+
+
+def format_console_table(summary: pd.DataFrame) -> str:
+    """Readable fixed-width table of the key figures for the terminal."""
+    def pct(x):
+        return "n/a" if x is None or pd.isna(x) else f"{100 * x:5.1f}%"
+
+    def meur(x):
+        return "n/a" if x is None or pd.isna(x) else f"{x:8.0f}"
+
+    def year(x):
+        return "never" if x is None or pd.isna(x) else f"{int(x)}"
+
+    view = pd.DataFrame({
+        "project": summary["project"],
+        "country": summary["country"],
+        "stage": summary["stage"],
+        "materials": summary["materials"],
+        "NPV mean": summary["npv_mean_meur"].map(meur),
+        "P5": summary["npv_p5_meur"].map(meur),
+        "P50": summary["npv_p50_meur"].map(meur),
+        "P95": summary["npv_p95_meur"].map(meur),
+        "P(NPV<0)": summary["prob_npv_negative"].map(pct),
+        "eq IRR P50": summary["equity_irr_p50"].map(pct),
+        "P(default)": summary["prob_debt_default"].map(pct),
+        "1st prod P50": summary["first_production_year_p50"].map(year),
+    })
+    return "Project NPV in EUR m at the fund rate\n" + view.to_string(index=False)
+
+
+def run_manifest(a: Assumptions, settings, command: str | None = None) -> dict:
+    """Provenance of a run: package version, git commit, settings and assumption hashes."""
+    import datetime as dt
+    import platform
+    import subprocess
+    from pathlib import Path
+
+    from . import __version__
+
+    commit = None
+    try:
+        repo = Path(__file__).resolve().parent.parent
+        res = subprocess.run(["git", "-C", str(repo), "rev-parse", "HEAD"], capture_output=True,
+                             text=True, timeout=5, check=False)
+        commit = res.stdout.strip() or None
+    except (OSError, subprocess.SubprocessError):
+        commit = None
+    return {
+        "package": "fundmodel",
+        "version": __version__,
+        "git_commit": commit,
+        "python": platform.python_version(),
+        "numpy": np.__version__,
+        "command": command,
+        "created_utc": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+        "assumptions_dir": str(a.directory),
+        "assumption_files_sha256": dict(sorted(a.file_sha256.items())),
+        "settings": {
+            "scenarios": settings.scenarios,
+            "seed": settings.seed,
+            "sampling": settings.sampling.value,
+            "chunk_size": settings.chunk_size,
+            "copula": settings.copula.value,
+            "copula_dof": settings.copula_dof,
+            "risk_attribution": settings.risk_attribution,
+        },
+    }
+
+
+def simulate_to_directory(a: Assumptions, settings, out_dir, *, progress=None, command: str | None = None,
+                          keep_scenarios: bool = True):
+    """Simulate and write ``OUT/simulation/`` atomically.
+
+    Writes ``summary.csv`` (one row per project), ``tonnes.csv`` (expected tonnes per
+    project, material and year), ``metrics.json`` (all figures), ``manifest.json``
+    (provenance) and ``scenarios/`` (year-by-scenario arrays, see
+    :class:`~fundmodel.simulation.ScenarioWriter`).
+
+    Parameters
+    ----------
+    a : Assumptions
+    settings : RunSettings
+    out_dir : str or Path
+        Output root (``reports/`` by default on the command line).
+    progress : callable, optional
+        Called with the number of scenarios done after each chunk.
+    command : str, optional
+        Command line recorded in the manifest.
+    keep_scenarios : bool, default True
+        Write the scenario-level arrays.
+
+    Returns
+    -------
+    result : SimulationResult
+    summary : pandas.DataFrame
+    """
+    from pathlib import Path
+
+    from .io import staged_directory, write_json_atomic
+    from .simulation import ScenarioWriter, simulate
+
+    target = Path(out_dir) / "simulation"
+    with staged_directory(target) as stage:
+        writer = ScenarioWriter(stage / "scenarios", a, settings.scenarios) if keep_scenarios else None
+        result = simulate(a, settings, writer=writer, progress=progress)
+        if writer is not None:
+            writer.close()
+            del writer
+        stats = project_statistics(a, result)
+        summary = summary_table(stats)
+        summary.to_csv(stage / "summary.csv", index=False)
+        tonnes_table(a, result).to_csv(stage / "tonnes.csv", index=False)
+        metrics = {
+            "valuation_date": a.fund.valuation_date.isoformat(),
+            "currency": a.fund.reporting_currency,
+            "discount_rate_nominal": a.fund.discount_rate_nominal,
+            "inflation": a.fund.inflation,
+            "horizon_years": a.fund.horizon_years,
+            "scenarios": settings.scenarios,
+            "seed": settings.seed,
+            "sampling": settings.sampling.value,
+            "export_restriction_year_share": result.export_restriction_share,
+            "projects": stats,
+        }
+        write_json_atomic(stage / "metrics.json", _json_ready(metrics))
+        write_json_atomic(stage / "manifest.json", run_manifest(a, settings, command))
+    return result, summary
+
+
+def _json_ready(obj):
+    """Replace non-finite floats (never expected) by None so JSON stays standard."""
+    if isinstance(obj, dict):
+        return {k: _json_ready(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_json_ready(v) for v in obj]
+    if isinstance(obj, float) and not np.isfinite(obj):
+        return None
+    return obj

@@ -1,0 +1,466 @@
+"""Cash-flow engine: from scenario drivers to project, equity and lender cash flows.
+
+Annual, nominal USD, arrays ``(n_scenarios, n_years)``; year ``j`` covers
+``[j, j+1)`` from the valuation date and its flows fall at its end. Real
+costs and capex escalate with the fund's inflation assumption, the same rate
+that turns real prices nominal, so discounting at the nominal fund rate is
+consistent (Fisher). All loops run over *years*, never over scenarios.
+
+Mechanics, in the order they are computed:
+
+1. **Operating time**: production starts at the end of construction, later by any
+   licence suspension drawn before that date; abandoned exploration projects never
+   produce. Within a year the plant runs the fraction of the year after the start,
+   except when suspended, after expropriation, or once the reserve
+   (``ore_mtpa * mine_life_years``) is depleted. Throughput ramps linearly over the
+   ramp-up years and loses the unrest share.
+2. **Revenue** per product: ore x grade x product factor x recovery x payability x
+   price, less the share of sales blocked by a transfer restriction.
+3. **Costs**: unit opex per tonne of ore (x a per-scenario multiplier) plus fixed
+   opex while the site is active (also when suspended); royalty on revenue at the
+   base rate plus political increases.
+4. **Capex**: studies spread until the investment decision, initial capex (x the
+   overrun multiplier) spread over construction, sustaining capex while operating,
+   closure the year after depletion.
+5. **Tax**: straight-line depreciation of capitalised capex from first production,
+   unlimited loss carry-forward, computed unlevered (project) and levered (equity).
+6. **Debt**: drawn with the *budgeted* capex profile (overruns are the sponsors'),
+   interest on the opening balance plus half the year's draws, equal principal
+   instalments after the grace period. Until completion (the first full year after
+   ramp-up) the sponsors carry debt service (completion support); after it, debt service comes from CFADS and a
+   debt-service reserve of ``reserve_months``, then from sponsor cures up to
+   ``sponsor_support_musd`` over the loan's life; when all fall short the debt
+   defaults, lenders recover ``recovery_rate`` of the outstanding balance and the
+   sponsors' equity ends.
+7. **Political effects**: expropriation ends the project and pays compensation
+   (share of net book value), which first repays debt; forced participation hands
+   the state a carried share of later distributions and pays the sponsors
+   compensation on the book equity taken; trapped cash is released with a haircut
+   when the transfer restriction ends.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from .assumptions.schema import Project, Stage
+from .finance import discount_factors, irr
+from .market import MarketPaths
+from .political import PoliticalTimeline
+from .schedule import ScheduleDraws
+
+_EPS = 1e-9
+
+
+@dataclass(frozen=True)
+class ProjectCashFlows:
+    """Cash flows of one project in nominal USD m, arrays of shape (n_scenarios, n_years).
+
+    Attributes
+    ----------
+    revenue_musd, opex_musd, royalty_musd, tax_musd, capex_musd
+        Components of the unlevered project cash flow (tax is the unlevered tax).
+    project_fcf_musd
+        Unlevered free cash flow to all capital providers after political events
+        (expropriation compensation included); dilution is an equity-level effect.
+    equity_cf_musd
+        Cash flow to the original sponsors' equity (cash calls negative).
+    lender_cf_musd
+        Cash flow to the senior lenders (draws negative, service and recoveries positive).
+    debt_outstanding_musd
+        Senior debt outstanding at the end of each year.
+    tonnes_produced_t, tonnes_eu_t : ndarray of shape (n_products, n_scenarios, n_years)
+        Recovered product, and the part delivered to European buyers (offtake share, after
+        blocked sales).
+    first_production_year : ndarray of int, shape (n_scenarios,)
+        Year index of first production, ``n_years`` when there is none within the horizon.
+    default_year : ndarray of int, shape (n_scenarios,)
+        Year index of the debt default, ``n_years`` when none.
+    min_dscr : ndarray of shape (n_scenarios,)
+        Lowest debt-service cover ratio (CFADS / debt service) over operating years with
+        debt service; ``inf`` when there is none.
+    """
+
+    revenue_musd: np.ndarray
+    opex_musd: np.ndarray
+    royalty_musd: np.ndarray
+    tax_musd: np.ndarray
+    capex_musd: np.ndarray
+    project_fcf_musd: np.ndarray
+    equity_cf_musd: np.ndarray
+    lender_cf_musd: np.ndarray
+    debt_outstanding_musd: np.ndarray
+    tonnes_produced_t: np.ndarray
+    tonnes_eu_t: np.ndarray
+    first_production_year: np.ndarray
+    default_year: np.ndarray
+    min_dscr: np.ndarray
+
+
+def spread_over(total: np.ndarray, t0: np.ndarray, t1: np.ndarray, n_years: int) -> np.ndarray:
+    """Spread amounts uniformly over the time windows ``[t0, t1)``, per year.
+
+    Parameters
+    ----------
+    total : ndarray of shape (n_scenarios,)
+        Amount to spread.
+    t0, t1 : ndarray of shape (n_scenarios,)
+        Window in years from the valuation date; a zero-length window puts the
+        whole amount in the year containing ``t0``.
+    n_years : int
+
+    Returns
+    -------
+    ndarray of shape (n_scenarios, n_years)
+        The part of each amount falling in each year (parts beyond the horizon dropped).
+
+    Examples
+    --------
+    >>> spread_over(np.array([10.0]), np.array([0.5]), np.array([2.5]), 4).tolist()
+    [[2.5, 5.0, 2.5, 0.0]]
+    """
+    j = np.arange(n_years)[None, :]
+    a, b = t0[:, None], t1[:, None]
+    width = b - a
+    overlap = np.clip(np.minimum(j + 1, b) - np.maximum(j, a), 0.0, None)
+    share = np.where(width > _EPS, overlap / np.where(width > _EPS, width, 1.0), (j == np.floor(a)))
+    return total[:, None] * share
+
+
+def project_cash_flows(
+    project: Project,
+    inflation: float,
+    market: MarketPaths,
+    schedule: ScheduleDraws,
+    politics: PoliticalTimeline,
+) -> ProjectCashFlows:
+    """Compute a project's cash flows in every scenario.
+
+    Parameters
+    ----------
+    project : Project
+        The project's assumptions.
+    inflation : float
+        Annual cost escalation (real USD of the valuation date -> nominal USD).
+    market : MarketPaths
+        Prices (nominal USD per tonne) for the same scenarios.
+    schedule : ScheduleDraws
+        Schedule, overrun and cost outcomes.
+    politics : PoliticalTimeline
+        Political-event timeline.
+
+    Returns
+    -------
+    ProjectCashFlows
+    """
+    n, n_years = market.fx_usd_per_eur.shape
+    j = np.arange(n_years)
+    jj = j[None, :]
+    ops, capex, fiscal, debt = project.operations, project.capex, project.fiscal, project.debt
+    escalation = (1.0 + inflation) ** j
+
+    # --- 1. operating time -------------------------------------------------------------
+    suspended = politics.suspended
+    planned_start = schedule.construction_end
+    # suspensions in years that end before the planned start delay it year for year
+    pre_start_delay = (suspended & (jj + 1 <= planned_start[:, None])).sum(axis=1)
+    start = np.where(schedule.developed, planned_start + pre_start_delay, np.inf)
+    construction_end = schedule.construction_end + pre_start_delay
+    alive = jj <= politics.expropriation_year[:, None]  # flows of the expropriation year still happen
+    started = np.clip(jj + 1 - start[:, None], 0.0, 1.0)  # fraction of the year after start
+    running = started * (~suspended) * alive
+    age_mid = np.cumsum(running, axis=1) - running / 2
+    rampup = schedule.rampup_years[:, None]
+    ramp = np.where(rampup > _EPS, np.clip(age_mid / np.maximum(rampup, _EPS), 0.0, 1.0), 1.0)
+    ore_uncapped_mt = ops.ore_mtpa * running * ramp * (1.0 - politics.unrest_loss)
+    reserve_mt = ops.ore_mtpa * ops.mine_life_years
+    cum_ore = np.minimum(np.cumsum(ore_uncapped_mt, axis=1), reserve_mt)
+    ore_mt = np.diff(cum_ore, axis=1, prepend=0.0)
+    depleted_before = (cum_ore - ore_mt) >= reserve_mt * (1 - 1e-12)
+    site_active = (started > 0) & alive & ~depleted_before
+    operating = ore_mt > 0
+
+    # --- 2. production and revenue -----------------------------------------------------
+    blocked = politics.transfer_restricted * politics.sales_blocked_share
+    n_products = len(project.products)
+    tonnes = np.empty((n_products, n, n_years))
+    tonnes_eu = np.empty_like(tonnes)
+    revenue = np.zeros((n, n_years))
+    for k, (material, product) in enumerate(project.products.items()):  # loop over products
+        recovery = np.clip(product.recovery + schedule.recovery_shift, 0.0, 1.0)[:, None]
+        produced_t = ore_mt * 1e6 * (product.grade_pct / 100.0) * product.product_factor * recovery
+        tonnes[k] = produced_t
+        tonnes_eu[k] = produced_t * project.offtake.eu_share * (1.0 - blocked)
+        price = market.price_usd_per_t[market.index(material)]
+        revenue += produced_t * product.payability * price * (1.0 - blocked) / 1e6
+
+    # --- 3. operating costs and royalty -------------------------------------------------
+    opex = (
+        ore_mt * ops.opex_usd_per_t_ore * schedule.opex_multiplier[:, None]
+        + ops.fixed_opex_musd_per_year * site_active
+    ) * escalation
+    royalty_rate = np.minimum(fiscal.royalty_rate + politics.royalty_increase, 0.95)
+    tax_rate = np.minimum(fiscal.tax_rate + politics.tax_increase, 0.95)
+    royalty = royalty_rate * revenue
+    ebitda = revenue - royalty - opex
+
+    # --- 4. capex --------------------------------------------------------------------------
+    developed = schedule.developed.astype(float)
+    budget_profile = spread_over(np.full(n, capex.initial_musd) * developed,
+                                 schedule.construction_start, construction_end, n_years)
+    initial = budget_profile * schedule.capex_multiplier[:, None] * escalation * alive
+    studies = spread_over(np.full(n, capex.studies_musd), np.zeros(n), schedule.studies_end, n_years)
+    studies = studies * escalation * alive
+    sustaining = capex.sustaining_musd_per_year * operating * escalation
+    depleted_year = np.where(cum_ore[:, -1] >= reserve_mt * (1 - 1e-12),
+                             (cum_ore >= reserve_mt * (1 - 1e-12)).argmax(axis=1), n_years)
+    closure = capex.closure_musd * (jj == depleted_year[:, None] + 1) * alive * escalation
+    capex_total = initial + studies + sustaining + closure
+
+    # --- 5-7. tax, debt and political effects, year by year -----------------------------
+    if project.stage is Stage.PRODUCTION or capex.initial_musd <= 0:
+        draws = np.zeros((n, n_years))
+        opening_debt = np.full(n, debt.amount_musd)
+        first_draw = np.zeros(n)
+    else:
+        draws = debt.amount_musd * budget_profile / capex.initial_musd
+        opening_debt = np.zeros(n)
+        has_draw = draws.sum(axis=1) > 0
+        first_draw = np.where(has_draw, (draws > 0).argmax(axis=1), n_years)
+    repay_from = first_draw + debt.grace_years
+    instalment = debt.amount_musd / (debt.tenor_years - debt.grace_years)
+    reserve_target = debt.reserve_months / 12.0 * (debt.amount_musd * debt.interest_rate + instalment)
+    # lenders' completion: the first full year after ramp-up; until then the sponsors
+    # carry debt service (completion support), so ramp-up shortfalls are not defaults
+    completion_year = np.ceil(start + schedule.rampup_years)
+
+    # The loop reads and writes one year of every array at a time: keep those arrays
+    # year-major (n_years, n) so each slice is contiguous, and masks as 0/1 floats so
+    # that selections are multiplications (np.where and bool casts cost several times more).
+    def year_major(x: np.ndarray) -> np.ndarray:
+        return np.ascontiguousarray(x.T, dtype=float)
+
+    ebitda_y = year_major(ebitda)
+    tax_rate_y = year_major(tax_rate)
+    dev_capex_y = year_major(initial + studies)
+    capitalised_y = year_major(initial + studies + sustaining)
+    opex_capex_y = year_major(sustaining + closure)  # funded from operating cash flow
+    capex_total_y = year_major(capex_total)
+    alive_y = year_major(alive)
+    producing_y = year_major(started > 0)  # depreciation runs from first production
+    expro_year = politics.expropriation_year
+    expro_years = set(np.unique(expro_year[expro_year < n_years]).tolist())
+    has_debt = debt.amount_musd > 0
+    has_participation = bool(politics.participation_event.any())
+    has_restriction = bool(politics.transfer_restricted.any())
+    if has_debt:
+        draws_y = year_major(draws * alive)
+    if has_participation:
+        state_share_y = year_major(politics.state_share)
+        participation_y = year_major(politics.participation_event)
+    if has_restriction:
+        restricted_y = year_major(politics.transfer_restricted)
+
+    tax_u = np.empty((n_years, n))
+    project_fcf = np.empty((n_years, n))
+    equity = np.empty((n_years, n))
+    lender = np.zeros((n_years, n))
+    outstanding = np.zeros((n_years, n))
+    dscr_min = np.full(n, np.inf)
+
+    balance = opening_debt.copy()
+    reserve = np.zeros(n)
+    support_left = np.full(n, debt.sponsor_support_musd)
+    pool_left = np.zeros(n)
+    capitalised = np.zeros(n)
+    loss_u = np.zeros(n)
+    loss_l = np.zeros(n)
+    trapped = np.zeros(n)
+    solvent = np.ones(n)  # 0 once the debt has defaulted: the sponsors' equity has ended
+    default_year = np.full(n, n_years)
+    comp_share = politics.compensation_share
+    haircut = politics.trapped_cash_haircut
+    dep_rate = 1.0 / capex.depreciation_years
+    zero = np.zeros(n)
+
+    for t in range(n_years):  # loop over years; every line is vectorised over scenarios
+        # depreciation of the capitalised pool from first production
+        capitalised += capitalised_y[t]
+        pool_left += capitalised_y[t]
+        dep = np.minimum(pool_left, capitalised * dep_rate)
+        dep *= producing_y[t]
+        pool_left -= dep
+
+        # unlevered tax (project cash flow), loss carried forward without limit
+        ebitda_t, rate_t = ebitda_y[t], tax_rate_y[t]
+        taxable = ebitda_t - dep
+        tax_u[t] = rate_t * np.maximum(taxable - loss_u, 0.0)
+        loss_u = np.maximum(loss_u - taxable, 0.0)
+
+        if has_debt:
+            # debt service due
+            draw = draws_y[t]
+            live = (((balance > _EPS) | (draw > 0)) * solvent).astype(float)
+            interest = debt.interest_rate * (balance + 0.5 * draw) * live
+            balance += draw * live
+            principal = np.minimum(balance, instalment) * (live * (t >= repay_from))
+            service = interest + principal
+
+            # levered tax and cash flow available for debt service
+            taxable -= interest
+            tax_l = rate_t * np.maximum(taxable - loss_l, 0.0)
+            loss_l = np.maximum(loss_l - taxable, 0.0)
+            cfads = ebitda_t - tax_l - opex_capex_y[t]
+
+            # after completion: reserve, then sponsor cures, else default
+            completed = live * (t >= completion_year)
+            fund_reserve = completed * (t == np.maximum(completion_year, first_draw))
+            reserve += (reserve_target - reserve) * fund_reserve
+            shortfall = np.maximum(service - cfads, 0.0) * completed
+            new_default = (shortfall > reserve + support_left + _EPS).astype(float)
+            paid = live * (1.0 - new_default)
+            use_reserve = np.minimum(shortfall, reserve) * paid
+            cure = (shortfall - use_reserve) * paid
+            reserve -= use_reserve
+            support_left -= cure
+            dscr = cfads / np.maximum(service, _EPS)
+            dscr[(completed == 0) | (service <= _EPS)] = np.inf
+            np.minimum(dscr_min, dscr, out=dscr_min)
+
+            lender_t = service * paid - draw + debt.recovery_rate * balance * new_default
+            balance -= principal * paid + balance * new_default
+            if new_default.any():
+                default_year[new_default > 0] = t
+                solvent -= new_default
+
+            # sponsors: development capex net of debt, reserve movements, operating surplus
+            surplus = cfads - service * live + use_reserve + cure
+            refill = np.clip(np.minimum(reserve_target - reserve, surplus), 0.0, None) * completed
+            reserve += refill
+            released = reserve * (1.0 - live)  # debt repaid: the reserve goes back to the sponsors
+            reserve -= released
+            eq_t = surplus - refill + released - cure - reserve_target * fund_reserve - (dev_capex_y[t] - draw)
+            eq_t *= solvent
+        else:
+            tax_l = tax_u[t]
+            lender_t = zero
+            eq_t = ebitda_t - tax_l - opex_capex_y[t] - dev_capex_y[t]
+
+        compensation = zero
+        expro_now = None
+        if t in expro_years:
+            # expropriation at the end of this year: compensation repays debt first
+            expro_now = (expro_year == t).astype(float)
+            compensation = comp_share * pool_left * expro_now
+            if has_debt:
+                to_lenders = np.minimum(compensation + reserve, balance) * expro_now
+                expro_default = expro_now * (balance > to_lenders + _EPS) * solvent
+                default_year[expro_default > 0] = t
+                lender_t = lender_t + to_lenders
+                eq_t += (compensation + reserve - to_lenders) * expro_now * solvent
+                balance *= 1.0 - expro_now
+                reserve *= 1.0 - expro_now
+                solvent -= expro_default
+            else:
+                eq_t += compensation
+
+        if has_participation:
+            # forced state participation: carried share of distributions, compensation on book equity
+            share = state_share_y[t]
+            eq_t -= np.maximum(eq_t, 0.0) * share
+            eq_t += (politics.participation_compensation_share * share
+                     * np.maximum(pool_left - balance, 0.0) * participation_y[t] * solvent)
+
+        if has_restriction:
+            # transfer restriction: distributions trapped, released with a haircut
+            restricted = restricted_y[t]
+            trap = np.maximum(eq_t, 0.0) * restricted
+            trapped += trap
+            eq_t -= trap
+            release = (1.0 - restricted) * (trapped > 0)
+            eq_t += trapped * (1.0 - haircut) * release
+            trapped *= 1.0 - release
+            if expro_now is not None:  # cash still trapped at expropriation is lost
+                trapped *= 1.0 - expro_now
+
+        alive_t = alive_y[t]
+        equity[t] = eq_t * alive_t
+        if has_debt:
+            lender[t] = lender_t * alive_t
+            outstanding[t] = balance
+        project_fcf[t] = (ebitda_t - tax_u[t] - capex_total_y[t] + compensation) * alive_t
+
+    first_prod = np.where(operating.any(axis=1), operating.argmax(axis=1), n_years)
+    return ProjectCashFlows(
+        revenue_musd=revenue,
+        opex_musd=opex,
+        royalty_musd=royalty,
+        tax_musd=tax_u.T,
+        capex_musd=capex_total,
+        project_fcf_musd=project_fcf.T,
+        equity_cf_musd=equity.T,
+        lender_cf_musd=lender.T,
+        debt_outstanding_musd=outstanding.T,
+        tonnes_produced_t=tonnes,
+        tonnes_eu_t=tonnes_eu,
+        first_production_year=first_prod,
+        default_year=default_year,
+        min_dscr=dscr_min,
+    )
+
+
+@dataclass(frozen=True)
+class ProjectValues:
+    """Per-scenario value measures of one project in EUR.
+
+    Attributes
+    ----------
+    project_npv_meur, equity_npv_meur, lender_npv_meur : ndarray of shape (n_scenarios,)
+        NPVs at the fund's nominal discount rate of the EUR-converted flows.
+    equity_irr : ndarray of shape (n_scenarios,)
+        Equity IRR of the EUR flows, NaN where undefined.
+    equity_cf_meur, lender_cf_meur : ndarray of shape (n_scenarios, n_years)
+        EUR cash flows (kept for the instrument payoffs).
+    """
+
+    project_npv_meur: np.ndarray
+    equity_npv_meur: np.ndarray
+    lender_npv_meur: np.ndarray
+    equity_irr: np.ndarray
+    equity_cf_meur: np.ndarray
+    lender_cf_meur: np.ndarray
+
+
+def value_cash_flows(flows: ProjectCashFlows, fx_usd_per_eur: np.ndarray, discount_rate: float,
+                     *, with_irr: bool = True) -> ProjectValues:
+    """Convert a project's USD flows to EUR at the simulated rate and discount them.
+
+    Parameters
+    ----------
+    flows : ProjectCashFlows
+    fx_usd_per_eur : ndarray of shape (n_scenarios, n_years)
+    discount_rate : float
+        Fund's nominal EUR rate.
+    with_irr : bool, default True
+        Skip the IRR (e.g. in risk-attribution re-runs that only need NPVs).
+
+    Returns
+    -------
+    ProjectValues
+    """
+    n_years = fx_usd_per_eur.shape[1]
+    df = discount_factors(discount_rate, n_years)
+    project_eur = flows.project_fcf_musd / fx_usd_per_eur
+    equity_eur = flows.equity_cf_musd / fx_usd_per_eur
+    lender_eur = flows.lender_cf_musd / fx_usd_per_eur
+    equity_irr = irr(equity_eur) if with_irr else np.full(equity_eur.shape[0], np.nan)
+    return ProjectValues(
+        project_npv_meur=project_eur @ df,
+        equity_npv_meur=equity_eur @ df,
+        lender_npv_meur=lender_eur @ df,
+        equity_irr=equity_irr,
+        equity_cf_meur=equity_eur,
+        lender_cf_meur=lender_eur,
+    )

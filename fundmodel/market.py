@@ -118,23 +118,25 @@ def log_price_moments(process: PriceProcess, log_spot: float, log_long_run: floa
 
 def _log_paths(process: PriceProcess, log_spot: float, log_long_run: float,
                shocks: np.ndarray | None, n: int, n_years: int) -> np.ndarray:
-    """Log-price paths (n, n_years); year 0 is the spot. ``shocks`` None = expected path."""
+    """Log-price paths, year-major (n_years, n); year 0 is the spot.
+
+    ``shocks`` is year-major (n_years - 1, n); None gives the expected path ``ln E[S_t]``.
+    """
     if shocks is None:
         mean, var = log_price_moments(process, log_spot, log_long_run, np.arange(n_years))
-        # deterministic path at E[S_t]: ln E[S] = mean + var / 2
-        return np.broadcast_to(mean + var / 2, (n, n_years)).copy()
-    out = np.empty((n, n_years))
-    out[:, 0] = log_spot
+        return np.repeat((mean + var / 2)[:, None], n, axis=1)
+    out = np.empty((n_years, n))
+    out[0] = log_spot
     s = process.volatility
     if process.model is PriceModel.LOG_OU:
         k = process.mean_reversion_per_year
         phi = np.exp(-k)
         step_sd = s * np.sqrt((1 - phi * phi) / (2 * k))
         for t in range(1, n_years):  # loop over years; vectorised over scenarios
-            out[:, t] = log_long_run + (out[:, t - 1] - log_long_run) * phi + step_sd * shocks[:, t - 1]
+            out[t] = log_long_run + (out[t - 1] - log_long_run) * phi + step_sd * shocks[t - 1]
     else:
         drift = process.drift_per_year - s * s / 2
-        out[:, 1:] = log_spot + np.cumsum(drift + s * shocks[:, : n_years - 1], axis=1)
+        out[1:] = log_spot + np.cumsum(drift + s * shocks[: n_years - 1], axis=0)
     return out
 
 
@@ -181,18 +183,19 @@ def export_restriction_regime(streams: ScenarioStreams, markets: MarketsFile, st
     regime = markets.export_restriction
     n = stop - start
     u = streams.uniforms("market/export_restriction", start, stop, 2 * n_years, quasi=False)
-    onset_u, duration_u = u[:, :n_years], u[:, n_years:]
+    u = np.ascontiguousarray(u.T)  # year-major
+    onset_u, duration_u = u[:n_years], u[n_years:]
     base_intensity = -np.log1p(-regime.annual_onset_probability)
-    p_onset = -np.expm1(-base_intensity * geo_multiplier)
+    p_onset = -np.expm1(-base_intensity * geo_multiplier.T)
     durations = np.ceil(triangular_ppf(duration_u, regime.duration_years)).clip(min=1)
-    active = np.zeros((n, n_years), dtype=bool)
+    active = np.zeros((n_years, n), dtype=bool)
     remaining = np.zeros(n)
     for t in range(1, n_years):  # loop over years; vectorised over scenarios
-        onset = (remaining <= 0) & (onset_u[:, t] < p_onset[:, t])
-        remaining = np.where(onset, durations[:, t], remaining)
-        active[:, t] = remaining > 0
+        onset = (remaining <= 0) & (onset_u[t] < p_onset[t])
+        remaining = np.where(onset, durations[t], remaining)
+        active[t] = remaining > 0
         remaining = remaining - 1
-    return active
+    return active.T
 
 
 def simulate_market(
@@ -242,8 +245,11 @@ def simulate_market(
         if risk_on else None
     )
 
+    # year-major (factor, year, scenario): every year of a factor is contiguous
+    shocks_ym = None if shocks is None else np.ascontiguousarray(shocks.transpose(2, 1, 0))
+
     def factor_shocks(name: str):
-        return None if shocks is None else shocks[:, :, factors.index(name)]
+        return None if shocks_ym is None else shocks_ym[factors.index(name)]
 
     regime = markets.export_restriction
     if risk_on and regime.annual_onset_probability > 0:
@@ -253,25 +259,27 @@ def simulate_market(
     else:
         restricted = np.zeros((n, n_years), dtype=bool)
 
-    escalation = (1.0 + inflation) ** np.arange(n_years)
-    prices = np.empty((len(materials), n, n_years))
+    escalation = ((1.0 + inflation) ** np.arange(n_years))[:, None]
+    restricted_ym = restricted.T
+    # arrays are built year-major (material, year, scenario) for contiguous per-year access
+    # downstream; the public attributes are (material, scenario, year) views of them
+    prices = np.empty((len(materials), n_years, n))
     ratios = np.empty_like(prices)
     for i, mat_id in enumerate(materials):  # loop over materials; vectorised over scenarios
         m = markets.materials[mat_id]
         log_lr = np.log(m.long_run_usd_per_t)
-        x = _log_paths(m, np.log(m.spot_usd_per_t), log_lr, factor_shocks(mat_id), n, n_years)
-        real = np.exp(x)
+        real = np.exp(_log_paths(m, np.log(m.spot_usd_per_t), log_lr, factor_shocks(mat_id), n, n_years))
         uplift = regime.price_uplift.get(mat_id, 0.0)
         if uplift:
-            real = real * (1.0 + uplift * restricted)
-        ratios[i] = real / m.long_run_usd_per_t
-        prices[i] = real * escalation
+            real *= 1.0 + uplift * restricted_ym
+        np.multiply(real, 1.0 / m.long_run_usd_per_t, out=ratios[i])
+        np.multiply(real, escalation, out=prices[i])
     fx = markets.fx
     fx_path = np.exp(_log_paths(fx, np.log(fx.spot), np.log(fx.long_run), factor_shocks(FX_FACTOR), n, n_years))
     return MarketPaths(
         materials=materials,
-        price_usd_per_t=prices,
-        real_price_ratio=ratios,
-        fx_usd_per_eur=fx_path,
+        price_usd_per_t=prices.transpose(0, 2, 1),
+        real_price_ratio=ratios.transpose(0, 2, 1),
+        fx_usd_per_eur=fx_path.T,
         export_restriction=restricted,
     )

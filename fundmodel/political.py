@@ -33,6 +33,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .assumptions.schema import Country, GeopoliticalFactor
+from ._years import cumsum_years, first_year
 from .sampling import ScenarioStreams
 
 #: Bit flags of the event bitmask stored per scenario and year.
@@ -57,14 +58,14 @@ def geopolitical_factor(streams: ScenarioStreams, params: GeopoliticalFactor,
     ndarray of shape (n_scenarios, n_years)
         Standard normal in every year, autocorrelation ``phi**lag``.
     """
-    eta = streams.normals("geopolitical", start, stop, n_years, quasi=False)
+    eta = np.ascontiguousarray(streams.normals("geopolitical", start, stop, n_years, quasi=False).T)
     phi = params.persistence
-    g = np.empty_like(eta)
-    g[:, 0] = eta[:, 0]
+    g = np.empty_like(eta)  # year-major
+    g[0] = eta[0]
     innovation_sd = np.sqrt(1.0 - phi * phi)
     for t in range(1, n_years):  # loop over years; vectorised over scenarios
-        g[:, t] = phi * g[:, t - 1] + innovation_sd * eta[:, t]
-    return g
+        g[t] = phi * g[t - 1] + innovation_sd * eta[t]
+    return g.T
 
 
 @dataclass(frozen=True)
@@ -115,8 +116,8 @@ class PoliticalTimeline:
 
 def no_political_events(country: Country, n: int, n_years: int) -> PoliticalTimeline:
     """Timeline with political risk switched off (for the risk attribution)."""
-    zeros = np.zeros((n, n_years))
-    false = np.zeros((n, n_years), dtype=bool)
+    zeros = np.zeros((n_years, n)).T
+    false = np.zeros((n_years, n), dtype=bool).T
     ev = country.events
     return PoliticalTimeline(
         expropriation_year=np.full(n, n_years),
@@ -131,19 +132,19 @@ def no_political_events(country: Country, n: int, n_years: int) -> PoliticalTime
         suspended=false,
         compensation_share=ev.expropriation.compensation_share,
         participation_compensation_share=ev.forced_participation.compensation_share,
-        events=np.zeros((n, n_years), dtype=np.uint8),
+        events=np.zeros((n_years, n), dtype=np.uint8).T,
     )
 
 
 def _windows(onsets_possible: np.ndarray, duration: int) -> np.ndarray:
-    """Turn per-year onset draws into non-overlapping windows of ``duration`` years."""
-    n, n_years = onsets_possible.shape
-    active = np.zeros((n, n_years), dtype=bool)
+    """Turn year-major onset draws (n_years, n) into non-overlapping windows of ``duration`` years."""
+    n_years, n = onsets_possible.shape
+    active = np.zeros((n_years, n), dtype=bool)
     remaining = np.zeros(n, dtype=np.int64)
     for t in range(n_years):  # loop over years; vectorised over scenarios
-        onset = (remaining <= 0) & onsets_possible[:, t]
-        remaining = np.where(onset, duration, remaining)
-        active[:, t] = remaining > 0
+        onset = (remaining <= 0) & onsets_possible[t]
+        remaining[onset] = duration
+        active[t] = remaining > 0
         remaining -= 1
     return active
 
@@ -181,21 +182,25 @@ def draw_political_events(
     Returns
     -------
     PoliticalTimeline
+        Arrays of shape (n_scenarios, n_years) (views of year-major storage).
     """
     n, n_years = geo_factor.shape
     ev = country.events
     u = streams.uniforms(f"political/{project_id}", start, stop, 6 * n_years, quasi=False)
-    u = u.reshape(n, 6, n_years)
-    geo_mult = np.exp(hazard_loading * geo_factor - hazard_loading**2 / 2)
-    log_ratio = np.log(np.maximum(price_ratio, 1e-12))
+    u = np.ascontiguousarray(u.reshape(n, 6, n_years).transpose(1, 2, 0))  # (event, year, scenario)
+    geo_mult = np.exp(hazard_loading * geo_factor.T - hazard_loading**2 / 2)
+    log_ratio = np.log(np.maximum(price_ratio.T, 1e-12))
+    price_mult: dict[float, np.ndarray] = {}
 
     def occurs(k: int, p: float, elasticity: float = 0.0) -> np.ndarray:
         if p <= 0:
-            return np.zeros((n, n_years), dtype=bool)
+            return np.zeros((n_years, n), dtype=bool)
         intensity = -np.log1p(-p) * geo_mult
         if elasticity:
-            intensity = intensity * np.exp(elasticity * log_ratio)
-        return u[:, k] < -np.expm1(-intensity)
+            if elasticity not in price_mult:
+                price_mult[elasticity] = np.exp(elasticity * log_ratio)
+            intensity *= price_mult[elasticity]
+        return u[k] < -np.expm1(-intensity)
 
     expro = occurs(0, ev.expropriation.annual_probability, ev.expropriation.price_elasticity)
     fp = ev.forced_participation
@@ -208,34 +213,35 @@ def draw_political_events(
     ls = ev.licence_suspension
     suspended = _windows(occurs(5, ls.annual_probability), ls.duration_years)
 
-    any_expro = expro.any(axis=1)
-    expro_year = np.where(any_expro, expro.argmax(axis=1), n_years)
-    first_particip = np.cumsum(particip, axis=1) == 1
-    participation_event = particip & first_particip
-    held = np.cumsum(participation_event, axis=1) > 0
-    n_grabs = np.minimum(np.cumsum(grabs, axis=1), fg.max_events)
+    expro_year = first_year(expro)
+    participation_year = first_year(particip)
+    years = np.arange(n_years)[:, None]
+    participation_event = years == participation_year
+    held = years >= participation_year
+    grab_count = cumsum_years(grabs)
+    n_grabs = np.minimum(grab_count, fg.max_events)
 
     events = (
-        expro * EVENT_BITS["expropriation"]
-        + participation_event * EVENT_BITS["forced_participation"]
-        + (grabs & (np.cumsum(grabs, axis=1) <= fg.max_events)) * EVENT_BITS["fiscal_grab"]
-        + transfer * EVENT_BITS["transfer_restriction"]
-        + unrest * EVENT_BITS["unrest"]
-        + suspended * EVENT_BITS["licence_suspension"]
+        expro * np.uint8(EVENT_BITS["expropriation"])
+        | participation_event * np.uint8(EVENT_BITS["forced_participation"])
+        | (grabs & (grab_count <= fg.max_events)) * np.uint8(EVENT_BITS["fiscal_grab"])
+        | transfer * np.uint8(EVENT_BITS["transfer_restriction"])
+        | unrest * np.uint8(EVENT_BITS["unrest"])
+        | suspended * np.uint8(EVENT_BITS["licence_suspension"])
     ).astype(np.uint8)
 
     return PoliticalTimeline(
         expropriation_year=expro_year,
-        state_share=held * fp.state_share,
-        participation_event=participation_event,
-        royalty_increase=n_grabs * fg.royalty_increase,
-        tax_increase=n_grabs * fg.tax_increase,
-        transfer_restricted=transfer,
+        state_share=(held * fp.state_share).T,
+        participation_event=participation_event.T,
+        royalty_increase=(n_grabs * fg.royalty_increase).T,
+        tax_increase=(n_grabs * fg.tax_increase).T,
+        transfer_restricted=transfer.T,
         sales_blocked_share=tr.sales_blocked_share,
         trapped_cash_haircut=tr.trapped_cash_haircut,
-        unrest_loss=unrest * ev.unrest.production_loss_share,
-        suspended=suspended,
+        unrest_loss=(unrest * ev.unrest.production_loss_share).T,
+        suspended=suspended.T,
         compensation_share=ev.expropriation.compensation_share,
         participation_compensation_share=fp.compensation_share,
-        events=events,
+        events=events.T,
     )

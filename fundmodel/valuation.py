@@ -46,6 +46,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .assumptions.schema import Project, Stage
+from ._years import cumsum_years, first_year
 from .finance import discount_factors, irr
 from .market import MarketPaths
 from .political import PoliticalTimeline
@@ -100,7 +101,7 @@ class ProjectCashFlows:
 
 
 def spread_over(total: np.ndarray, t0: np.ndarray, t1: np.ndarray, n_years: int) -> np.ndarray:
-    """Spread amounts uniformly over the time windows ``[t0, t1)``, per year.
+    """Spread amounts uniformly over the time windows ``[t0, t1)``, per year (year-major).
 
     Parameters
     ----------
@@ -113,20 +114,23 @@ def spread_over(total: np.ndarray, t0: np.ndarray, t1: np.ndarray, n_years: int)
 
     Returns
     -------
-    ndarray of shape (n_scenarios, n_years)
+    ndarray of shape (n_years, n_scenarios)
         The part of each amount falling in each year (parts beyond the horizon dropped).
+
+    Notes
+    -----
+    With ``F(x) = clip((x - t0) / (t1 - t0), 0, 1)`` the share of year ``j`` is
+    ``F(j + 1) - F(j)``; a zero width makes ``F`` a step at ``t0``.
 
     Examples
     --------
-    >>> spread_over(np.array([10.0]), np.array([0.5]), np.array([2.5]), 4).tolist()
+    >>> spread_over(np.array([10.0]), np.array([0.5]), np.array([2.5]), 4).T.tolist()
     [[2.5, 5.0, 2.5, 0.0]]
     """
-    j = np.arange(n_years)[None, :]
-    a, b = t0[:, None], t1[:, None]
-    width = b - a
-    overlap = np.clip(np.minimum(j + 1, b) - np.maximum(j, a), 0.0, None)
-    share = np.where(width > _EPS, overlap / np.where(width > _EPS, width, 1.0), (j == np.floor(a)))
-    return total[:, None] * share
+    edges = np.arange(n_years + 1, dtype=float)[:, None]
+    width = np.maximum(t1 - t0, 1e-300)
+    cumulative = np.clip((edges - t0) / width, 0.0, 1.0)
+    return np.diff(cumulative, axis=0) * total
 
 
 def project_cash_flows(
@@ -156,79 +160,85 @@ def project_cash_flows(
     ProjectCashFlows
     """
     n, n_years = market.fx_usd_per_eur.shape
-    j = np.arange(n_years)
-    jj = j[None, :]
     ops, capex, fiscal, debt = project.operations, project.capex, project.fiscal, project.debt
-    escalation = (1.0 + inflation) ** j
+    # Arrays here are year-major (n_years, n): every year is a contiguous block of scenarios,
+    # which the year loop below reads and writes; results are returned as (n, n_years) views.
+    jj = np.arange(n_years)[:, None]
+    escalation = (1.0 + inflation) ** jj
 
     # --- 1. operating time -------------------------------------------------------------
-    suspended = politics.suspended
+    suspended = politics.suspended.T
     planned_start = schedule.construction_end
     # suspensions in years that end before the planned start delay it year for year
-    pre_start_delay = (suspended & (jj + 1 <= planned_start[:, None])).sum(axis=1)
+    pre_start_delay = (suspended & (jj + 1 <= planned_start)).sum(axis=0)
     start = np.where(schedule.developed, planned_start + pre_start_delay, np.inf)
     construction_end = schedule.construction_end + pre_start_delay
-    alive = jj <= politics.expropriation_year[:, None]  # flows of the expropriation year still happen
-    started = np.clip(jj + 1 - start[:, None], 0.0, 1.0)  # fraction of the year after start
-    running = started * (~suspended) * alive
-    age_mid = np.cumsum(running, axis=1) - running / 2
-    rampup = schedule.rampup_years[:, None]
+    alive = jj <= politics.expropriation_year  # flows of the expropriation year still happen
+    started = np.clip(jj + 1 - start, 0.0, 1.0)  # fraction of the year after start
+    running = started * ~suspended
+    running *= alive
+    age_mid = cumsum_years(running) - running / 2
+    rampup = schedule.rampup_years
     ramp = np.where(rampup > _EPS, np.clip(age_mid / np.maximum(rampup, _EPS), 0.0, 1.0), 1.0)
-    ore_uncapped_mt = ops.ore_mtpa * running * ramp * (1.0 - politics.unrest_loss)
+    ore_uncapped_mt = running * ramp
+    ore_uncapped_mt *= ops.ore_mtpa * (1.0 - politics.unrest_loss.T)
     reserve_mt = ops.ore_mtpa * ops.mine_life_years
-    cum_ore = np.minimum(np.cumsum(ore_uncapped_mt, axis=1), reserve_mt)
-    ore_mt = np.diff(cum_ore, axis=1, prepend=0.0)
-    depleted_before = (cum_ore - ore_mt) >= reserve_mt * (1 - 1e-12)
+    cum_ore = np.minimum(cumsum_years(ore_uncapped_mt), reserve_mt)
+    ore_mt = np.diff(cum_ore, axis=0, prepend=0.0)
+    depleted = cum_ore >= reserve_mt * (1 - 1e-12)
+    depleted_before = depleted & (ore_mt <= 0)
     site_active = (started > 0) & alive & ~depleted_before
     operating = ore_mt > 0
 
     # --- 2. production and revenue -----------------------------------------------------
-    blocked = politics.transfer_restricted * politics.sales_blocked_share
+    sold_share = 1.0 - politics.transfer_restricted.T * politics.sales_blocked_share
     n_products = len(project.products)
-    tonnes = np.empty((n_products, n, n_years))
+    tonnes = np.empty((n_products, n_years, n))
     tonnes_eu = np.empty_like(tonnes)
-    revenue = np.zeros((n, n_years))
+    revenue = np.zeros((n_years, n))
     for k, (material, product) in enumerate(project.products.items()):  # loop over products
-        recovery = np.clip(product.recovery + schedule.recovery_shift, 0.0, 1.0)[:, None]
-        produced_t = ore_mt * 1e6 * (product.grade_pct / 100.0) * product.product_factor * recovery
-        tonnes[k] = produced_t
-        tonnes_eu[k] = produced_t * project.offtake.eu_share * (1.0 - blocked)
-        price = market.price_usd_per_t[market.index(material)]
-        revenue += produced_t * product.payability * price * (1.0 - blocked) / 1e6
+        recovery = np.clip(product.recovery + schedule.recovery_shift, 0.0, 1.0)
+        t_per_mt = 1e6 * (product.grade_pct / 100.0) * product.product_factor * recovery
+        np.multiply(ore_mt, t_per_mt, out=tonnes[k])
+        np.multiply(tonnes[k], sold_share * project.offtake.eu_share, out=tonnes_eu[k])
+        price = market.price_usd_per_t[market.index(material)].T
+        revenue += tonnes[k] * price * (product.payability / 1e6)
+    revenue *= sold_share
 
     # --- 3. operating costs and royalty -------------------------------------------------
-    opex = (
-        ore_mt * ops.opex_usd_per_t_ore * schedule.opex_multiplier[:, None]
-        + ops.fixed_opex_musd_per_year * site_active
-    ) * escalation
-    royalty_rate = np.minimum(fiscal.royalty_rate + politics.royalty_increase, 0.95)
-    tax_rate = np.minimum(fiscal.tax_rate + politics.tax_increase, 0.95)
+    opex = ore_mt * (ops.opex_usd_per_t_ore * schedule.opex_multiplier)
+    opex += ops.fixed_opex_musd_per_year * site_active
+    opex *= escalation
+    royalty_rate = np.minimum(fiscal.royalty_rate + politics.royalty_increase.T, 0.95)
+    tax_rate = np.minimum(fiscal.tax_rate + politics.tax_increase.T, 0.95)
     royalty = royalty_rate * revenue
     ebitda = revenue - royalty - opex
 
     # --- 4. capex --------------------------------------------------------------------------
-    developed = schedule.developed.astype(float)
-    budget_profile = spread_over(np.full(n, capex.initial_musd) * developed,
+    budget_profile = spread_over(np.where(schedule.developed, capex.initial_musd, 0.0),
                                  schedule.construction_start, construction_end, n_years)
-    initial = budget_profile * schedule.capex_multiplier[:, None] * escalation * alive
-    studies = spread_over(np.full(n, capex.studies_musd), np.zeros(n), schedule.studies_end, n_years)
-    studies = studies * escalation * alive
+    nominal = escalation * alive
+    initial = budget_profile * schedule.capex_multiplier * nominal
+    if capex.studies_musd > 0:
+        studies = spread_over(np.full(n, capex.studies_musd), np.zeros(n), schedule.studies_end, n_years)
+        studies *= nominal
+        dev_capex = initial + studies
+    else:
+        dev_capex = initial
     sustaining = capex.sustaining_musd_per_year * operating * escalation
-    depleted_year = np.where(cum_ore[:, -1] >= reserve_mt * (1 - 1e-12),
-                             (cum_ore >= reserve_mt * (1 - 1e-12)).argmax(axis=1), n_years)
-    closure = capex.closure_musd * (jj == depleted_year[:, None] + 1) * alive * escalation
-    capex_total = initial + studies + sustaining + closure
+    depleted_year = first_year(depleted)
+    closure = capex.closure_musd * (jj == depleted_year + 1) * nominal
+    capex_total = dev_capex + sustaining + closure
 
     # --- 5-7. tax, debt and political effects, year by year -----------------------------
     if project.stage is Stage.PRODUCTION or capex.initial_musd <= 0:
-        draws = np.zeros((n, n_years))
+        draws = np.zeros((n_years, n))
         opening_debt = np.full(n, debt.amount_musd)
         first_draw = np.zeros(n)
     else:
-        draws = debt.amount_musd * budget_profile / capex.initial_musd
+        draws = budget_profile * (debt.amount_musd / capex.initial_musd)
         opening_debt = np.zeros(n)
-        has_draw = draws.sum(axis=1) > 0
-        first_draw = np.where(has_draw, (draws > 0).argmax(axis=1), n_years)
+        first_draw = first_year(draws > 0)
     repay_from = first_draw + debt.grace_years
     instalment = debt.amount_musd / (debt.tenor_years - debt.grace_years)
     reserve_target = debt.reserve_months / 12.0 * (debt.amount_musd * debt.interest_rate + instalment)
@@ -236,35 +246,32 @@ def project_cash_flows(
     # carry debt service (completion support), so ramp-up shortfalls are not defaults
     completion_year = np.ceil(start + schedule.rampup_years)
 
-    # The loop reads and writes one year of every array at a time: keep those arrays
-    # year-major (n_years, n) so each slice is contiguous, and masks as 0/1 floats so
-    # that selections are multiplications (np.where and bool casts cost several times more).
-    def year_major(x: np.ndarray) -> np.ndarray:
-        return np.ascontiguousarray(x.T, dtype=float)
-
-    ebitda_y = year_major(ebitda)
-    tax_rate_y = year_major(tax_rate)
-    dev_capex_y = year_major(initial + studies)
-    capitalised_y = year_major(initial + studies + sustaining)
-    opex_capex_y = year_major(sustaining + closure)  # funded from operating cash flow
-    capex_total_y = year_major(capex_total)
-    alive_y = year_major(alive)
-    producing_y = year_major(started > 0)  # depreciation runs from first production
+    # The loop reads and writes one year of every array at a time (contiguous rows), with
+    # masks as 0/1 floats so that selections are multiplications (np.where and bool casts
+    # cost several times more).
+    ebitda_y = ebitda
+    tax_rate_y = tax_rate
+    dev_capex_y = dev_capex
+    capitalised_y = dev_capex + sustaining
+    opex_capex_y = sustaining + closure  # funded from operating cash flow
+    capex_total_y = capex_total
+    alive_y = alive.astype(float)
+    producing_y = (started > 0).astype(float)  # depreciation runs from first production
     expro_year = politics.expropriation_year
     expro_years = set(np.unique(expro_year[expro_year < n_years]).tolist())
     has_debt = debt.amount_musd > 0
     has_participation = bool(politics.participation_event.any())
     has_restriction = bool(politics.transfer_restricted.any())
     if has_debt:
-        draws_y = year_major(draws * alive)
+        draws_y = draws * alive
     if has_participation:
-        state_share_y = year_major(politics.state_share)
-        participation_y = year_major(politics.participation_event)
+        state_share_y = politics.state_share.T
+        participation_y = politics.participation_event.T.astype(float)
     if has_restriction:
-        restricted_y = year_major(politics.transfer_restricted)
+        restricted_y = politics.transfer_restricted.T.astype(float)
 
     tax_u = np.empty((n_years, n))
-    project_fcf = np.empty((n_years, n))
+    project_fcf = np.zeros((n_years, n))
     equity = np.empty((n_years, n))
     lender = np.zeros((n_years, n))
     outstanding = np.zeros((n_years, n))
@@ -325,9 +332,8 @@ def project_cash_flows(
             cure = (shortfall - use_reserve) * paid
             reserve -= use_reserve
             support_left -= cure
-            dscr = cfads / np.maximum(service, _EPS)
-            dscr[(completed == 0) | (service <= _EPS)] = np.inf
-            np.minimum(dscr_min, dscr, out=dscr_min)
+            np.minimum(dscr_min, cfads / np.maximum(service, _EPS), out=dscr_min,
+                       where=(completed > 0) & (service > _EPS))
 
             lender_t = service * paid - draw + debt.recovery_rate * balance * new_default
             balance -= principal * paid + balance * new_default
@@ -385,26 +391,31 @@ def project_cash_flows(
             if expro_now is not None:  # cash still trapped at expropriation is lost
                 trapped *= 1.0 - expro_now
 
-        alive_t = alive_y[t]
-        equity[t] = eq_t * alive_t
+        equity[t] = eq_t
         if has_debt:
-            lender[t] = lender_t * alive_t
+            lender[t] = lender_t
             outstanding[t] = balance
-        project_fcf[t] = (ebitda_t - tax_u[t] - capex_total_y[t] + compensation) * alive_t
+        if expro_now is not None:
+            project_fcf[t] = compensation
 
-    first_prod = np.where(operating.any(axis=1), operating.argmax(axis=1), n_years)
+    # nothing flows after the expropriation year
+    equity *= alive_y
+    lender *= alive_y
+    project_fcf += (ebitda - tax_u - capex_total) * alive_y
+
+    first_prod = first_year(operating)
     return ProjectCashFlows(
-        revenue_musd=revenue,
-        opex_musd=opex,
-        royalty_musd=royalty,
+        revenue_musd=revenue.T,
+        opex_musd=opex.T,
+        royalty_musd=royalty.T,
         tax_musd=tax_u.T,
-        capex_musd=capex_total,
+        capex_musd=capex_total.T,
         project_fcf_musd=project_fcf.T,
         equity_cf_musd=equity.T,
         lender_cf_musd=lender.T,
         debt_outstanding_musd=outstanding.T,
-        tonnes_produced_t=tonnes,
-        tonnes_eu_t=tonnes_eu,
+        tonnes_produced_t=tonnes.transpose(0, 2, 1),
+        tonnes_eu_t=tonnes_eu.transpose(0, 2, 1),
         first_production_year=first_prod,
         default_year=default_year,
         min_dscr=dscr_min,

@@ -55,14 +55,21 @@ class Assumptions:
         return list(self.markets.materials)
 
 
-class _UniqueKeyLoader(yaml.SafeLoader):
-    """Safe YAML loader that refuses duplicate mapping keys."""
+class _UniqueKeyLoader(getattr(yaml, "CSafeLoader", yaml.SafeLoader)):
+    """Safe YAML loader that refuses duplicate mapping keys (libyaml parser when available)."""
 
 
 def _construct_mapping(loader: _UniqueKeyLoader, node: yaml.MappingNode, deep: bool = False):
     seen: dict[Any, int] = {}
     for key_node, _ in node.value:
         key = loader.construct_object(key_node, deep=deep)
+        try:
+            hash(key)
+        except TypeError:
+            raise yaml.constructor.ConstructorError(
+                None, None, f"a key must be a plain value, not a {type(key).__name__}",
+                key_node.start_mark,
+            ) from None
         if key in seen:
             raise yaml.constructor.ConstructorError(
                 None,
@@ -79,6 +86,18 @@ _UniqueKeyLoader.add_constructor(
 )
 
 
+def _construct_timestamp(loader: _UniqueKeyLoader, node: yaml.ScalarNode):
+    # PyYAML raises a bare ValueError (no line) for an impossible date such as 2026-13-01.
+    try:
+        return yaml.constructor.SafeConstructor.construct_yaml_timestamp(loader, node)
+    except (ValueError, OverflowError) as exc:
+        raise yaml.constructor.ConstructorError(
+            None, None, f"invalid date {node.value!r} ({exc})", node.start_mark) from None
+
+
+_UniqueKeyLoader.add_constructor("tag:yaml.org,2002:timestamp", _construct_timestamp)
+
+
 def _read_yaml(path: Path, rel: str, issues: list[Issue]) -> Any:
     try:
         text = path.read_text(encoding="utf-8")
@@ -92,6 +111,15 @@ def _read_yaml(path: Path, rel: str, issues: list[Issue]) -> Any:
         where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
         problem = getattr(exc, "problem", None) or str(exc)
         issues.append(Issue(rel, "", f"invalid YAML: {where}{problem}", show_value=False))
+        return None
+    except (ValueError, TypeError, OverflowError, RecursionError) as exc:  # last resort, no line known
+        issues.append(Issue(rel, "", f"invalid YAML: {exc}", show_value=False))
+        return None
+    if data is None:
+        issues.append(Issue(rel, "", "is empty; must be a mapping of keys to values", show_value=False))
+        return None
+    if isinstance(data, list):
+        issues.append(Issue(rel, "", "must be a mapping of keys to values, got a list", show_value=False))
         return None
     if not isinstance(data, dict):
         issues.append(Issue(rel, "", "must be a mapping of keys to values", data))
@@ -193,6 +221,13 @@ def _validate(rel: str, model: type[BaseModel], data: Any, issues: list[Issue]):
 
 
 # ----------------------------------------------------------------------------- cross-file rules
+def _hint(name: str, options: list[str]) -> str:
+    """`` (did you mean 'x'?)`` for the closest option, ignoring case; empty if none is close."""
+    by_case = {o.casefold(): o for o in options}
+    close = difflib.get_close_matches(name.casefold(), list(by_case), n=1)
+    return f" (did you mean '{by_case[close[0]]}'?)" if close else ""
+
+
 def _check_fund(fund: FundFile, issues: list[Issue]) -> None:
     real = (1 + fund.discount_rate_nominal) / (1 + fund.inflation) - 1
     if real <= 0:
@@ -208,8 +243,7 @@ def _check_markets(m: MarketsFile, issues: list[Issue]) -> None:
     factors = m.correlation.factors
     unknown = [f for f in factors if f not in expected]
     for f in unknown:
-        close = difflib.get_close_matches(f, expected, n=1)
-        hint = f" (did you mean '{close[0]}'?)" if close else ""
+        hint = _hint(f, expected)
         issues.append(Issue(rel, "correlation.factors", f"names unknown factor '{f}'{hint}", f, False))
     missing = [f for f in expected if f not in factors]
     if missing:
@@ -226,13 +260,14 @@ def _check_markets(m: MarketsFile, issues: list[Issue]) -> None:
     c = np.asarray(rows, dtype=float)
     for i in range(n):
         if c[i, i] != 1.0:
-            issues.append(Issue(rel, f"correlation.matrix[{i}][{i}]", "diagonal must be 1", c[i, i]))
+            issues.append(Issue(rel, f"correlation.matrix[{i}][{i}]", "diagonal must be 1",
+                                float(c[i, i])))
     for i in range(n):
         for j in range(i + 1, n):
             if c[i, j] != c[j, i]:
                 issues.append(Issue(
                     rel, f"correlation.matrix[{i}][{j}]",
-                    f"must equal matrix[{j}][{i}] ({c[j, i]}) ({factors[i]} vs {factors[j]})", c[i, j]))
+                    f"must equal matrix[{j}][{i}] ({c[j, i]}) ({factors[i]} vs {factors[j]})", float(c[i, j])))
     if not any(i.key.startswith("correlation.matrix") for i in issues):
         eig = float(np.linalg.eigvalsh(c).min())
         if eig < -1e-10:
@@ -241,27 +276,32 @@ def _check_markets(m: MarketsFile, issues: list[Issue]) -> None:
                                 None, False))
     for mat in m.export_restriction.price_uplift:
         if mat not in m.materials:
-            close = difflib.get_close_matches(mat, list(m.materials), n=1)
-            hint = f" (did you mean '{close[0]}'?)" if close else ""
+            hint = _hint(mat, list(m.materials))
             issues.append(Issue(rel, f"export_restriction.price_uplift.{mat}",
                                 f"unknown material{hint}", mat, False))
 
 
-def _check_project(rel: str, p: Project, stem: str, markets: MarketsFile | None,
-                   countries: CountriesFile | None, issues: list[Issue]) -> None:
-    if p.id != stem:
-        issues.append(Issue(rel, "id", f"must equal the file name '{stem}'", p.id))
-    if countries is not None and p.country not in countries.countries:
-        close = difflib.get_close_matches(p.country, list(countries.countries), n=1)
-        hint = f" (did you mean '{close[0]}'?)" if close else ""
-        issues.append(Issue(rel, "country", f"must be a country in countries.yaml{hint}", p.country))
-    if markets is not None:
-        for mat in p.products:
-            if mat not in markets.materials:
-                close = difflib.get_close_matches(mat, list(markets.materials), n=1)
-                hint = f" (did you mean '{close[0]}'?)" if close else ""
+def _check_project_refs(rel: str, pid: Any, country: Any, products: Any, stem: str,
+                        markets: MarketsFile | None, countries: CountriesFile | None,
+                        issues: list[Issue]) -> None:
+    """Id = file name, country and materials exist; on raw values too, so that these are
+    reported even when the file has schema errors (values of the wrong type are skipped)."""
+    if isinstance(pid, str) and pid != stem:
+        issues.append(Issue(rel, "id", f"must equal the file name '{stem}'", pid))
+    if countries is not None and isinstance(country, str) and country not in countries.countries:
+        hint = _hint(country, list(countries.countries))
+        issues.append(Issue(rel, "country", f"must be a country in countries.yaml{hint}", country))
+    if markets is not None and isinstance(products, dict):
+        for mat in products:
+            if isinstance(mat, str) and mat not in markets.materials:
+                hint = _hint(mat, list(markets.materials))
                 issues.append(Issue(rel, f"products.{mat}",
                                     f"must be a material in markets.yaml{hint}", mat, False))
+
+
+def _check_project(rel: str, p: Project, stem: str, markets: MarketsFile | None,
+                   countries: CountriesFile | None, issues: list[Issue]) -> None:
+    _check_project_refs(rel, p.id, p.country, p.products, stem, markets, countries, issues)
     if not p.products:
         issues.append(Issue(rel, "products", "must name at least one material", None, False))
     needs = {
@@ -344,13 +384,20 @@ def load_assumptions(directory: str | Path = "assumptions") -> Assumptions:
     projects: dict[str, Project] = {}
     project_dir = root / "projects"
     files = sorted(project_dir.glob("*.yaml")) + sorted(project_dir.glob("*.yml"))
-    if not files:
+    if not project_dir.is_dir():
+        issues.append(Issue("projects/", "", "directory is missing (it must hold one <id>.yaml per project)",
+                            show_value=False))
+    elif not files:
         issues.append(Issue("projects/", "", "must contain at least one project file (*.yaml)",
                             show_value=False))
     for path in files:
         rel = f"projects/{path.name}"
-        project = _validate(rel, Project, read(rel), issues)
+        data = read(rel)
+        project = _validate(rel, Project, data, issues)
         if project is None:
+            if isinstance(data, dict):
+                _check_project_refs(rel, data.get("id"), data.get("country"), data.get("products"),
+                                    path.stem, markets, countries, issues)
             continue
         _check_project(rel, project, path.stem, markets, countries, issues)
         if project.id in projects:

@@ -18,7 +18,7 @@ import datetime as _dt
 from enum import Enum
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
 
 Share = Annotated[float, Field(ge=0.0, le=1.0)]
 PositiveFloat = Annotated[float, Field(gt=0.0)]
@@ -27,9 +27,9 @@ Source = Annotated[str, Field(min_length=3)]
 
 
 class _Model(BaseModel):
-    """Base: unknown keys are errors, loaded objects are immutable."""
+    """Base: unknown keys are errors, loaded objects are immutable, numbers must be finite."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True, validate_default=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, validate_default=True, allow_inf_nan=False)
 
 
 class SamplingMethod(str, Enum):
@@ -333,14 +333,16 @@ class Debt(_Model):
     reserve_months: Annotated[float, Field(ge=0.0, le=24.0)] = 6.0
     sponsor_support_musd: NonNegativeFloat = 0.0
 
-    @model_validator(mode="after")
-    def _grace_within_tenor(self) -> "Debt":
-        if self.grace_years >= self.tenor_years:
+    @field_validator("grace_years")
+    @classmethod
+    def _grace_within_tenor(cls, grace_years: int, info: ValidationInfo) -> int:
+        # a field validator (not a model one) so that the error names debt.grace_years
+        tenor_years = info.data.get("tenor_years")
+        if tenor_years is not None and grace_years >= tenor_years:
             raise ValueError(
-                f"grace_years must be < tenor_years, got grace_years={self.grace_years}, "
-                f"tenor_years={self.tenor_years}"
+                f"must be < tenor_years ({tenor_years}), got {grace_years}"
             )
-        return self
+        return grace_years
 
 
 class Offtake(_Model):

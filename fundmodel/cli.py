@@ -70,6 +70,8 @@ def build_parser() -> argparse.ArgumentParser:
                        help="dependence of market shocks (default: fund.yaml)")
     p_sim.add_argument("--chunk-size", type=_positive_int, metavar="N",
                        help="scenarios per chunk, a memory knob (default: fund.yaml)")
+    p_sim.add_argument("--workers", type=_positive_int, metavar="N",
+                       help="worker processes (default: fund.yaml); results do not depend on it")
     p_sim.add_argument("--no-attribution", action="store_true",
                        help="skip the risk-attribution re-runs")
     p_sim.add_argument("--out", default="reports", metavar="DIR", help="output root (default: reports)")
@@ -98,7 +100,7 @@ def cmd_simulate(args) -> int:
     a = load_assumptions(args.assumptions)
     settings = RunSettings.from_assumptions(
         a, scenarios=args.scenarios, seed=args.seed, sampling=args.sampling,
-        copula=args.copula, chunk_size=args.chunk_size,
+        copula=args.copula, chunk_size=args.chunk_size, workers=args.workers,
         risk_attribution=False if args.no_attribution else None,
     )
     started = time.perf_counter()

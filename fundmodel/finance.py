@@ -71,14 +71,18 @@ def _npv_at(rates: np.ndarray, cf: np.ndarray, t: np.ndarray):
     return f, df
 
 
-def _refine(cf: np.ndarray, lo: np.ndarray, hi: np.ndarray, t: np.ndarray, tol: float) -> np.ndarray:
-    """Safeguarded Newton in brackets [lo, hi] that contain a sign change of the NPV.
+def _refine(cf: np.ndarray, lo: np.ndarray, hi: np.ndarray, f_lo: np.ndarray, f_hi: np.ndarray,
+            t: np.ndarray, tol: float) -> np.ndarray:
+    """Safeguarded Newton in brackets [lo, hi] where the NPV changes sign (f_lo, f_hi at the ends).
 
-    Iterates only on the rows not yet converged (all rows together, no loop over rows).
+    Starts from the secant point of the bracket and iterates only on the rows not yet
+    converged (all rows together, no loop over rows).
     """
-    x = 0.5 * (lo + hi)
-    f_lo, _ = _npv_at(lo, cf, t)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        x = np.where(f_hi != f_lo, lo - f_lo * (hi - lo) / (f_hi - f_lo), 0.5 * (lo + hi))
+    x = np.clip(x, lo, hi)
     active = np.arange(x.size)
+    f_lo = f_lo.copy()
     for _ in range(200):
         if active.size == 0:
             break
@@ -90,7 +94,7 @@ def _refine(cf: np.ndarray, lo: np.ndarray, hi: np.ndarray, t: np.ndarray, tol: 
         ha = np.where(same, ha, xa)
         with np.errstate(divide="ignore", invalid="ignore"):
             newton = xa - f / df
-        inside = np.isfinite(newton) & (newton > la) & (newton < ha)
+        inside = np.isfinite(newton) & (newton >= la) & (newton <= ha)
         x_new = np.where(inside, newton, 0.5 * (la + ha))
         x_new = np.where(f == 0, xa, x_new)
         x[active], lo[active], hi[active], f_lo[active] = x_new, la, ha, fla
@@ -166,7 +170,7 @@ def _irr_on_grid(cf: np.ndarray, grid: np.ndarray, tol: float) -> np.ndarray:
             kk = to_index(part[rows].argmax(axis=1))
             lo, hi = lo_edge[kk].copy(), hi_edge[kk].copy()
             zero_lo, zero_hi = exact[rows, kk], exact[rows, kk + 1]
-            refined = _refine(cf[rows], lo, hi, t, tol)
+            refined = _refine(cf[rows], lo, hi, values[rows, kk], values[rows, kk + 1], t, tol)
             root[rows] = np.where(zero_lo, lo, np.where(zero_hi, hi, refined))
         candidates.append(root)
     pos, neg = candidates

@@ -11,7 +11,9 @@ Conventions of the summary (documented here because committee members read them)
 - ``first_production_year_*`` are calendar years among scenarios that produce within the
   horizon; ``prob_production`` is the share that does.
 - ``value_lost_<risk>_meur`` is mean project NPV with that risk switched off minus mean NPV
-  with all risks (common random numbers); negative when the risk adds value (convexity).
+  with all risks, on the same first ``attribution_scenarios`` scenarios (common random
+  numbers), with the standard error of that difference; negative when the risk adds value
+  (convexity).
 """
 
 from __future__ import annotations
@@ -104,9 +106,12 @@ def project_statistics(a: Assumptions, r: SimulationResult) -> dict[str, dict]:
         if r.attribution_meur:
             att = r.attribution_meur[pid]
             base = att["base"]
+            d["attribution_scenarios"] = att["scenarios"]
             for risk in ATTRIBUTION:
                 d[f"value_lost_{risk}_meur"] = att[risk]["project_npv_meur"] - base["project_npv_meur"]
+                d[f"value_lost_{risk}_se_meur"] = att[risk]["project_npv_diff_se_meur"]
                 d[f"equity_value_lost_{risk}_meur"] = att[risk]["equity_npv_meur"] - base["equity_npv_meur"]
+                d[f"equity_value_lost_{risk}_se_meur"] = att[risk]["equity_npv_diff_se_meur"]
         d["event_year_share"] = r.event_year_share[pid]
         out[pid] = d
     return out
@@ -246,15 +251,12 @@ def simulate_to_directory(a: Assumptions, settings, out_dir, *, progress=None, c
     from pathlib import Path
 
     from .io import staged_directory, write_json_atomic
-    from .simulation import ScenarioWriter, simulate
+    from .simulation import simulate
 
     target = Path(out_dir) / "simulation"
     with staged_directory(target) as stage:
-        writer = ScenarioWriter(stage / "scenarios", a, settings.scenarios) if keep_scenarios else None
-        result = simulate(a, settings, writer=writer, progress=progress)
-        if writer is not None:
-            writer.close()
-            del writer
+        result = simulate(a, settings, scenario_dir=stage / "scenarios" if keep_scenarios else None,
+                          progress=progress)
         stats = project_statistics(a, result)
         summary = summary_table(stats)
         summary.to_csv(stage / "summary.csv", index=False)

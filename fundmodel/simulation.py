@@ -51,6 +51,8 @@ class RunSettings:
     copula: Copula
     copula_dof: float
     risk_attribution: bool
+    attribution_scenarios: int = 8192  #: attribution uses the first N scenarios (rounded up to chunks)
+    workers: int = 1  #: worker processes; results do not depend on it
 
     @classmethod
     def from_assumptions(cls, a: Assumptions, **overrides) -> "RunSettings":
@@ -59,6 +61,7 @@ class RunSettings:
         values = dict(
             scenarios=s.scenarios, seed=s.seed, sampling=s.sampling, chunk_size=s.chunk_size,
             copula=s.copula, copula_dof=s.copula_dof, risk_attribution=s.risk_attribution,
+            attribution_scenarios=s.attribution_scenarios, workers=s.workers,
         )
         values.update({k: v for k, v in overrides.items() if v is not None})
         values["sampling"] = SamplingMethod(values["sampling"])
@@ -99,6 +102,7 @@ class Chunk:
 
     start: int
     stop: int
+    geo_factor: np.ndarray
     market: MarketPaths
     projects: dict[str, ProjectChunk]
 
@@ -158,7 +162,51 @@ def simulate_chunk(
         values = value_cash_flows(flows, market.fx_usd_per_eur, a.fund.discount_rate_nominal,
                                   with_irr=with_irr)
         projects[pid] = ProjectChunk(schedule, politics, flows, values)
-    return Chunk(start, stop, market, projects)
+    return Chunk(start, stop, geo, market, projects)
+
+
+def attribution_chunk(a: Assumptions, streams: ScenarioStreams, base: Chunk) -> dict[str, dict[str, ProjectValues]]:
+    """Values of every project with each risk class switched off, on the base chunk's draws.
+
+    Each variant reuses what the switched-off risk does not change (common random
+    numbers, and no work done twice): the schedule variant keeps the base market
+    and political events; the political variant keeps market and schedule; the price
+    variant keeps the schedule and re-draws political events on the same uniforms,
+    since price-sensitive hazards follow the (now deterministic) prices.
+
+    Returns
+    -------
+    dict
+        ``{risk: {project_id: ProjectValues}}`` for each risk in :data:`ATTRIBUTION` (no IRRs).
+    """
+    n_years = a.fund.horizon_years
+    start, stop = base.start, base.stop
+    n = stop - start
+    market_off = simulate_market(a.markets, streams, start, stop, n_years, a.fund.inflation,
+                                 base.geo_factor, risk_on=False)
+    loading = a.countries.geopolitical_factor.hazard_loading
+    out: dict[str, dict[str, ProjectValues]] = {risk: {} for risk in ATTRIBUTION}
+    rate = a.fund.discount_rate_nominal
+    for pid, project in a.projects.items():  # loop over projects; vectorised over scenarios
+        country = a.countries.countries[project.country]
+        pc = base.projects[pid]
+        ev = country.events
+        price_sensitive = any(e.price_elasticity for e in (ev.expropriation, ev.forced_participation, ev.fiscal_grab))
+        politics_p = pc.politics
+        if price_sensitive:
+            ratio = market_off.real_price_ratio[market_off.index(project.materials[0])]
+            politics_p = draw_political_events(streams, pid, country, base.geo_factor, loading, ratio, start, stop)
+        schedule_off = draw_schedule(project, country.permitting_years,
+                                     np.full((n, len(SCHEDULE_DRAWS)), 0.5), risk_on=False)
+        cases = {
+            "price": (market_off, pc.schedule, politics_p),
+            "political": (base.market, pc.schedule, no_political_events(country, n, n_years)),
+            "schedule": (base.market, schedule_off, pc.politics),
+        }
+        for risk, (market, schedule, politics) in cases.items():
+            flows = project_cash_flows(project, a.fund.inflation, market, schedule, politics)
+            out[risk][pid] = value_cash_flows(flows, market.fx_usd_per_eur, rate, with_irr=False)
+    return out
 
 
 #: Per-scenario scalars kept for every project, with their dtypes.
@@ -212,11 +260,97 @@ class SimulationResult:
 ProgressCallback = Callable[[int], None]
 
 
+def _attribution(base: dict[str, np.ndarray], variants: dict, n_attr: int) -> dict:
+    """Mean NPVs with each risk off, all-risk means on the same scenarios, and standard errors.
+
+    The standard error is that of the mean *difference* (variant minus base) over the
+    common scenarios, which is small because both use the same random numbers.
+    """
+    out: dict = {"scenarios": n_attr,
+                 "base": {m: float(base[m][:n_attr].mean()) for m in ("project_npv_meur", "equity_npv_meur")}}
+    for risk, d in variants.items():
+        out[risk] = {}
+        for m, arr in d.items():
+            diff = arr - base[m][:n_attr]
+            out[risk][m] = float(arr.mean())
+            out[risk][m.replace("_meur", "_diff_se_meur")] = float(diff.std(ddof=1) / np.sqrt(n_attr)) if n_attr > 1 else 0.0
+    return out
+
+
+def _block_sums(rows: np.ndarray) -> list[np.ndarray]:
+    """Column sums of ``rows`` per random block of scenarios (added in order by the caller)."""
+    return [rows[lo: lo + BLOCK].sum(axis=0) for lo in range(0, rows.shape[0], BLOCK)]
+
+
+def run_chunk(a: Assumptions, settings: RunSettings, start: int, stop: int,
+              scenario_dir: str | Path | None = None, streams: ScenarioStreams | None = None) -> dict:
+    """Simulate scenarios ``[start, stop)`` and reduce them to what :func:`simulate` keeps.
+
+    Runs the same way in the calling process or in a worker process: year-by-scenario
+    arrays go straight into the memory-mapped files under ``scenario_dir``; the small
+    per-scenario results come back to the caller.
+
+    Returns
+    -------
+    dict
+        ``scalars`` (per project, per :data:`SCALARS` name, arrays of the chunk's rows),
+        ``variants`` (attribution NPVs), ``tonnes`` (per-block sums), ``events``
+        (counts per project and event) and ``restricted_years``.
+    """
+    if streams is None:
+        streams = ScenarioStreams(settings.seed, settings.sampling)
+    chunk = simulate_chunk(a, streams, start, stop, copula=settings.copula, copula_dof=settings.copula_dof)
+    out: dict = {"start": start, "stop": stop, "scalars": {}, "variants": {}, "tonnes": {}, "events": {},
+                 "restricted_years": int(chunk.market.export_restriction.sum())}
+    for pid, pc in chunk.projects.items():
+        v, f = pc.values, pc.flows
+        eq = v.equity_cf_meur
+        first_flow = np.take_along_axis(eq, (eq != 0).argmax(axis=1)[:, None], axis=1)[:, 0]
+        out["scalars"][pid] = {
+            "project_npv_meur": v.project_npv_meur,
+            "equity_npv_meur": v.equity_npv_meur,
+            "lender_npv_meur": v.lender_npv_meur,
+            "equity_irr": v.equity_irr,
+            "equity_total_loss": (eq <= 0).all(axis=1) & (eq < 0).any(axis=1),
+            "equity_no_investment": first_flow > 0,
+            "first_production_year": f.first_production_year,
+            "default_year": f.default_year,
+            "min_dscr": f.min_dscr,
+        }
+        out["tonnes"][pid] = {
+            material: {"produced": _block_sums(f.tonnes_produced_t[k]), "eu": _block_sums(f.tonnes_eu_t[k])}
+            for k, material in enumerate(a.projects[pid].products)
+        }
+        out["events"][pid] = {e: int(np.count_nonzero(pc.politics.events & bit)) for e, bit in EVENT_BITS.items()}
+    if scenario_dir is not None:
+        ScenarioWriter.open(scenario_dir).write(chunk)
+    if settings.risk_attribution and start < settings.attribution_scenarios:
+        for risk, values in attribution_chunk(a, streams, chunk).items():
+            out["variants"][risk] = {pid: (v.project_npv_meur, v.equity_npv_meur) for pid, v in values.items()}
+    return out
+
+
+_WORKER: dict = {}
+
+
+def _worker_init(a: Assumptions, settings: RunSettings, scenario_dir) -> None:
+    from threadpoolctl import threadpool_limits
+
+    threadpool_limits(1)  # one BLAS thread per worker: the workers already fill the cores
+    _WORKER.update(a=a, settings=settings, scenario_dir=scenario_dir,
+                   streams=ScenarioStreams(settings.seed, settings.sampling))
+
+
+def _worker_task(bounds: tuple[int, int]) -> dict:
+    w = _WORKER
+    return run_chunk(w["a"], w["settings"], bounds[0], bounds[1], w["scenario_dir"], w["streams"])
+
+
 def simulate(
     a: Assumptions,
     settings: RunSettings,
     *,
-    writer: "ScenarioWriter | None" = None,
+    scenario_dir: str | Path | None = None,
     progress: ProgressCallback | None = None,
 ) -> SimulationResult:
     """Run the Monte Carlo simulation of every project.
@@ -226,15 +360,22 @@ def simulate(
     a : Assumptions
         Validated assumptions.
     settings : RunSettings
-        Scenario count, seed, sampling, chunk size, copula, attribution.
-    writer : ScenarioWriter, optional
-        Receives each chunk's year-by-scenario arrays.
+        Scenario count, seed, sampling, chunk size, copula, attribution, workers.
+    scenario_dir : str or Path, optional
+        Directory for the year-by-scenario arrays (see :class:`ScenarioWriter`); none written
+        when omitted.
     progress : callable, optional
         Called with the number of scenarios finished after each chunk (for a progress bar).
 
     Returns
     -------
     SimulationResult
+
+    Notes
+    -----
+    Chunks hold whole random blocks and every sum is accumulated block by block in scenario
+    order, so the results are bit-for-bit the same whatever the chunk size and the number of
+    worker processes.
 
     Examples
     --------
@@ -246,59 +387,62 @@ def simulate(
     """
     n = settings.scenarios
     n_years = a.fund.horizon_years
-    streams = ScenarioStreams(settings.seed, settings.sampling)
-    # variants get their own stream objects so that the Sobol' engines advance identically
-    variant_streams = {k: ScenarioStreams(settings.seed, settings.sampling) for k in ATTRIBUTION}
     scalars = {pid: {name: np.empty(n, dtype=dtype) for name, dtype in SCALARS.items()}
                for pid in a.projects}
     tonnes_sum = {pid: {m: {"produced": np.zeros(n_years), "eu": np.zeros(n_years)}
                         for m in p.products} for pid, p in a.projects.items()}
     event_counts = {pid: {e: 0 for e in EVENT_BITS} for pid in a.projects}
     restriction_years = 0
-    variant_npv = {pid: {risk: {"project_npv_meur": np.empty(n), "equity_npv_meur": np.empty(n)}
-                         for risk in ATTRIBUTION} for pid in a.projects}
-    # Chunks hold whole random blocks and sums are accumulated block by block in scenario
-    # order, so every figure is bit-for-bit the same whatever the chunk size.
     step = -(-settings.chunk_size // BLOCK) * BLOCK
+    bounds = [(lo, min(lo + step, n)) for lo in range(0, n, step)]
+    # attribution runs on the chunks that start below attribution_scenarios
+    n_attr = max(hi for lo, hi in bounds if lo < settings.attribution_scenarios)
+    variant_npv = {pid: {risk: {"project_npv_meur": np.empty(n_attr), "equity_npv_meur": np.empty(n_attr)}
+                         for risk in ATTRIBUTION} for pid in a.projects}
+    if scenario_dir is not None:
+        ScenarioWriter.create(scenario_dir, a, n)
 
-    for start in range(0, n, step):  # loop over chunks of scenarios
-        stop = min(start + step, n)
-        chunk = simulate_chunk(a, streams, start, stop, copula=settings.copula,
-                               copula_dof=settings.copula_dof)
-        restriction_years += int(chunk.market.export_restriction.sum())
-        for pid, pc in chunk.projects.items():
-            out = scalars[pid]
-            v, f = pc.values, pc.flows
-            out["project_npv_meur"][start:stop] = v.project_npv_meur
-            out["equity_npv_meur"][start:stop] = v.equity_npv_meur
-            out["lender_npv_meur"][start:stop] = v.lender_npv_meur
-            out["equity_irr"][start:stop] = v.equity_irr
-            out["equity_total_loss"][start:stop] = (v.equity_cf_meur <= 0).all(axis=1) & (
-                v.equity_cf_meur < 0).any(axis=1)
-            first_flow = np.take_along_axis(
-                v.equity_cf_meur, (v.equity_cf_meur != 0).argmax(axis=1)[:, None], axis=1)[:, 0]
-            out["equity_no_investment"][start:stop] = first_flow > 0
-            out["first_production_year"][start:stop] = f.first_production_year
-            out["default_year"][start:stop] = f.default_year
-            out["min_dscr"][start:stop] = f.min_dscr
-            for k, material in enumerate(a.projects[pid].products):
-                _add_block_sums(tonnes_sum[pid][material]["produced"], f.tonnes_produced_t[k])
-                _add_block_sums(tonnes_sum[pid][material]["eu"], f.tonnes_eu_t[k])
-            for event, bit in EVENT_BITS.items():
-                event_counts[pid][event] += int(np.count_nonzero(pc.politics.events & bit))
-        if writer is not None:
-            writer.write(chunk)
-        del chunk
-        if settings.risk_attribution:
-            for risk, switches in ATTRIBUTION.items():
-                variant = simulate_chunk(a, variant_streams[risk], start, stop, copula=settings.copula,
-                                         copula_dof=settings.copula_dof, switches=switches, with_irr=False)
-                for pid, pc in variant.projects.items():
-                    variant_npv[pid][risk]["project_npv_meur"][start:stop] = pc.values.project_npv_meur
-                    variant_npv[pid][risk]["equity_npv_meur"][start:stop] = pc.values.equity_npv_meur
-                del variant
-        if progress is not None:
-            progress(stop - start)
+    workers = min(settings.workers, len(bounds))
+    # single-threaded BLAS everywhere: multi-threaded kernels may round differently, and the
+    # results must not depend on where a chunk ran (scenario-level parallelism uses processes)
+    from threadpoolctl import threadpool_limits
+
+    blas_limit = threadpool_limits(1)
+    if workers > 1:
+        import multiprocessing as mp
+        from concurrent.futures import ProcessPoolExecutor
+
+        method = "fork" if "fork" in mp.get_all_start_methods() else "spawn"
+        pool = ProcessPoolExecutor(workers, mp_context=mp.get_context(method), initializer=_worker_init,
+                                   initargs=(a, settings, scenario_dir))
+        results = pool.map(_worker_task, bounds)
+    else:
+        pool = None
+        streams = ScenarioStreams(settings.seed, settings.sampling)
+        results = (run_chunk(a, settings, lo, hi, scenario_dir, streams) for lo, hi in bounds)
+    try:
+        for res in results:  # in scenario order, whichever process computed them
+            lo, hi = res["start"], res["stop"]
+            restriction_years += res["restricted_years"]
+            for pid, values in res["scalars"].items():
+                for name, arr in values.items():
+                    scalars[pid][name][lo:hi] = arr
+                for material, sums in res["tonnes"][pid].items():
+                    for kind, blocks in sums.items():
+                        for block_sum in blocks:
+                            tonnes_sum[pid][material][kind] += block_sum
+                for event, count in res["events"][pid].items():
+                    event_counts[pid][event] += count
+            for risk, per_project in res["variants"].items():
+                for pid, (project_npv, equity_npv) in per_project.items():
+                    variant_npv[pid][risk]["project_npv_meur"][lo:hi] = project_npv
+                    variant_npv[pid][risk]["equity_npv_meur"][lo:hi] = equity_npv
+            if progress is not None:
+                progress(hi - lo)
+    finally:
+        if pool is not None:
+            pool.shutdown(cancel_futures=True)
+        blas_limit.restore_original_limits()
 
     scenario_years = n * n_years
     return SimulationResult(
@@ -312,18 +456,10 @@ def simulate(
                           for pid, d in event_counts.items()},
         export_restriction_share=restriction_years / scenario_years,
         attribution_meur=(
-            {pid: {"base": {m: float(scalars[pid][m].mean()) for m in ("project_npv_meur", "equity_npv_meur")},
-                   **{risk: {m: float(arr.mean()) for m, arr in d.items()} for risk, d in variants.items()}}
-             for pid, variants in variant_npv.items()}
+            {pid: _attribution(scalars[pid], variants, n_attr) for pid, variants in variant_npv.items()}
             if settings.risk_attribution else {}
         ),
     )
-
-
-def _add_block_sums(total: np.ndarray, rows: np.ndarray) -> None:
-    """Add the column sums of ``rows`` to ``total`` one random block at a time (chunk-invariant)."""
-    for lo in range(0, rows.shape[0], BLOCK):
-        total += rows[lo: lo + BLOCK].sum(axis=0)
 
 
 class ScenarioWriter:
@@ -343,24 +479,30 @@ class ScenarioWriter:
     Read them back with :func:`load_scenarios`.
     """
 
-    def __init__(self, directory: str | Path, a: Assumptions, n_scenarios: int):
+    def __init__(self, market: dict[str, np.ndarray], projects: dict[str, dict[str, np.ndarray]]):
+        self.market = market
+        self.projects = projects
+
+    @classmethod
+    def create(cls, directory: str | Path, a: Assumptions, n_scenarios: int) -> "ScenarioWriter":
+        """Create the files, sized for ``n_scenarios``."""
         from numpy.lib.format import open_memmap
 
-        self.directory = Path(directory)
+        root = Path(directory)
         h = a.fund.horizon_years
         n_mat = len(a.markets.materials)
 
         def mm(rel: str, dtype, shape):
-            path = self.directory / rel
+            path = root / rel
             path.parent.mkdir(parents=True, exist_ok=True)
             return open_memmap(path, mode="w+", dtype=dtype, shape=shape)
 
-        self.market = {
+        market = {
             "price_usd_per_t": mm("market/price_usd_per_t.npy", np.float32, (n_mat, n_scenarios, h)),
             "fx_usd_per_eur": mm("market/fx_usd_per_eur.npy", np.float32, (n_scenarios, h)),
             "export_restriction": mm("market/export_restriction.npy", bool, (n_scenarios, h)),
         }
-        self.projects = {
+        projects = {
             pid: {
                 "equity_cf_meur": mm(f"{pid}/equity_cf_meur.npy", np.float32, (n_scenarios, h)),
                 "lender_cf_meur": mm(f"{pid}/lender_cf_meur.npy", np.float32, (n_scenarios, h)),
@@ -370,6 +512,19 @@ class ScenarioWriter:
             }
             for pid, p in a.projects.items()
         }
+        writer = cls(market, projects)
+        writer.close()
+        return writer
+
+    @classmethod
+    def open(cls, directory: str | Path) -> "ScenarioWriter":
+        """Open existing files for writing rows (e.g. in a worker process)."""
+        arrays = {
+            sub.name: {f.stem: np.load(f, mmap_mode="r+") for f in sorted(sub.glob("*.npy"))}
+            for sub in sorted(p for p in Path(directory).iterdir() if p.is_dir())
+        }
+        market = arrays.pop("market")
+        return cls(market, arrays)
 
     def write(self, chunk: Chunk) -> None:
         """Store one chunk's arrays at its scenario rows."""
@@ -384,6 +539,7 @@ class ScenarioWriter:
             out["debt_outstanding_musd"][s] = pc.flows.debt_outstanding_musd
             out["tonnes_eu_t"][:, s] = pc.flows.tonnes_eu_t
             out["political_events"][s] = pc.politics.events
+        self.close()
 
     def close(self) -> None:
         """Flush every memory map to disk."""

@@ -49,6 +49,7 @@ from .assumptions.schema import Project, Stage
 from ._years import cumsum_years, first_year
 from .finance import discount_factors, irr
 from .market import MarketPaths
+from .sampling import BLOCK
 from .political import PoliticalTimeline
 from .schedule import ScheduleDraws
 
@@ -463,15 +464,22 @@ def value_cash_flows(flows: ProjectCashFlows, fx_usd_per_eur: np.ndarray, discou
     """
     n_years = fx_usd_per_eur.shape[1]
     df = discount_factors(discount_rate, n_years)
-    project_eur = flows.project_fcf_musd / fx_usd_per_eur
-    equity_eur = flows.equity_cf_musd / fx_usd_per_eur
-    lender_eur = flows.lender_cf_musd / fx_usd_per_eur
-    equity_irr = irr(equity_eur) if with_irr else np.full(equity_eur.shape[0], np.nan)
+    project_eur = np.ascontiguousarray(flows.project_fcf_musd / fx_usd_per_eur)
+    equity_eur = np.ascontiguousarray(flows.equity_cf_musd / fx_usd_per_eur)
+    lender_eur = np.ascontiguousarray(flows.lender_cf_musd / fx_usd_per_eur)
+    n = equity_eur.shape[0]
+    # BLAS kernels may round differently with the number of rows; evaluating fixed blocks of
+    # BLOCK scenarios (chunks start on block boundaries) keeps results chunk-invariant bit for bit
+    blocks = [slice(lo, min(lo + BLOCK, n)) for lo in range(0, n, BLOCK)]
+
+    def per_block(fn, x):
+        return np.concatenate([fn(x[b]) for b in blocks]) if blocks else np.empty(0)
+
     return ProjectValues(
-        project_npv_meur=project_eur @ df,
-        equity_npv_meur=equity_eur @ df,
-        lender_npv_meur=lender_eur @ df,
-        equity_irr=equity_irr,
+        project_npv_meur=per_block(lambda x: x @ df, project_eur),
+        equity_npv_meur=per_block(lambda x: x @ df, equity_eur),
+        lender_npv_meur=per_block(lambda x: x @ df, lender_eur),
+        equity_irr=per_block(irr, equity_eur) if with_irr else np.full(n, np.nan),
         equity_cf_meur=equity_eur,
         lender_cf_meur=lender_eur,
     )

@@ -110,6 +110,9 @@ def _read_yaml(path: Path, rel: str, issues: list[Issue]) -> Any:
         mark = getattr(exc, "problem_mark", None)
         where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
         problem = getattr(exc, "problem", None) or str(exc)
+        context, context_mark = getattr(exc, "context", None), getattr(exc, "context_mark", None)
+        if context and context_mark is not None and (mark is None or context_mark.line != mark.line):
+            problem += f" ({context} at line {context_mark.line + 1})"
         issues.append(Issue(rel, "", f"invalid YAML: {where}{problem}", show_value=False))
         return None
     except (ValueError, TypeError, OverflowError, RecursionError) as exc:  # last resort, no line known
@@ -282,26 +285,26 @@ def _check_markets(m: MarketsFile, issues: list[Issue]) -> None:
 
 
 def _check_project_refs(rel: str, pid: Any, country: Any, products: Any, stem: str,
-                        markets: MarketsFile | None, countries: CountriesFile | None,
+                        material_ids: list[str] | None, country_ids: list[str] | None,
                         issues: list[Issue]) -> None:
     """Id = file name, country and materials exist; on raw values too, so that these are
-    reported even when the file has schema errors (values of the wrong type are skipped)."""
+    reported even when a file has schema errors (values of the wrong type are skipped)."""
     if isinstance(pid, str) and pid != stem:
         issues.append(Issue(rel, "id", f"must equal the file name '{stem}'", pid))
-    if countries is not None and isinstance(country, str) and country not in countries.countries:
-        hint = _hint(country, list(countries.countries))
+    if country_ids is not None and isinstance(country, str) and country not in country_ids:
+        hint = _hint(country, country_ids)
         issues.append(Issue(rel, "country", f"must be a country in countries.yaml{hint}", country))
-    if markets is not None and isinstance(products, dict):
+    if material_ids is not None and isinstance(products, dict):
         for mat in products:
-            if isinstance(mat, str) and mat not in markets.materials:
-                hint = _hint(mat, list(markets.materials))
+            if isinstance(mat, str) and mat not in material_ids:
+                hint = _hint(mat, material_ids)
                 issues.append(Issue(rel, f"products.{mat}",
                                     f"must be a material in markets.yaml{hint}", mat, False))
 
 
-def _check_project(rel: str, p: Project, stem: str, markets: MarketsFile | None,
-                   countries: CountriesFile | None, issues: list[Issue]) -> None:
-    _check_project_refs(rel, p.id, p.country, p.products, stem, markets, countries, issues)
+def _check_project(rel: str, p: Project, stem: str, material_ids: list[str] | None,
+                   country_ids: list[str] | None, issues: list[Issue]) -> None:
+    _check_project_refs(rel, p.id, p.country, p.products, stem, material_ids, country_ids, issues)
     if not p.products:
         issues.append(Issue(rel, "products", "must name at least one material", None, False))
     needs = {
@@ -333,6 +336,15 @@ def _check_project(rel: str, p: Project, stem: str, markets: MarketsFile | None,
 
 
 # ----------------------------------------------------------------------------- entry point
+def _names(source: Any, key: str, model: BaseModel | None) -> list[str] | None:
+    """Ids defined by a file: the validated mapping, else the raw ``key`` mapping, else None."""
+    if model is None:
+        source = source.get(key) if isinstance(source, dict) else None
+    if not isinstance(source, dict):
+        return None
+    return [k for k in source if isinstance(k, str)]
+
+
 def load_assumptions(directory: str | Path = "assumptions") -> Assumptions:
     """Read and validate an assumptions directory.
 
@@ -361,8 +373,9 @@ def load_assumptions(directory: str | Path = "assumptions") -> Assumptions:
     root = Path(directory)
     issues: list[Issue] = []
     if not root.is_dir():
-        raise AssumptionError([Issue(str(root), "", "assumptions directory does not exist",
-                                     show_value=False)])
+        rule = ("is not a directory (give the assumptions directory)" if root.exists()
+                else "assumptions directory does not exist")
+        raise AssumptionError([Issue(str(root), "", rule, show_value=False)])
     hashes: dict[str, str] = {}
 
     def read(rel: str):
@@ -374,8 +387,13 @@ def load_assumptions(directory: str | Path = "assumptions") -> Assumptions:
         return _read_yaml(path, rel, issues)
 
     fund = _validate("fund.yaml", FundFile, read("fund.yaml"), issues)
-    markets = _validate("markets.yaml", MarketsFile, read("markets.yaml"), issues)
-    countries = _validate("countries.yaml", CountriesFile, read("countries.yaml"), issues)
+    markets_data = read("markets.yaml")
+    markets = _validate("markets.yaml", MarketsFile, markets_data, issues)
+    countries_data = read("countries.yaml")
+    countries = _validate("countries.yaml", CountriesFile, countries_data, issues)
+    # names the projects may refer to: from the raw files if these have errors of their own
+    material_ids = _names(markets.materials if markets is not None else markets_data, "materials", markets)
+    country_ids = _names(countries.countries if countries is not None else countries_data, "countries", countries)
     if fund is not None:
         _check_fund(fund, issues)
     if markets is not None:
@@ -397,9 +415,9 @@ def load_assumptions(directory: str | Path = "assumptions") -> Assumptions:
         if project is None:
             if isinstance(data, dict):
                 _check_project_refs(rel, data.get("id"), data.get("country"), data.get("products"),
-                                    path.stem, markets, countries, issues)
+                                    path.stem, material_ids, country_ids, issues)
             continue
-        _check_project(rel, project, path.stem, markets, countries, issues)
+        _check_project(rel, project, path.stem, material_ids, country_ids, issues)
         if project.id in projects:
             issues.append(Issue(rel, "id", "is used by another project file", project.id))
         projects[project.id] = project

@@ -86,10 +86,12 @@ class SimulationSettings(_Model):
     scenarios: Annotated[int, Field(ge=1, le=10_000_000)] = 20_000
     seed: Annotated[int, Field(ge=0)] = 20260101
     sampling: SamplingMethod = SamplingMethod.SOBOL
-    chunk_size: Annotated[int, Field(ge=1, le=1_000_000)] = 8192
+    chunk_size: Annotated[int, Field(ge=1, le=1_000_000)] = 4096
     copula: Copula = Copula.GAUSSIAN
     copula_dof: Annotated[float, Field(gt=2.0, le=1000.0)] = 5.0
     risk_attribution: bool = True
+    attribution_scenarios: Annotated[int, Field(ge=1, le=10_000_000)] = 8192
+    workers: Annotated[int, Field(ge=1, le=256)] = 2
 
 
 class FundFile(_Model):

@@ -186,19 +186,21 @@ def draw_political_events(
     """
     n, n_years = geo_factor.shape
     ev = country.events
-    u = streams.uniforms(f"political/{project_id}", start, stop, 6 * n_years, quasi=False)
-    u = np.ascontiguousarray(u.reshape(n, 6, n_years).transpose(1, 2, 0))  # (event, year, scenario)
-    geo_mult = np.exp(hazard_loading * geo_factor.T - hazard_loading**2 / 2)
-    log_ratio = np.log(np.maximum(price_ratio.T, 1e-12))
+    # (event, year, scenario) in float32: only compared with probabilities
+    u = streams.pseudo_uniforms_by_dim(f"political/{project_id}", start, stop, 6 * n_years,
+                                       dtype=np.float32).reshape(6, n_years, n)
+    geo_mult = np.exp(np.float32(hazard_loading) * geo_factor.T.astype(np.float32)
+                      - np.float32(hazard_loading**2 / 2))
+    log_ratio = np.log(np.maximum(price_ratio.T, 1e-12)).astype(np.float32)
     price_mult: dict[float, np.ndarray] = {}
 
     def occurs(k: int, p: float, elasticity: float = 0.0) -> np.ndarray:
         if p <= 0:
             return np.zeros((n_years, n), dtype=bool)
-        intensity = -np.log1p(-p) * geo_mult
+        intensity = np.float32(-np.log1p(-p)) * geo_mult
         if elasticity:
             if elasticity not in price_mult:
-                price_mult[elasticity] = np.exp(elasticity * log_ratio)
+                price_mult[elasticity] = np.exp(np.float32(elasticity) * log_ratio)
             intensity *= price_mult[elasticity]
         return u[k] < -np.expm1(-intensity)
 

@@ -9,6 +9,7 @@ import sys
 
 import numpy as np
 import pytest
+from scipy import stats
 from scipy.stats import qmc
 
 from fundmodel.assumptions.schema import SamplingMethod
@@ -42,7 +43,7 @@ def test_stream_key_literal_values(name):
 def test_stream_key_stable_across_processes_with_different_hash_seeds():
     code = "from fundmodel.sampling import stream_key; print(stream_key('market'), stream_key('schedule/mn_ree'))"
     outputs = set()
-    for hash_seed in ("0", "12345"):
+    for hash_seed in ("12345",):  # the parent uses a random hash seed; one child suffices
         env = dict(os.environ, PYTHONHASHSEED=hash_seed)
         out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
         outputs.add(out.stdout.strip())
@@ -111,8 +112,8 @@ def test_uniform_and_normal_moments(method):
         f"{method.value}: uniform means {u.mean(axis=0)} differ from 0.5 by more than 4 SE ({4 * se_u:.4f})"
     )
     z = s.normals("moments", 0, n, dim)
-    np.testing.assert_allclose(z, __import__("scipy").stats.norm.ppf(u), rtol=0, atol=0,
-                               err_msg="normals are no longer norm.ppf of the same uniforms")
+    np.testing.assert_array_equal(z, stats.norm.ppf(u),
+                                  err_msg="normals are no longer norm.ppf of the same uniforms")
     se_m, se_v = 1 / np.sqrt(n), np.sqrt(2 / n)
     assert np.abs(z.mean(axis=0)).max() < 4 * se_m, f"{method.value}: normal means {z.mean(axis=0)} (4 SE {4 * se_m:.4f})"
     assert np.abs(z.var(axis=0) - 1).max() < 4 * se_v, f"{method.value}: normal variances {z.var(axis=0)} (4 SE {4 * se_v:.4f})"
@@ -121,8 +122,8 @@ def test_uniform_and_normal_moments(method):
 SOBOL_CROSS_STREAM_BUG = (
     "BUG fundmodel/sampling.py ScenarioStreams._sobol_rows: scipy's scrambled Sobol' (LMS + digital shift) "
     "keeps each point's leading bit up to a per-seed flip, so two stream names share or mirror it: "
-    "schedule/<project> uniforms of different projects correlate at +-0.56..0.94 under the default "
-    "sampling (sobol)"
+    "schedule/<project> uniforms of different projects correlate at +-0.56..0.94, and with the first-year "
+    "market/shocks at up to 0.93, under the default sampling (sobol)"
 )
 
 
@@ -146,6 +147,29 @@ def test_different_stream_names_are_uncorrelated(method, names):
     assert np.abs(c).max() < bound, (
         f"{method.value}: streams {names[0]!r} and {names[1]!r} correlate up to "
         f"{np.abs(c).max():.4f} (> 4/sqrt(N) = {bound:.4f}); same-dimension correlations {np.round(np.diag(c), 3)}"
+    )
+
+
+@pytest.mark.parametrize(
+    "method",
+    [
+        SamplingMethod.PSEUDO,
+        SamplingMethod.LHS,
+        pytest.param(SamplingMethod.SOBOL, marks=pytest.mark.xfail(reason=SOBOL_CROSS_STREAM_BUG, strict=True)),
+    ],
+    ids=lambda m: m.value,
+)
+def test_schedule_stream_independent_of_market_shocks(method):
+    """The shipped run draws 'market/shocks' (39 years x 9 factors) and 'schedule/<project>' (8 columns)."""
+    n = 2**14
+    s = ScenarioStreams(SEED, method)
+    market = s.normals("market/shocks", 0, n, 39 * 9)[:, :8]  # first-year shocks of the first 8 factors
+    sched = s.normals("schedule/mn_copper", 0, n, 8)
+    c = np.corrcoef(sched.T, market.T)[:8, 8:]
+    bound = 4 / np.sqrt(n)
+    assert np.abs(c).max() < bound, (
+        f"{method.value}: schedule/mn_copper columns correlate with first-year market shocks up to "
+        f"{np.abs(c).max():.3f} (> {bound:.4f}); same-dimension correlations {np.round(np.diag(c), 3)}"
     )
 
 

@@ -43,12 +43,7 @@ def _settings(a, **kw):
 
 
 def _assert_identical(r1, r2, what: str):
-    for pid in r1.scalars:
-        for name, arr in r1.scalars[pid].items():
-            assert np.array_equal(arr, r2.scalars[pid][name], equal_nan=True), f"{what}: {pid}.{name} differs"
-        for mat, d in r1.tonnes_mean_t[pid].items():
-            for kind, arr in d.items():
-                assert np.array_equal(arr, r2.tonnes_mean_t[pid][mat][kind]), f"{what}: tonnes {pid}.{mat}.{kind}"
+    _assert_identical_scalars(r1, r2, what)
     assert r1.attribution_meur == r2.attribution_meur, f"{what}: attribution differs"
     assert r1.event_year_share == r2.event_year_share, f"{what}: event frequencies differ"
 

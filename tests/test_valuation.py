@@ -54,6 +54,19 @@ def make_project(**overrides) -> Project:
     return Project.model_validate(data)
 
 
+def new_mine(**overrides) -> Project:
+    """A mine under construction: 300 USD m over two years, then operating from year 2."""
+    blocks = {
+        "stage": "construction",
+        "schedule": {"construction_years": {"min": 2, "mode": 2, "max": 2},
+                     "rampup_years": {"min": 0, "mode": 0, "max": 0}},
+        "capex": {"initial_musd": 300.0, "sustaining_musd_per_year": 5.0, "closure_musd": 30.0,
+                  "depreciation_years": 5},
+    }
+    blocks.update(overrides)
+    return make_project(**blocks)
+
+
 def market(price_usd_per_t: np.ndarray, fx: float = 1.1) -> MarketPaths:
     """One-material market with given nominal price paths of shape (n, N_YEARS)."""
     price = np.asarray(price_usd_per_t, dtype=float)
@@ -143,12 +156,7 @@ def test_tax_with_depreciation_and_loss_carry_forward():
     n = 1
     price = np.full((n, N_YEARS), 14000.0)
     price[:, 2:4] = 2500.0  # losses in the first operating years, carried forward
-    project = make_project(
-        stage="construction",
-        schedule={"construction_years": {"min": 2, "mode": 2, "max": 2}, "rampup_years": {"min": 0, "mode": 0, "max": 0}},
-        capex={"initial_musd": 300.0, "sustaining_musd_per_year": 5.0, "closure_musd": 30.0, "depreciation_years": 5},
-        fiscal={"royalty_rate": 0.05, "tax_rate": 0.3},
-    )
+    project = new_mine(fiscal={"royalty_rate": 0.05, "tax_rate": 0.3})
     flows = project_cash_flows(project, INFLATION, market(price), schedule(n, construction=(0.0, 2.0)),
                                no_politics(n))
     ebitda = flows.revenue_musd[0] - flows.royalty_musd[0] - flows.opex_musd[0]
@@ -166,13 +174,8 @@ def test_debt_schedule_interest_and_equal_principal():
     """Drawn with the capex budget, interest on opening balance + half draws, equal instalments."""
     n = 1
     price = np.full((n, N_YEARS), 12000.0)
-    project = make_project(
-        stage="construction",
-        schedule={"construction_years": {"min": 2, "mode": 2, "max": 2}, "rampup_years": {"min": 0, "mode": 0, "max": 0}},
-        capex={"initial_musd": 300.0, "sustaining_musd_per_year": 5.0, "closure_musd": 30.0, "depreciation_years": 5},
-        debt={"amount_musd": 160.0, "interest_rate": 0.1, "tenor_years": 8, "grace_years": 2,
-              "recovery_rate": 0.4, "reserve_months": 0},
-    )
+    project = new_mine(debt={"amount_musd": 160.0, "interest_rate": 0.1, "tenor_years": 8, "grace_years": 2,
+                             "recovery_rate": 0.4, "reserve_months": 0})
     flows = project_cash_flows(project, INFLATION, market(price), schedule(n, construction=(0.0, 2.0)),
                                no_politics(n))
     # independent schedule: draws 80, 80 in years 0-1; instalment 160/6 from year 2 (first draw 0 + grace 2)
@@ -197,13 +200,8 @@ def test_default_when_cash_cannot_service_debt():
     n = 2
     price = np.full((n, N_YEARS), 12000.0)
     price[1, 3:] = 500.0  # scenario 1: collapse from year 3
-    project = make_project(
-        stage="construction",
-        schedule={"construction_years": {"min": 2, "mode": 2, "max": 2}, "rampup_years": {"min": 0, "mode": 0, "max": 0}},
-        capex={"initial_musd": 300.0, "sustaining_musd_per_year": 5.0, "closure_musd": 30.0, "depreciation_years": 5},
-        debt={"amount_musd": 160.0, "interest_rate": 0.1, "tenor_years": 8, "grace_years": 2,
-              "recovery_rate": 0.4, "reserve_months": 6, "sponsor_support_musd": 5.0},
-    )
+    project = new_mine(debt={"amount_musd": 160.0, "interest_rate": 0.1, "tenor_years": 8, "grace_years": 2,
+                             "recovery_rate": 0.4, "reserve_months": 6, "sponsor_support_musd": 5.0})
     flows = project_cash_flows(project, INFLATION, market(price), schedule(n, construction=(0.0, 2.0)),
                                no_politics(n))
     assert flows.default_year[0] == N_YEARS, "the healthy scenario must not default"
@@ -218,11 +216,8 @@ def test_default_when_cash_cannot_service_debt():
 def test_expropriation_compensation_and_end_of_flows():
     n = 1
     price = np.full((n, N_YEARS), 10000.0)
-    project = make_project(
-        stage="construction",
-        schedule={"construction_years": {"min": 2, "mode": 2, "max": 2}, "rampup_years": {"min": 0, "mode": 0, "max": 0}},
-        capex={"initial_musd": 300.0, "sustaining_musd_per_year": 0.0, "closure_musd": 30.0, "depreciation_years": 10},
-    )
+    project = new_mine(capex={"initial_musd": 300.0, "sustaining_musd_per_year": 0.0, "closure_musd": 30.0,
+                              "depreciation_years": 10})
     politics = no_politics(n, expropriation_year=np.array([5]))
     flows = project_cash_flows(project, INFLATION, market(price), schedule(n, construction=(0.0, 2.0)), politics)
     clean = project_cash_flows(project, INFLATION, market(price), schedule(n, construction=(0.0, 2.0)),

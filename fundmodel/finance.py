@@ -119,7 +119,7 @@ def irr(cash_flows: np.ndarray, *, tol: float = 1e-12) -> np.ndarray:
     Returns
     -------
     ndarray of shape (n_scenarios,)
-        IRR per row; NaN where no rate in (-99 %, +100,000 %) sets the NPV to
+        IRR per row; NaN where no rate in (-99.99 %, +100,000 %) sets the NPV to
         zero (e.g. flows that never change sign).
 
     Notes

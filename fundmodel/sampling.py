@@ -8,7 +8,10 @@ such as ``"schedule/mn_ree"``. Its draws are a pure function of
 - pseudo-random and Latin hypercube draws come in fixed blocks of
   :data:`BLOCK` scenarios, each block from its own ``numpy.random.Generator``
   seeded by ``SeedSequence(seed, spawn_key=(key_hash, block))``;
-- Sobol' draws are points ``start .. stop-1`` of one scrambled sequence per key.
+- Sobol' draws are points ``start .. stop-1`` of one scrambled sequence per key. Only
+  one stream of a run (the market shocks) uses Sobol': independently scrambled Sobol'
+  sequences are correlated with each other, so the other stratified streams (project
+  schedules) use Latin hypercube draws (see :meth:`ScenarioStreams.uniforms`).
 
 So a chunk of scenarios ``[start, stop)`` gets exactly the rows it would get
 inside any other chunking, and adding a project (a new key) does not shift any
@@ -103,7 +106,8 @@ class ScenarioStreams:
             return engine.random(stop - start)
 
     # ------------------------------------------------------------------ public
-    def uniforms(self, name: str, start: int, stop: int, dim: int, *, quasi: bool = True) -> np.ndarray:
+    def uniforms(self, name: str, start: int, stop: int, dim: int, *, quasi: bool = True,
+                 sobol: bool = True) -> np.ndarray:
         """Uniform draws in the open interval (0, 1).
 
         Parameters
@@ -116,6 +120,12 @@ class ScenarioStreams:
             Number of independent uniforms per scenario.
         quasi : bool, default True
             Use the run's sampling method; False forces pseudo-random draws.
+        sobol : bool, default True
+            Whether this stream may use the Sobol' sequence when the run samples with
+            Sobol'; if not, it gets Latin hypercube draws. Independently scrambled Sobol'
+            sequences are strongly correlated with each other (the scrambling keeps the
+            structure of the leading bits), so a run lets exactly one stream, the market
+            shocks, use Sobol' and stratifies every other stream with Latin hypercubes.
 
         Returns
         -------
@@ -124,6 +134,8 @@ class ScenarioStreams:
         if stop <= start:
             return np.empty((0, dim))
         method = self.method if quasi else SamplingMethod.PSEUDO
+        if method is SamplingMethod.SOBOL and not sobol:
+            method = SamplingMethod.LHS
         if method is SamplingMethod.SOBOL:
             u = self._sobol_rows(name, start, stop, dim)
         else:
@@ -148,6 +160,7 @@ class ScenarioStreams:
             out[:, lo - start: hi - start] = u[:, lo - block * BLOCK: hi - block * BLOCK]
         return out
 
-    def normals(self, name: str, start: int, stop: int, dim: int, *, quasi: bool = True) -> np.ndarray:
+    def normals(self, name: str, start: int, stop: int, dim: int, *, quasi: bool = True,
+                sobol: bool = True) -> np.ndarray:
         """Standard normal draws (inverse-CDF of :meth:`uniforms`), shape (stop - start, dim)."""
-        return stats.norm.ppf(self.uniforms(name, start, stop, dim, quasi=quasi))
+        return stats.norm.ppf(self.uniforms(name, start, stop, dim, quasi=quasi, sobol=sobol))

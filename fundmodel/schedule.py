@@ -70,26 +70,25 @@ def overrun_parameters(mean: float, prob_ge_100pct: float, shift: float) -> tupl
     -----
     With ``A = mean - shift`` and ``c = ln((1 - shift)/A)``, the conditions
     ``exp(mu + sigma^2/2) = A`` and ``P(R >= 1) = p`` give
-    ``sigma^2/2 - z sigma + c = 0`` with ``z = Phi^-1(1 - p)``; the smaller root
-    is taken (the larger one puts almost all mass near the shift).
+    ``sigma^2/2 - z sigma + c = 0`` with ``z = Phi^-1(1 - p)``. For ``c > 0`` both
+    roots are positive and the smaller is taken (the larger puts almost all mass near
+    the shift); for ``c <= 0`` (a mean overrun of 100 % or more) only the larger root
+    is positive. ``p`` must be below 0.5.
 
     Examples
     --------
     >>> mu, sigma = overrun_parameters(0.14, 1 / 13, -0.4)
     >>> round(sigma, 3)
-    1.067
+    1.068
     """
+    if not 0.0 < prob_ge_100pct < 0.5:
+        raise ValueError(f"P(overrun >= 100 %) must be in (0, 0.5), got {prob_ge_100pct}")
     a = mean - shift
     if a <= 0:
         raise ValueError(f"overrun_mean ({mean}) must exceed overrun_shift ({shift})")
     c = np.log((1 - shift) / a)
     z = stats.norm.ppf(1 - prob_ge_100pct)
     disc = z * z - 2 * c
-    if c <= 0:
-        raise ValueError(
-            f"overrun_mean ({mean}) is so high that P(overrun >= 100 %) exceeds 50 %; "
-            "lower overrun_mean"
-        )
     if disc < 0:
         p_max = float(stats.norm.sf(np.sqrt(2 * c)))
         raise ValueError(
@@ -97,7 +96,7 @@ def overrun_parameters(mean: float, prob_ge_100pct: float, shift: float) -> tupl
             f"P(overrun >= 100 %) = {prob_ge_100pct:.4f}; the largest attainable is "
             f"{p_max:.4f} (lower this value or make overrun_shift more negative)"
         )
-    sigma = z - np.sqrt(disc)
+    sigma = z - np.sqrt(disc) if c > 0 else z + np.sqrt(disc)
     mu = np.log(a) - sigma * sigma / 2
     return float(mu), float(sigma)
 

@@ -150,7 +150,8 @@ def simulate_chunk(
     projects: dict[str, ProjectChunk] = {}
     for pid, project in a.projects.items():  # loop over projects; vectorised over scenarios
         country = a.countries.countries[project.country]
-        uniforms = streams.uniforms(f"schedule/{pid}", start, stop, len(SCHEDULE_DRAWS))
+        # Latin hypercube under Sobol' runs: one Sobol' sequence per run (the market shocks)
+        uniforms = streams.uniforms(f"schedule/{pid}", start, stop, len(SCHEDULE_DRAWS), sobol=False)
         schedule = draw_schedule(project, country.permitting_years, uniforms, risk_on=switches.schedule)
         if switches.political:
             ratio = market.real_price_ratio[market.index(project.materials[0])]

@@ -87,19 +87,6 @@ def test_overrun_parameters_default_sigma_by_hand():
     assert sigma == pytest.approx(expected, rel=1e-12), f"sigma for (0.14, 1/13, -0.4) is {sigma}, by hand {expected}"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "DOC BUG fundmodel/schedule.py overrun_parameters docstring example: "
-        "round(sigma, 3) is 1.068 (sigma = 1.06778), the docstring says 1.067; "
-        "`pytest --doctest-modules fundmodel/schedule.py` fails"
-    ),
-)
-def test_overrun_parameters_docstring_value():
-    _, sigma = overrun_parameters(0.14, 1 / 13, -0.4)
-    assert round(sigma, 3) == 1.067, f"sigma for (0.14, 1/13, -0.4) is {sigma}, documented 1.067"
-
-
 @pytest.mark.parametrize("mean, p, shift", [(0.14, 0.30, -0.4), (0.30, 0.25, -0.5), (0.05, 0.05, -0.2)])
 def test_overrun_parameters_impossible_combination_reports_largest_probability(mean, p, shift):
     c = math.log((1 - shift) / (mean - shift))
@@ -122,14 +109,6 @@ def test_overrun_parameters_mean_below_shift_raises():
         overrun_parameters(-0.5, 0.1, -0.4)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "BUG fundmodel/schedule.py overrun_parameters: for overrun_mean >= 1 (c <= 0) it raises "
-        "'P(overrun >= 100 %) exceeds 50 %', but e.g. mean 1.5, shift -0.4, P 0.2 is attained by "
-        "sigma = z + sqrt(z^2 - 2c) = 1.990, mu = -1.338 (the schema allows overrun_mean up to 3)"
-    ),
-)
 def test_overrun_parameters_high_mean_with_attainable_tail():
     mean, p, shift = 1.5, 0.2, -0.4
     mu, sigma = overrun_parameters(mean, p, shift)
@@ -137,14 +116,6 @@ def test_overrun_parameters_high_mean_with_attainable_tail():
     assert _upper_normal_tail((math.log(1 - shift) - mu) / sigma) == pytest.approx(p, rel=1e-6)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "BUG fundmodel/schedule.py overrun_parameters: with prob_ge_100pct > 0.5 (z < 0) it returns a "
-        "negative sigma (0.9, 0.9, -0.4 -> sigma -2.50) whose distribution has P(R >= 1) = 0.1, not 0.9, "
-        "instead of raising (the schema's lt=0.5 hides it from YAML input)"
-    ),
-)
 def test_overrun_parameters_tail_above_half_is_rejected_or_exact():
     mean, p, shift = 0.9, 0.9, -0.4
     try:

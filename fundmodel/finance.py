@@ -7,6 +7,8 @@ end of year ``j`` (``j = 0`` is the year starting at the valuation date), so
 
 from __future__ import annotations
 
+from functools import lru_cache
+
 import numpy as np
 
 
@@ -54,8 +56,17 @@ def _irr_grid(step: float) -> np.ndarray:
 
 #: Coarse grid for rows whose flows change sign once (a unique root, Descartes' rule),
 #: dense grid for the others, where two roots may lie close together.
-_GRID_COARSE = _irr_grid(0.05)
+_GRID_COARSE = _irr_grid(0.01)
 _GRID_DENSE = _irr_grid(0.005)
+
+
+@lru_cache(maxsize=16)
+def _grid_powers(grid_name: str, periods: int) -> tuple[np.ndarray, np.ndarray]:
+    """Grid rates usable for ``periods`` flows (no overflow of (1+r)^-t) and their discount factors."""
+    grid = _GRID_COARSE if grid_name == "coarse" else _GRID_DENSE
+    v = 1.0 / (1.0 + grid)
+    grid = grid[np.log(v) * max(periods - 1, 1) < 690.0]  # (1+r)^-(T-1) < 1e300
+    return grid, (1.0 / (1.0 + grid))[None, :] ** np.arange(periods, dtype=float)[:, None]
 
 
 def _npv_at(rates: np.ndarray, cf: np.ndarray, t: np.ndarray):
@@ -128,7 +139,8 @@ def irr(cash_flows: np.ndarray, *, tol: float = 1e-12) -> np.ndarray:
     changes bracket the roots, and the bracket nearest zero on each side is
     refined by safeguarded Newton iterations, all rows together. Two roots
     closer together than the grid step (0.5 percentage points) can be missed;
-    rows whose flows change sign once have a unique root and use a coarser grid.
+    rows whose flows change sign once have a unique root (Descartes' rule of signs),
+    located from the length of the NPV's sign run on the grid.
 
     Examples
     --------
@@ -143,17 +155,39 @@ def irr(cash_flows: np.ndarray, *, tol: float = 1e-12) -> np.ndarray:
     carried = np.take_along_axis(signs, idx, axis=1)
     n_changes = ((carried[:, 1:] * carried[:, :-1]) < 0).sum(axis=1)
     out = np.full(cf.shape[0], np.nan)
-    simple = n_changes == 1
-    for rows, grid in ((np.flatnonzero(simple), _GRID_COARSE), (np.flatnonzero(n_changes > 1), _GRID_DENSE)):
-        if rows.size:
-            out[rows] = _irr_on_grid(cf[rows], grid, tol)
+    simple = np.flatnonzero(n_changes == 1)
+    if simple.size:
+        out[simple] = _irr_unique_root(cf[simple], tol)
+    several = np.flatnonzero(n_changes > 1)
+    if several.size:
+        out[several] = _irr_on_grid(cf[several], "dense", tol)
     return out
 
 
-def _irr_on_grid(cf: np.ndarray, grid: np.ndarray, tol: float) -> np.ndarray:
+def _irr_unique_root(cf: np.ndarray, tol: float) -> np.ndarray:
+    """IRR of rows whose flows change sign once: the NPV has exactly one root in r > -1."""
     n, periods = cf.shape
     t = np.arange(periods, dtype=float)
-    values = cf @ ((1.0 / (1.0 + grid))[None, :] ** t[:, None])  # (n, G)
+    grid, powers = _grid_powers("coarse", periods)
+    values = cf @ powers  # (n, G)
+    positive = values > 0
+    # with a single root the sign pattern is [s, ..., s, not s, ...]: its length locates the bracket
+    k = (positive == positive[:, :1]).sum(axis=1) - 1
+    root = np.full(n, np.nan)
+    rows = np.flatnonzero(k < grid.size - 1)
+    if rows.size:
+        kk = k[rows]
+        f_lo, f_hi = values[rows, kk], values[rows, kk + 1]
+        root[rows] = _refine(cf[rows], grid[kk].copy(), grid[kk + 1].copy(), f_lo, f_hi, t, tol)
+    return root
+
+
+def _irr_on_grid(cf: np.ndarray, grid_name: str, tol: float) -> np.ndarray:
+    """IRR nearest zero of rows whose flows change sign several times (several roots possible)."""
+    n, periods = cf.shape
+    t = np.arange(periods, dtype=float)
+    grid, powers = _grid_powers(grid_name, periods)
+    values = cf @ powers  # (n, G)
     positive = values > 0
     exact = values == 0
     change = (positive[:, :-1] != positive[:, 1:]) & ~exact[:, 1:] | exact[:, :-1]

@@ -51,7 +51,7 @@ class RunSettings:
     copula: Copula
     copula_dof: float
     risk_attribution: bool
-    attribution_scenarios: int = 8192  #: attribution uses the first N scenarios (rounded up to chunks)
+    attribution_scenarios: int = 4096  #: attribution uses the first N scenarios (rounded up to chunks)
     workers: int = 1  #: worker processes; results do not depend on it
 
     @classmethod

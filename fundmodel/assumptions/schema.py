@@ -90,7 +90,7 @@ class SimulationSettings(_Model):
     copula: Copula = Copula.GAUSSIAN
     copula_dof: Annotated[float, Field(gt=2.0, le=1000.0)] = 5.0
     risk_attribution: bool = True
-    attribution_scenarios: Annotated[int, Field(ge=1, le=10_000_000)] = 8192
+    attribution_scenarios: Annotated[int, Field(ge=1, le=10_000_000)] = 4096
     workers: Annotated[int, Field(ge=1, le=256)] = 2
 
 

@@ -35,6 +35,7 @@ from .political import (
     geopolitical_factor,
     no_political_events,
 )
+from ._years import first_year
 from .sampling import BLOCK, ScenarioStreams
 from .schedule import SCHEDULE_DRAWS, ScheduleDraws, draw_schedule
 from .valuation import ProjectCashFlows, ProjectValues, project_cash_flows, value_cash_flows
@@ -305,14 +306,15 @@ def run_chunk(a: Assumptions, settings: RunSettings, start: int, stop: int,
                  "restricted_years": int(chunk.market.export_restriction.sum())}
     for pid, pc in chunk.projects.items():
         v, f = pc.values, pc.flows
-        eq = v.equity_cf_meur
-        first_flow = np.take_along_axis(eq, (eq != 0).argmax(axis=1)[:, None], axis=1)[:, 0]
+        eq = v.equity_cf_meur.T  # year-major view
+        first = np.minimum(first_year(eq != 0), eq.shape[0] - 1)
+        first_flow = eq[first, np.arange(eq.shape[1])]
         out["scalars"][pid] = {
             "project_npv_meur": v.project_npv_meur,
             "equity_npv_meur": v.equity_npv_meur,
             "lender_npv_meur": v.lender_npv_meur,
             "equity_irr": v.equity_irr,
-            "equity_total_loss": (eq <= 0).all(axis=1) & (eq < 0).any(axis=1),
+            "equity_total_loss": (eq <= 0).all(axis=0) & (eq < 0).any(axis=0),
             "equity_no_investment": first_flow > 0,
             "first_production_year": f.first_production_year,
             "default_year": f.default_year,

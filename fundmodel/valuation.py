@@ -464,22 +464,32 @@ def value_cash_flows(flows: ProjectCashFlows, fx_usd_per_eur: np.ndarray, discou
     """
     n_years = fx_usd_per_eur.shape[1]
     df = discount_factors(discount_rate, n_years)
-    project_eur = np.ascontiguousarray(flows.project_fcf_musd / fx_usd_per_eur)
-    equity_eur = np.ascontiguousarray(flows.equity_cf_musd / fx_usd_per_eur)
-    lender_eur = np.ascontiguousarray(flows.lender_cf_musd / fx_usd_per_eur)
-    n = equity_eur.shape[0]
-    # BLAS kernels may round differently with the number of rows; evaluating fixed blocks of
-    # BLOCK scenarios (chunks start on block boundaries) keeps results chunk-invariant bit for bit
-    blocks = [slice(lo, min(lo + BLOCK, n)) for lo in range(0, n, BLOCK)]
+    # year-major (n_years, n): contiguous per year, as the engine stores them
+    fx = fx_usd_per_eur.T
+    project_eur = flows.project_fcf_musd.T / fx
+    equity_eur = flows.equity_cf_musd.T / fx
+    lender_eur = flows.lender_cf_musd.T / fx
+    n = equity_eur.shape[1]
 
-    def per_block(fn, x):
-        return np.concatenate([fn(x[b]) for b in blocks]) if blocks else np.empty(0)
+    def present_value(x: np.ndarray) -> np.ndarray:
+        # a fixed year-by-year sum: each scenario's NPV is bit-for-bit the same in any chunk
+        total = np.zeros(n)
+        for t in range(n_years):  # loop over years
+            total += df[t] * x[t]
+        return total
 
+    if with_irr:
+        # BLAS kernels may round differently with the number of rows: fixed blocks of BLOCK
+        # scenarios (chunks start on block boundaries) keep the IRRs chunk-invariant bit for bit
+        rows = np.ascontiguousarray(equity_eur.T)
+        equity_irr = np.concatenate([irr(rows[lo: lo + BLOCK]) for lo in range(0, n, BLOCK)]) if n else np.empty(0)
+    else:
+        equity_irr = np.full(n, np.nan)
     return ProjectValues(
-        project_npv_meur=per_block(lambda x: x @ df, project_eur),
-        equity_npv_meur=per_block(lambda x: x @ df, equity_eur),
-        lender_npv_meur=per_block(lambda x: x @ df, lender_eur),
-        equity_irr=per_block(irr, equity_eur) if with_irr else np.full(n, np.nan),
-        equity_cf_meur=equity_eur,
-        lender_cf_meur=lender_eur,
+        project_npv_meur=present_value(project_eur),
+        equity_npv_meur=present_value(equity_eur),
+        lender_npv_meur=present_value(lender_eur),
+        equity_irr=equity_irr,
+        equity_cf_meur=equity_eur.T,
+        lender_cf_meur=lender_eur.T,
     )

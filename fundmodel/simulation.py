@@ -79,7 +79,8 @@ class RiskSwitches:
     schedule: bool = True
 
 
-#: Variants of the risk attribution: the risk class switched off in each.
+#: Variants of the risk attribution: the risk class switched off in each
+#: (computed by :func:`attribution_chunk`, equal to :func:`simulate_chunk` with these switches).
 ATTRIBUTION = {
     "price": RiskSwitches(price=False),
     "political": RiskSwitches(political=False),

@@ -177,3 +177,19 @@ def test_readme_starts_with_the_two_commands(tmp_path, capsys):
     assert command[0] == "fundmodel"
     code = main(command[1:] + ["--scenarios", "512", "--out", str(tmp_path), "--workers", "1", "--quiet"])
     assert code == 0 and (tmp_path / "simulation" / "summary.csv").is_file()
+
+
+def test_attribution_shortcut_equals_switching_each_risk_off(small):
+    """attribution_chunk reuses base draws; it must equal a full re-run with the risk switched off."""
+    from fundmodel.sampling import ScenarioStreams
+    from fundmodel.simulation import ATTRIBUTION, attribution_chunk, simulate_chunk
+
+    streams = ScenarioStreams(3, "sobol")
+    base = simulate_chunk(small, streams, 1024, 3072)
+    shortcut = attribution_chunk(small, streams, base)
+    for risk, switches in ATTRIBUTION.items():
+        full = simulate_chunk(small, ScenarioStreams(3, "sobol"), 1024, 3072, switches=switches, with_irr=False)
+        for pid in SUBSET:
+            np.testing.assert_array_equal(shortcut[risk][pid].project_npv_meur, full.projects[pid].values.project_npv_meur,
+                                          err_msg=f"{risk} off: {pid} differs between shortcut and full re-run")
+            np.testing.assert_array_equal(shortcut[risk][pid].equity_npv_meur, full.projects[pid].values.equity_npv_meur)

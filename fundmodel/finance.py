@@ -54,10 +54,9 @@ def _irr_grid(step: float) -> np.ndarray:
     ]))
 
 
-#: Coarse grid for rows whose flows change sign once (a unique root, Descartes' rule),
-#: dense grid for the others, where two roots may lie close together.
+#: Grid of rates that brackets the roots: 1 percentage point apart from -50 % to +100 %.
 _GRID_COARSE = _irr_grid(0.01)
-_GRID_DENSE = _irr_grid(0.005)
+_GRID_DENSE = _GRID_COARSE
 
 
 @lru_cache(maxsize=16)
@@ -192,16 +191,21 @@ def _irr_on_grid(cf: np.ndarray, grid_name: str, tol: float) -> np.ndarray:
     exact = values == 0
     change = (positive[:, :-1] != positive[:, 1:]) & ~exact[:, 1:] | exact[:, :-1]
     lo_edge, hi_edge = grid[:-1], grid[1:]
-    # the root nearest zero lies in the first bracket at or above zero, or the last one below
+    # the root nearest zero lies in the first bracket at or above zero, or the last one below;
+    # the one below is refined only where it can be nearer zero than the root found above
     k0 = int(np.searchsorted(hi_edge, 0.0))  # first bracket with hi_edge >= 0
     above, below = change[:, k0:], change[:, :k0][:, ::-1]
     candidates = []
-    for part, to_index in ((above, lambda i: k0 + i), (below, lambda i: k0 - 1 - i)):
+    for side, (part, to_index) in enumerate(((above, lambda i: k0 + i), (below, lambda i: k0 - 1 - i))):
         found = part.any(axis=1) if part.shape[1] else np.zeros(n, dtype=bool)
-        rows = np.flatnonzero(found)
         root = np.full(n, np.nan)
+        kk_all = to_index(part.argmax(axis=1)) if part.shape[1] else np.zeros(n, dtype=int)
+        if side == 1:
+            nearest_possible = np.abs(hi_edge[np.clip(kk_all, 0, hi_edge.size - 1)])
+            found &= ~(np.abs(candidates[0]) <= nearest_possible)  # NaN above: still refine
+        rows = np.flatnonzero(found)
         if rows.size:
-            kk = to_index(part[rows].argmax(axis=1))
+            kk = kk_all[rows]
             lo, hi = lo_edge[kk].copy(), hi_edge[kk].copy()
             zero_lo, zero_hi = exact[rows, kk], exact[rows, kk + 1]
             refined = _refine(cf[rows], lo, hi, values[rows, kk], values[rows, kk + 1], t, tol)

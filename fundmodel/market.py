@@ -32,8 +32,7 @@ import numpy as np
 from scipy import stats
 
 from .assumptions.schema import Copula, MarketsFile, PriceModel, PriceProcess
-from .schedule import triangular_ppf
-from .sampling import ScenarioStreams
+from .sampling import ScenarioStreams, triangular_ppf
 
 FX_FACTOR = "EURUSD"
 

@@ -31,7 +31,7 @@ import numpy as np
 from scipy import stats
 from scipy.stats import qmc
 
-from .assumptions.schema import SamplingMethod
+from .assumptions.schema import SamplingMethod, Triangular
 
 #: Scenarios per random block (the unit of chunk invariance for pseudo/LHS draws).
 BLOCK = 1024
@@ -164,3 +164,27 @@ class ScenarioStreams:
                 sobol: bool = True) -> np.ndarray:
         """Standard normal draws (inverse-CDF of :meth:`uniforms`), shape (stop - start, dim)."""
         return stats.norm.ppf(self.uniforms(name, start, stop, dim, quasi=quasi, sobol=sobol))
+
+
+def triangular_ppf(u: np.ndarray, tri: Triangular) -> np.ndarray:
+    """Inverse CDF of a triangular distribution.
+
+    Parameters
+    ----------
+    u : ndarray of shape (n_scenarios,)
+        Uniform draws in (0, 1).
+    tri : Triangular
+        min, mode, max in years.
+
+    Returns
+    -------
+    ndarray of shape (n_scenarios,)
+        Durations in years.
+    """
+    a, c, b = tri.min, tri.mode, tri.max
+    if b == a:
+        return np.full_like(u, a, dtype=float)
+    fc = (c - a) / (b - a)
+    left = a + np.sqrt(u * (b - a) * (c - a))
+    right = b - np.sqrt((1 - u) * (b - a) * (b - c))
+    return np.where(u < fc, left, right)

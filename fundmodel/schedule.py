@@ -29,6 +29,7 @@ import numpy as np
 from scipy import stats
 
 from .assumptions.schema import Project, Stage, Triangular
+from .sampling import triangular_ppf
 
 #: Columns of the uniform draws one project's schedule consumes, in order.
 SCHEDULE_DRAWS = (
@@ -99,30 +100,6 @@ def overrun_parameters(mean: float, prob_ge_100pct: float, shift: float) -> tupl
     sigma = z - np.sqrt(disc) if c > 0 else z + np.sqrt(disc)
     mu = np.log(a) - sigma * sigma / 2
     return float(mu), float(sigma)
-
-
-def triangular_ppf(u: np.ndarray, tri: Triangular) -> np.ndarray:
-    """Inverse CDF of a triangular distribution.
-
-    Parameters
-    ----------
-    u : ndarray of shape (n_scenarios,)
-        Uniform draws in (0, 1).
-    tri : Triangular
-        min, mode, max in years.
-
-    Returns
-    -------
-    ndarray of shape (n_scenarios,)
-        Durations in years.
-    """
-    a, c, b = tri.min, tri.mode, tri.max
-    if b == a:
-        return np.full_like(u, a, dtype=float)
-    fc = (c - a) / (b - a)
-    left = a + np.sqrt(u * (b - a) * (c - a))
-    right = b - np.sqrt((1 - u) * (b - a) * (b - c))
-    return np.where(u < fc, left, right)
 
 
 @dataclass(frozen=True)

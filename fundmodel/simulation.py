@@ -3,13 +3,14 @@
 Scenarios are processed in chunks (a memory knob only: every draw is a pure
 function of seed, stream and scenario index, see :mod:`fundmodel.sampling`).
 For each chunk the market is simulated once, then each project's schedule,
-political events and cash flows. Per-scenario scalars (NPVs, IRR, first
-production, default) are kept in memory; year-by-scenario arrays go to
-:class:`ScenarioWriter` when one is given.
+political events and cash flows. Chunks run in the calling process or in worker
+processes (``RunSettings.workers``) with identical results. Per-scenario scalars
+(NPVs, IRR, first production, default) come back to the caller; year-by-scenario
+arrays go to memory-mapped files (:class:`ScenarioWriter`) when a directory is given.
 
-Risk attribution re-runs every chunk with one risk class switched off on the
-*same* random numbers (common random numbers), so the differences of mean NPVs
-are not blurred by sampling noise:
+Risk attribution re-runs the first ``attribution_scenarios`` scenarios with one risk
+class switched off on the *same* random numbers (common random numbers), so the
+differences of mean NPVs are not blurred by sampling noise:
 
 - ``price``: every price and EUR/USD at its expected path ``E[S_t]``, no export restriction;
 - ``political``: no political events;

@@ -262,6 +262,10 @@ def simulate_to_directory(a: Assumptions, settings, out_dir, *, progress=None, c
     with staged_directory(target) as stage:
         result = simulate(a, settings, scenario_dir=stage / "scenarios" if keep_scenarios else None,
                           progress=progress)
+        if keep_scenarios:
+            for pid, values in result.scalars.items():  # per-scenario results beside the yearly arrays
+                for name, arr in values.items():
+                    np.save(stage / "scenarios" / pid / f"{name}.npy", arr)
         stats = project_statistics(a, result)
         summary = summary_table(stats)
         summary.to_csv(stage / "summary.csv", index=False)

@@ -480,6 +480,9 @@ class ScenarioWriter:
         <project>/debt_outstanding_musd.npy float32 (n_scenarios, n_years)
         <project>/tonnes_eu_t.npy         float32 (n_products, n_scenarios, n_years)
         <project>/political_events.npy    uint8   (n_scenarios, n_years), bits of EVENT_BITS
+        <project>/<scalar>.npy            (n_scenarios,) for each name in SCALARS (NPVs, IRR,
+                                          default and first-production year index, ...),
+                                          written by results.simulate_to_directory
 
     Read them back with :func:`load_scenarios`.
     """

@@ -107,6 +107,9 @@ def test_scenario_files_reproduce_npvs(small, tmp_path):
                                    err_msg=f"{pid}: equity NPV from the stored (float32) flows differs")
         assert eq @ df == pytest.approx(recomputed)
     assert arrays["market"]["price_usd_per_t"].shape == (len(small.markets.materials), 1500, small.fund.horizon_years)
+    for pid in SUBSET:
+        for name, values in result.scalars[pid].items():
+            np.testing.assert_array_equal(arrays[pid][name], values, err_msg=f"stored {pid}/{name} differs")
 
 
 def test_summary_csv_columns_and_consistency(small, tmp_path):

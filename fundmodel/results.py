@@ -6,10 +6,9 @@ Conventions of the summary (documented here because committee members read them)
 - ``npv_*`` is the *project* NPV (unlevered, all capital providers, after political events);
   ``equity_npv_*`` is the sponsors' equity NPV (after debt, dilution and trapped cash).
 - Equity IRR percentiles rank a total loss (no positive equity flow) as -100 %; scenarios
-  whose flows have no IRR otherwise, and every scenario of a producing mine (no investment
-  to earn a return on until the fund's entry price is modelled), are excluded from the
-  percentiles and counted in ``equity_irr_undefined_share``; a percentile with no defined
-  IRR is left empty. No summary figure is NaN.
+  whose flows have no IRR otherwise are excluded from the percentiles and counted in
+  ``equity_irr_undefined_share``. A producing mine's equity is valued against its entry
+  price today (``capex.acquisition_musd``). No summary figure is NaN.
 - ``first_production_year_*`` are calendar years among scenarios that produce within the
   horizon; ``prob_production`` is the share that does.
 - ``value_lost_<risk>_meur`` is mean project NPV with that risk switched off minus mean NPV
@@ -23,7 +22,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from .assumptions import Assumptions, Stage
+from .assumptions import Assumptions
 from .simulation import ATTRIBUTION, SimulationResult
 
 PERCENTILES = (1, 5, 10, 25, 50, 75, 90, 95, 99)
@@ -70,10 +69,7 @@ def project_statistics(a: Assumptions, r: SimulationResult) -> dict[str, dict]:
     for pid, p in a.projects.items():
         s = r.scalars[pid]
         npv, eq = s["project_npv_meur"], s["equity_npv_meur"]
-        # a producing mine's sponsors invest nothing in the model (its entry price is not
-        # modelled), so its equity IRR is undefined in every scenario
-        no_investment = s["equity_no_investment"] | (p.stage is Stage.PRODUCTION)
-        irr = irr_for_ranking(s["equity_irr"], s["equity_total_loss"], no_investment)
+        irr = irr_for_ranking(s["equity_irr"], s["equity_total_loss"], s["equity_no_investment"])
         first = s["first_production_year"]
         produces = first < n_years
         first_cal = (r.valuation_year + first[produces]).astype(float)
@@ -130,7 +126,7 @@ SUMMARY_COLUMNS = [
     "equity_npv_mean_meur", "equity_npv_p5_meur", "equity_npv_p50_meur", "equity_npv_p95_meur",
     "prob_equity_npv_negative",
     "equity_irr_p5", "equity_irr_p50", "equity_irr_p95", "equity_irr_undefined_share",
-    "prob_equity_total_loss", "prob_debt_default", "min_dscr_p50",
+    "prob_equity_total_loss", "prob_debt_default",
     "prob_production", "first_production_year_p5", "first_production_year_p50",
     "first_production_year_p95",
     "primary_material", "tonnes_per_year_mean_y1_10", "tonnes_per_year_mean_y11_20",

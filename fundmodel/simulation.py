@@ -310,13 +310,13 @@ def run_chunk(a: Assumptions, settings: RunSettings, start: int, stop: int,
         v, f = pc.values, pc.flows
         eq = v.equity_cf_meur.T  # year-major view
         first = np.minimum(first_year(eq != 0), eq.shape[0] - 1)
-        first_flow = eq[first, np.arange(eq.shape[1])]
+        first_flow = np.where(f.acquisition_musd > 0, -f.acquisition_musd, eq[first, np.arange(eq.shape[1])])
         out["scalars"][pid] = {
             "project_npv_meur": v.project_npv_meur,
             "equity_npv_meur": v.equity_npv_meur,
             "lender_npv_meur": v.lender_npv_meur,
             "equity_irr": v.equity_irr,
-            "equity_total_loss": (eq <= 0).all(axis=0) & (eq < 0).any(axis=0),
+            "equity_total_loss": (eq <= 0).all(axis=0) & ((eq < 0).any(axis=0) | (f.acquisition_musd > 0)),
             "equity_no_investment": first_flow > 0,
             "first_production_year": f.first_production_year,
             "default_year": f.default_year,

@@ -83,6 +83,9 @@ class ProjectCashFlows:
     min_dscr : ndarray of shape (n_scenarios,)
         Lowest debt-service cover ratio (CFADS / debt service) over operating years with
         debt service; ``inf`` when there is none.
+    acquisition_musd : float
+        Price of the equity paid at the valuation date (not in ``equity_cf_musd``, whose
+        flows fall at year ends).
     """
 
     revenue_musd: np.ndarray
@@ -99,6 +102,7 @@ class ProjectCashFlows:
     first_production_year: np.ndarray
     default_year: np.ndarray
     min_dscr: np.ndarray
+    acquisition_musd: float = 0.0
 
 
 def spread_over(total: np.ndarray, t0: np.ndarray, t1: np.ndarray, n_years: int) -> np.ndarray:
@@ -420,6 +424,7 @@ def project_cash_flows(
         first_production_year=first_prod,
         default_year=default_year,
         min_dscr=dscr_min,
+        acquisition_musd=capex.acquisition_musd,
     )
 
 
@@ -430,9 +435,10 @@ class ProjectValues:
     Attributes
     ----------
     project_npv_meur, equity_npv_meur, lender_npv_meur : ndarray of shape (n_scenarios,)
-        NPVs at the fund's nominal discount rate of the EUR-converted flows.
+        NPVs at the fund's nominal discount rate of the EUR-converted flows; the equity NPV is
+        net of the entry price (``acquisition_musd`` at the spot rate, at t = 0).
     equity_irr : ndarray of shape (n_scenarios,)
-        Equity IRR of the EUR flows, NaN where undefined.
+        Equity IRR of the EUR flows after paying the entry price at t = 0, NaN where undefined.
     equity_cf_meur, lender_cf_meur : ndarray of shape (n_scenarios, n_years)
         EUR cash flows (kept for the instrument payoffs).
     """
@@ -478,16 +484,20 @@ def value_cash_flows(flows: ProjectCashFlows, fx_usd_per_eur: np.ndarray, discou
             total += df[t] * x[t]
         return total
 
+    # the equity's entry price falls at the valuation date (t = 0), before the year-end flows
+    entry_eur = flows.acquisition_musd / fx[0]
     if with_irr:
         # BLAS kernels may round differently with the number of rows: fixed blocks of BLOCK
         # scenarios (chunks start on block boundaries) keep the IRRs chunk-invariant bit for bit
-        rows = np.ascontiguousarray(equity_eur.T)
+        rows = np.empty((n, n_years + 1))
+        rows[:, 0] = -entry_eur
+        rows[:, 1:] = equity_eur.T
         equity_irr = np.concatenate([irr(rows[lo: lo + BLOCK]) for lo in range(0, n, BLOCK)]) if n else np.empty(0)
     else:
         equity_irr = np.full(n, np.nan)
     return ProjectValues(
         project_npv_meur=present_value(project_eur),
-        equity_npv_meur=present_value(equity_eur),
+        equity_npv_meur=present_value(equity_eur) - entry_eur,
         lender_npv_meur=present_value(lender_eur),
         equity_irr=equity_irr,
         equity_cf_meur=equity_eur.T,

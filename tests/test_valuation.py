@@ -250,3 +250,20 @@ def test_forced_participation_and_trapped_cash():
     # book equity at the event = net book value (no debt); compensation 50 % of the share taken
     assert eq[5] == pytest.approx(ref[5] * 0.66), "after forced participation the sponsors keep 66 %"
     assert eq[4] > ref[4] * 0.66, "the participation year includes the compensation"
+
+
+def test_entry_price_of_a_producing_mine_enters_npv_and_irr_at_time_zero():
+    """Equity NPV and IRR of a producing mine are measured against its price today."""
+    n = 1
+    price = np.full((n, N_YEARS), 10000.0)
+    base = make_project()
+    bought = make_project(capex={"initial_musd": 0.0, "acquisition_musd": 300.0, "sustaining_musd_per_year": 5.0,
+                                 "closure_musd": 30.0, "depreciation_years": 5})
+    fx = np.full((n, N_YEARS), 1.1)
+    flows = project_cash_flows(bought, INFLATION, market(price), schedule(n), no_politics(n))
+    free = value_cash_flows(project_cash_flows(base, INFLATION, market(price), schedule(n), no_politics(n)), fx, RATE)
+    paid = value_cash_flows(flows, fx, RATE)
+    assert paid.equity_npv_meur[0] == pytest.approx(free.equity_npv_meur[0] - 300.0 / 1.1), "entry price at t = 0"
+    expected_irr = npf.irr(np.r_[-300.0 / 1.1, flows.equity_cf_musd[0] / 1.1])
+    assert paid.equity_irr[0] == pytest.approx(expected_irr, abs=1e-9), "IRR of [-entry, year-end flows]"
+    assert npf.npv(expected_irr, np.r_[-300.0 / 1.1, flows.equity_cf_musd[0] / 1.1]) == pytest.approx(0, abs=1e-6)

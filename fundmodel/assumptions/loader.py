@@ -320,6 +320,10 @@ def _check_project(rel: str, p: Project, stem: str, material_ids: list[str] | No
     if p.stage is not Stage.PRODUCTION and p.capex.initial_musd <= 0:
         issues.append(Issue(rel, "capex.initial_musd",
                             f"must be > 0 for stage '{p.stage.value}'", p.capex.initial_musd))
+    if p.stage is Stage.PRODUCTION and p.capex.acquisition_musd <= 0:
+        issues.append(Issue(rel, "capex.acquisition_musd",
+                            "must be > 0 for stage 'production' (the price of the equity today, "
+                            "against which its return is measured)", p.capex.acquisition_musd))
     if p.stage is not Stage.PRODUCTION and p.debt.amount_musd > p.capex.initial_musd:
         issues.append(Issue(rel, "debt.amount_musd",
                             f"must not exceed capex.initial_musd ({p.capex.initial_musd})",

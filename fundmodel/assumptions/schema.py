@@ -299,9 +299,15 @@ class Schedule(_Model):
 
 
 class Capex(_Model):
-    """Capital costs (real USD m) and the overrun distribution (shifted lognormal)."""
+    """Capital costs (real USD m) and the overrun distribution (shifted lognormal).
+
+    ``acquisition_musd`` is the price of 100 % of the equity at the valuation date, paid by
+    an investor entering today: required for a producing mine (its sponsors' return is
+    measured against it), 0 for projects the sponsors build from scratch.
+    """
 
     initial_musd: NonNegativeFloat
+    acquisition_musd: NonNegativeFloat = 0.0
     studies_musd: NonNegativeFloat = 0.0
     sustaining_musd_per_year: NonNegativeFloat
     closure_musd: NonNegativeFloat

@@ -71,6 +71,9 @@ class ProjectCashFlows:
         Cash flow to the original sponsors' equity (cash calls negative).
     lender_cf_musd
         Cash flow to the senior lenders (draws negative, service and recoveries positive).
+    lender_loss_musd
+        Debt written off at default (balance less recovery, or less expropriation
+        compensation), in the year of the default; what a loan guarantee covers.
     debt_outstanding_musd
         Senior debt outstanding at the end of each year.
     tonnes_produced_t, tonnes_eu_t : ndarray of shape (n_products, n_scenarios, n_years)
@@ -96,6 +99,7 @@ class ProjectCashFlows:
     project_fcf_musd: np.ndarray
     equity_cf_musd: np.ndarray
     lender_cf_musd: np.ndarray
+    lender_loss_musd: np.ndarray
     debt_outstanding_musd: np.ndarray
     tonnes_produced_t: np.ndarray
     tonnes_eu_t: np.ndarray
@@ -279,6 +283,7 @@ def project_cash_flows(
     project_fcf = np.zeros((n_years, n))
     equity = np.empty((n_years, n))
     lender = np.zeros((n_years, n))
+    written_off = np.zeros((n_years, n))
     outstanding = np.zeros((n_years, n))
     dscr_min = np.full(n, np.inf)
 
@@ -341,6 +346,8 @@ def project_cash_flows(
                        where=(completed > 0) & (service > _EPS))
 
             lender_t = service * paid - draw + debt.recovery_rate * balance * new_default
+            if new_default.any():
+                written_off[t] = (1.0 - debt.recovery_rate) * balance * new_default
             balance -= principal * paid + balance * new_default
             if new_default.any():
                 default_year[new_default > 0] = t
@@ -370,6 +377,7 @@ def project_cash_flows(
                 expro_default = expro_now * (balance > to_lenders + _EPS) * solvent
                 default_year[expro_default > 0] = t
                 lender_t = lender_t + to_lenders
+                written_off[t] += (balance - to_lenders) * expro_default
                 eq_t += (compensation + reserve - to_lenders) * expro_now * solvent
                 balance *= 1.0 - expro_now
                 reserve *= 1.0 - expro_now
@@ -418,6 +426,7 @@ def project_cash_flows(
         project_fcf_musd=project_fcf.T,
         equity_cf_musd=equity.T,
         lender_cf_musd=lender.T,
+        lender_loss_musd=written_off.T,
         debt_outstanding_musd=outstanding.T,
         tonnes_produced_t=tonnes.transpose(0, 2, 1),
         tonnes_eu_t=tonnes_eu.transpose(0, 2, 1),

@@ -210,6 +210,12 @@ def test_default_when_cash_cannot_service_debt():
     balance_before = flows.debt_outstanding_musd[1, t - 1]
     assert flows.lender_cf_musd[1, t] == pytest.approx(0.4 * balance_before), "lenders recover 40 % of the balance"
     assert (flows.equity_cf_musd[1, t:] == 0).all(), "the sponsors' equity ends at default"
+    assert flows.lender_loss_musd[1, t] == pytest.approx(0.6 * balance_before), "60 % of the balance is written off"
+    assert flows.lender_loss_musd[1].sum() == pytest.approx(0.6 * balance_before) and flows.lender_loss_musd[0].sum() == 0
+    # principal identity: draws = repayments + recovery + write-off, so cash received net of
+    # draws plus the write-off is the interest paid: 0.1 x (40, 120, 160) in years 0-2
+    net = flows.lender_cf_musd[1].sum() + flows.lender_loss_musd[1].sum()
+    assert net == pytest.approx(4.0 + 12.0 + 16.0), "lender cash + write-off must equal interest paid"
     assert (flows.debt_outstanding_musd[1, t:] == 0).all()
 
 

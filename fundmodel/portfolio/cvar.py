@@ -1,0 +1,983 @@
+"""CVaR of loss samples and CVaR-optimal allocations over a scenario matrix.
+
+Generic building block of the portfolio optimizer: it knows about scenarios,
+decision variables and linear constraints, nothing about mines.
+
+- :func:`var_from_losses`, :func:`cvar_from_losses`: VaR and CVaR (expected
+  shortfall) of a discrete loss sample, exact for any sample size, with optional
+  scenario probabilities (Rockafellar & Uryasev 2002, fractional atom at the VaR).
+- :func:`optimize_cvar` (and the shortcut :func:`minimize_cvar`): the
+  Rockafellar & Uryasev (2000) linear program - minimise CVaR, maximise the expected
+  value under a CVaR cap, or maximise ``mean - lambda * CVaR`` - under the caller's
+  linear constraints, with integer variables through ``scipy.optimize.milp``.
+  Returns a :class:`CVaRResult` with shadow prices and the binding constraints.
+- :func:`euler_contributions`: Euler allocation of the CVaR to each variable.
+- :func:`efficient_frontier`: (expected value, CVaR) pairs from the min-CVaR to the
+  max-mean allocation.
+- :class:`InfeasibleProblem`: raised with the smallest relaxation of each conflicting
+  constraint (found with an elastic program), never a bare solver message;
+  :class:`UnboundedProblem`, :class:`SolverFailure`.
+
+Conventions: ``scenario_values`` is ``(n_scenarios, n_assets)``, the value (P&L, gain
+positive) of one unit of each decision variable in each scenario; the loss of an
+allocation ``x`` in scenario ``k`` is ``-scenario_values[k] @ x``. VaR and CVaR are
+in the units of the values (e.g. USD million), losses positive.
+
+References
+----------
+.. [1] R. T. Rockafellar and S. Uryasev, "Optimization of conditional value-at-risk",
+   Journal of Risk 2(3), 21-41, 2000.
+.. [2] R. T. Rockafellar and S. Uryasev, "Conditional value-at-risk for general loss
+   distributions", Journal of Banking & Finance 26, 1443-1471, 2002.
+.. [3] D. Tasche, "Risk contributions and performance measurement", 1999 (Euler
+   allocation).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from enum import Enum
+
+import numpy as np
+from scipy import sparse
+from scipy.optimize import Bounds, LinearConstraint, linprog, milp
+
+from ..errors import FundmodelError
+
+__all__ = [
+    "Objective",
+    "CVaRResult",
+    "EfficientFrontier",
+    "OptimizationError",
+    "InfeasibleProblem",
+    "UnboundedProblem",
+    "SolverFailure",
+    "var_from_losses",
+    "cvar_from_losses",
+    "euler_contributions",
+    "optimize_cvar",
+    "minimize_cvar",
+    "efficient_frontier",
+]
+
+#: Name of the expected-value floor in shadow prices, ``binding`` and relaxations.
+MEAN_FLOOR = "mean floor"
+#: Name of the CVaR cap in shadow prices, ``binding`` and relaxations.
+CVAR_CAP = "cvar cap"
+
+_CUM_TOL = 1e-12  # cumulative-probability tolerance when locating the VaR atom
+_MAX_CANDIDATES = 12  # conflicting constraints examined one by one after an infeasible solve
+
+
+# --------------------------------------------------------------------------- errors
+class OptimizationError(FundmodelError):
+    """The optimisation problem as posed has no answer (the command line exits with 2)."""
+
+    exit_code = 2
+
+
+class InfeasibleProblem(OptimizationError):
+    """No allocation satisfies every constraint.
+
+    Attributes
+    ----------
+    relaxations : dict of str to float
+        For each conflicting constraint that can restore feasibility *on its own*, the
+        smallest relaxation that does so, in the constraint's units: how much to raise
+        the right-hand side of a ``<=`` row or the CVaR cap, how much to lower the mean
+        floor, or the signed change of an equality's right-hand side.
+    joint_relaxation : dict of str to float
+        One relaxation of several constraints together that restores feasibility (the
+        least total relaxation); the answer when no constraint suffices alone.
+    """
+
+    def __init__(self, message: str, relaxations: Mapping[str, float],
+                 joint_relaxation: Mapping[str, float]):
+        super().__init__(message)
+        self.relaxations = dict(relaxations)
+        self.joint_relaxation = dict(joint_relaxation)
+
+
+class UnboundedProblem(OptimizationError):
+    """The objective improves without limit: a bound or budget is missing."""
+
+
+class SolverFailure(FundmodelError):
+    """HiGHS stopped without a usable solution (numerical trouble, limits reached)."""
+
+    exit_code = 1
+
+
+# --------------------------------------------------------------------------- enums and results
+class Objective(str, Enum):
+    """What :func:`optimize_cvar` optimises."""
+
+    #: minimise the CVaR (optionally subject to a mean floor)
+    MIN_CVAR = "min_cvar"
+    #: maximise the expected value (optionally subject to a CVaR cap)
+    MAX_MEAN = "max_mean"
+    #: maximise ``expected value - risk_aversion * CVaR``
+    BLEND = "blend"
+
+    @property
+    def sense(self) -> str:
+        """``"min"`` or ``"max"``: the direction in which the reported objective improves."""
+        return "min" if self is Objective.MIN_CVAR else "max"
+
+
+@dataclass(frozen=True)
+class CVaRResult:
+    """Solution of :func:`optimize_cvar`.
+
+    Attributes
+    ----------
+    x : ndarray of shape (n_assets,)
+        Optimal amount of each decision variable.
+    names : tuple of str
+        Name of each decision variable.
+    objective : Objective
+        What was optimised.
+    objective_value : float
+        Optimal objective as reported by the solver: the CVaR (``min_cvar``), the expected
+        value (``max_mean``) or ``expected value - risk_aversion * CVaR`` (``blend``).
+    expected_value : float
+        ``mean_values @ x`` [value units].
+    var : float
+        Value-at-risk at ``beta`` of the solution's losses (lower quantile, see
+        :func:`var_from_losses`) [value units, loss positive].
+    cvar : float
+        CVaR at ``beta`` of the solution's losses, recomputed exactly with
+        :func:`cvar_from_losses` [value units, loss positive]. Equal to the LP's
+        ``alpha + sum(p * u) / (1 - beta)`` at a min-CVaR optimum; never above the cap.
+    beta : float
+        Confidence level.
+    losses : ndarray of shape (n_scenarios,)
+        ``-scenario_values @ x`` [value units].
+    status : int
+        Solver status (0: optimal; 1: limit reached with a feasible solution).
+    message : str
+        Solver message.
+    shadow_prices : dict of str to float or None
+        For LPs: improvement of the objective (CVaR *decrease* for ``min_cvar``, increase
+        of the maximised quantity otherwise) per unit relaxation of each named constraint:
+        raising a ``<=`` row's right-hand side, lowering the mean floor (``"mean floor"``),
+        raising the CVaR cap (``"cvar cap"``); for an equality, per unit *increase* of its
+        right-hand side (either sign). Non-negative for inequalities; zero when slack.
+        Taken from HiGHS' dual values (``ineqlin`` / ``eqlin`` marginals, negated).
+        ``None`` for mixed-integer problems: duals of a MILP are not defined.
+    binding : tuple of str
+        Named constraints active at the solution (slack within tolerance); equalities
+        are always listed.
+    solver : str
+        ``"highs (linprog)"`` or ``"highs (milp)"``.
+    solve_seconds : float
+        Wall time of the solve [s].
+    """
+
+    x: np.ndarray
+    names: tuple[str, ...]
+    objective: Objective
+    objective_value: float
+    expected_value: float
+    var: float
+    cvar: float
+    beta: float
+    losses: np.ndarray = field(repr=False)
+    status: int
+    message: str
+    shadow_prices: dict[str, float] | None
+    binding: tuple[str, ...]
+    solver: str
+    solve_seconds: float
+
+    def allocation(self) -> dict[str, float]:
+        """``{name: x_i}`` of the solution."""
+        return dict(zip(self.names, self.x.tolist()))
+
+
+@dataclass(frozen=True)
+class EfficientFrontier:
+    """Mean-CVaR efficient frontier traced by :func:`efficient_frontier`.
+
+    Attributes
+    ----------
+    mean_floor : ndarray of shape (n_points,)
+        Expected-value floor imposed at each point [value units].
+    expected_value : ndarray of shape (n_points,)
+        Expected value of each point's allocation [value units]; non-decreasing.
+    cvar : ndarray of shape (n_points,)
+        Minimal CVaR at that floor [value units]; non-decreasing.
+    var : ndarray of shape (n_points,)
+        VaR of each point's allocation [value units].
+    x : ndarray of shape (n_points, n_assets)
+        Allocation of each point.
+    names : tuple of str
+        Name of each decision variable.
+    beta : float
+        Confidence level.
+    """
+
+    mean_floor: np.ndarray
+    expected_value: np.ndarray
+    cvar: np.ndarray
+    var: np.ndarray
+    x: np.ndarray
+    names: tuple[str, ...]
+    beta: float
+
+
+# --------------------------------------------------------------------------- CVaR of a sample
+def _check_beta(beta: float) -> float:
+    beta = float(beta)
+    if not 0.0 <= beta < 1.0:
+        raise ValueError(f"beta must be a confidence level in [0, 1), got {beta!r}")
+    return beta
+
+
+def _probabilities(probabilities, n: int) -> np.ndarray | None:
+    if probabilities is None:
+        return None
+    p = np.asarray(probabilities, dtype=float)
+    if p.shape != (n,):
+        raise ValueError(f"probabilities must have shape ({n},) (one per scenario), got {p.shape}")
+    if not np.all(np.isfinite(p)) or np.any(p < 0):
+        raise ValueError("probabilities must be finite and non-negative")
+    total = p.sum()
+    if abs(total - 1.0) > 1e-8:
+        raise ValueError(f"probabilities must sum to 1, they sum to {total!r}")
+    return p / total
+
+
+def _as_losses(losses) -> np.ndarray:
+    arr = np.asarray(losses, dtype=float)
+    if arr.ndim not in (1, 2) or arr.shape[0] == 0:
+        raise ValueError(f"losses must be a non-empty array of shape (n_scenarios,) or "
+                         f"(n_scenarios, n_series), got shape {arr.shape}")
+    if not np.all(np.isfinite(arr)):
+        raise ValueError(f"losses contain {int(np.sum(~np.isfinite(arr)))} NaN or infinite value(s)")
+    return arr
+
+
+def _sorted_tail(losses: np.ndarray, beta: float, p: np.ndarray | None):
+    """Sort ``losses`` (n, k) ascending per column; tail weights and VaR index per column.
+
+    The tail weight of the ``j``-th smallest loss is ``min(p_j, max(0, F_j - beta))`` with
+    ``F_j`` the cumulative probability: the upper tail of mass ``1 - beta``, including
+    the fraction of the VaR atom that lies beyond ``beta``.
+    """
+    n = losses.shape[0]
+    order = np.argsort(losses, axis=0, kind="stable")
+    ls = np.take_along_axis(losses, order, axis=0)
+    if p is None:
+        ps = np.full((n, 1), 1.0 / n)
+        cum = (np.arange(1, n + 1, dtype=float) / n)[:, None]
+    else:
+        ps = p[order]
+        cum = np.cumsum(ps, axis=0)
+    w = np.broadcast_to(np.minimum(ps, np.maximum(cum - beta, 0.0)), ls.shape)
+    k_var = np.broadcast_to(np.argmax(cum >= beta - _CUM_TOL, axis=0), (ls.shape[1],))
+    return order, ls, w, k_var
+
+
+def var_from_losses(losses, beta: float, weights=None):
+    """Value-at-risk: the lower ``beta``-quantile of a discrete loss distribution.
+
+    ``VaR_beta = min {z : P(L <= z) >= beta}`` (Rockafellar & Uryasev 2002, the
+    ``alpha_beta`` of their definition).
+
+    Parameters
+    ----------
+    losses : array_like of shape (n_scenarios,) or (n_scenarios, n_series)
+        Loss in each scenario [value units, loss positive]; each column a separate series.
+    beta : float
+        Confidence level in [0, 1), e.g. 0.95.
+    weights : array_like of shape (n_scenarios,), optional
+        Scenario probabilities (non-negative, summing to 1); equal by default.
+
+    Returns
+    -------
+    float or ndarray of shape (n_series,)
+
+    Examples
+    --------
+    >>> var_from_losses(np.arange(1.0, 21.0), 0.95)
+    19.0
+    >>> var_from_losses([1.0, 2.0, 3.0], 0.5, weights=[0.6, 0.2, 0.2])
+    1.0
+    """
+    beta = _check_beta(beta)
+    arr = _as_losses(losses)
+    p = _probabilities(weights, arr.shape[0])
+    l2 = arr.reshape(arr.shape[0], -1)
+    _, ls, _, k_var = _sorted_tail(l2, beta, p)
+    out = ls[k_var, np.arange(ls.shape[1])]
+    return float(out[0]) if arr.ndim == 1 else out
+
+
+def cvar_from_losses(losses, beta: float, weights=None):
+    """Conditional value-at-risk (expected shortfall) of a discrete loss distribution.
+
+    The mean of the upper tail of probability mass ``1 - beta``, counting only the part
+    of the atom at the VaR that lies beyond ``beta`` (Rockafellar & Uryasev 2002, eq. 4
+    with the ``lambda_beta`` split), so it is exact for every sample size, coherent, and
+    equal to ``min_a a + E[(L - a)^+] / (1 - beta)``, the quantity the LP of
+    :func:`optimize_cvar` minimises.
+
+    Parameters
+    ----------
+    losses : array_like of shape (n_scenarios,) or (n_scenarios, n_series)
+        Loss in each scenario [value units, loss positive]; each column a separate series.
+    beta : float
+        Confidence level in [0, 1), e.g. 0.95; ``beta = 0`` gives the mean loss.
+    weights : array_like of shape (n_scenarios,), optional
+        Scenario probabilities (non-negative, summing to 1); equal by default.
+
+    Returns
+    -------
+    float or ndarray of shape (n_series,)
+
+    Notes
+    -----
+    With the losses sorted ascending, ``L_(1) <= ... <= L_(N)``, probabilities ``p_(j)``
+    and cumulative probabilities ``F_j``::
+
+        CVaR_beta = sum_j min(p_(j), max(0, F_j - beta)) * L_(j) / (1 - beta)
+
+    For ``N = 10`` equally likely losses and ``beta = 0.95`` the tail is half of the
+    largest atom, so the CVaR is the largest loss; with ``beta = 0.85`` it is the largest
+    loss (mass 0.10) plus half of the second largest (mass 0.05), divided by 0.15.
+
+    Examples
+    --------
+    >>> cvar_from_losses(np.arange(1.0, 21.0), 0.9)        # mean of the two largest
+    19.5
+    >>> round(cvar_from_losses(np.arange(1.0, 11.0), 0.85), 6)   # (10*0.1 + 9*0.05)/0.15
+    9.666667
+    >>> cvar_from_losses([1.0, 2.0, 3.0], 0.5, weights=[0.2, 0.2, 0.6])
+    3.0
+    """
+    beta = _check_beta(beta)
+    arr = _as_losses(losses)
+    p = _probabilities(weights, arr.shape[0])
+    l2 = arr.reshape(arr.shape[0], -1)
+    _, ls, w, _ = _sorted_tail(l2, beta, p)
+    out = (w * ls).sum(axis=0) / w.sum(axis=0)
+    return float(out[0]) if arr.ndim == 1 else out
+
+
+def _as_scenarios(scenario_values) -> np.ndarray:
+    v = np.asarray(scenario_values, dtype=float)
+    if v.ndim != 2 or v.shape[0] == 0 or v.shape[1] == 0:
+        raise ValueError("scenario_values must be a non-empty 2-d array of shape "
+                         f"(n_scenarios, n_assets), got shape {v.shape}")
+    bad = ~np.isfinite(v)
+    if bad.any():
+        rows, cols = np.nonzero(bad)
+        raise ValueError(f"scenario_values contain {int(bad.sum())} NaN or infinite value(s), "
+                         f"first at scenario {rows[0]}, column {cols[0]}")
+    return v
+
+
+def euler_contributions(scenario_values, x, beta: float, probabilities=None) -> np.ndarray:
+    """Euler allocation of the CVaR of ``x`` to each decision variable.
+
+    ``contribution_i = x_i * E[-value_i | tail]``, the expectation over the same tail
+    (fractional VaR atom included) as :func:`cvar_from_losses`, so the contributions
+    sum to the CVaR exactly. Where the CVaR is differentiable in ``x`` this is
+    ``x_i * dCVaR/dx_i`` (Tasche 1999).
+
+    Parameters
+    ----------
+    scenario_values : array_like of shape (n_scenarios, n_assets)
+        Value of one unit of each variable in each scenario [value units].
+    x : array_like of shape (n_assets,)
+        Allocation.
+    beta : float
+        Confidence level in [0, 1).
+    probabilities : array_like of shape (n_scenarios,), optional
+        Scenario probabilities; equal by default.
+
+    Returns
+    -------
+    ndarray of shape (n_assets,)
+        CVaR contribution of each variable [value units]; sums to the CVaR.
+
+    Notes
+    -----
+    When several scenarios tie at the VaR, the fractional atom is shared in the order
+    of a stable sort (scenario index); the total is unaffected.
+
+    Examples
+    --------
+    Losses 1, 2, -4, 0.5; the tail at 0.5 is scenarios 0 and 1:
+
+    >>> values = np.array([[1.0, -2.0], [-3.0, 1.0], [2.0, 2.0], [0.5, -1.0]])
+    >>> c = euler_contributions(values, [1.0, 1.0], 0.5)
+    >>> c.tolist(), cvar_from_losses(-values.sum(axis=1), 0.5)
+    ([1.0, 0.5], 1.5)
+    """
+    beta = _check_beta(beta)
+    v = _as_scenarios(scenario_values)
+    x = np.asarray(x, dtype=float)
+    if x.shape != (v.shape[1],):
+        raise ValueError(f"x must have shape ({v.shape[1]},), got {x.shape}")
+    p = _probabilities(probabilities, v.shape[0])
+    losses = -(v @ x)
+    order, _, w, _ = _sorted_tail(losses[:, None], beta, p)
+    w_scen = np.empty(v.shape[0])
+    w_scen[order[:, 0]] = w[:, 0]
+    return x * (-(w_scen @ v)) / w_scen.sum()
+
+
+# --------------------------------------------------------------------------- the LP
+@dataclass
+class _Model:
+    """The assembled program over ``z = [x (n), alpha (1), u (n_tail)]``."""
+
+    n: int
+    n_tail: int
+    c: np.ndarray
+    a_named: sparse.csr_array  # named <= rows: caller rows, mean floor, cvar cap
+    b_named: np.ndarray
+    ub_names: list[str]
+    a_tail: sparse.csr_array | None  # -V x - alpha - u <= 0
+    a_eq: sparse.csr_array | None
+    b_eq: np.ndarray
+    eq_names: list[str]
+    lb: np.ndarray
+    ub: np.ndarray
+    integrality: np.ndarray | None  # (nz,) or None for an LP
+    var_names: list[str]
+
+    @property
+    def nz(self) -> int:
+        return self.n + 1 + self.n_tail
+
+
+def _solve(c, a_ub, b_ub, a_eq, b_eq, lb, ub, integrality, method: str, options: Mapping | None):
+    """One HiGHS solve: ``(x or None, fun, status, message, ineq marginals, eq marginals)``."""
+    opts = dict(options or {})
+    if integrality is None:
+        res = linprog(c, A_ub=a_ub, b_ub=b_ub if a_ub is not None else None,
+                      A_eq=a_eq, b_eq=b_eq if a_eq is not None else None,
+                      bounds=np.column_stack([lb, ub]), method=method, options=opts)
+        ineq = getattr(getattr(res, "ineqlin", None), "marginals", None)
+        eq = getattr(getattr(res, "eqlin", None), "marginals", None)
+        x = res.x if res.status in (0, 1) else None
+        return x, res.fun, int(res.status), str(res.message), ineq, eq
+    blocks, lo, hi = [], [], []
+    if a_ub is not None:
+        blocks.append(a_ub)
+        lo.append(np.full(a_ub.shape[0], -np.inf))
+        hi.append(b_ub)
+    if a_eq is not None:
+        blocks.append(a_eq)
+        lo.append(b_eq)
+        hi.append(b_eq)
+    cons = [LinearConstraint(sparse.vstack(blocks, format="csr"), np.concatenate(lo),
+                             np.concatenate(hi))] if blocks else []
+    res = milp(c, integrality=integrality, bounds=Bounds(lb, ub), constraints=cons, options=opts)
+    return res.x, res.fun, int(res.status), str(res.message), None, None
+
+
+def _stack_ub(model: _Model, with_tail: bool = True):
+    blocks = [model.a_named] if model.a_named.shape[0] else []
+    rhs = [model.b_named] if model.a_named.shape[0] else []
+    if with_tail and model.a_tail is not None:
+        blocks.append(model.a_tail)
+        rhs.append(np.zeros(model.a_tail.shape[0]))
+    if not blocks:
+        return None, None
+    return sparse.vstack(blocks, format="csc"), np.concatenate(rhs)
+
+
+def _fmt(v: float) -> str:
+    return f"{v:.6g}"
+
+
+def _elastic(model: _Model, allowed: Sequence[int] | None, method: str, options):
+    """Minimise the total relaxation of the named constraints (only ``allowed`` ones).
+
+    Slack columns: one per named ``<=`` row, two (up, down) per equality. Returns the
+    per-constraint signed relaxation (dict index -> amount, indices over
+    ``ub_names + eq_names``), the row duals of the named rows, or ``None`` if infeasible.
+    """
+    m_ub, m_eq = len(model.ub_names), len(model.eq_names)
+    n_s = m_ub + 2 * m_eq
+    nz = model.nz
+    has_cap = CVAR_CAP in model.ub_names
+    # slack columns
+    s_ub = sparse.hstack([model.a_named, -sparse.eye_array(m_ub, n_s, format="csr")], format="csr") \
+        if m_ub else None
+    blocks, rhs = [], []
+    if s_ub is not None:
+        blocks.append(s_ub)
+        rhs.append(model.b_named)
+    if has_cap and model.a_tail is not None:
+        blocks.append(sparse.hstack([model.a_tail, sparse.csr_array((model.a_tail.shape[0], n_s))],
+                                    format="csr"))
+        rhs.append(np.zeros(model.a_tail.shape[0]))
+    a_ub = sparse.vstack(blocks, format="csc") if blocks else None
+    b_ub = np.concatenate(rhs) if rhs else None
+    a_eq = b_eq = None
+    if m_eq:
+        slack_eq = sparse.hstack([sparse.csr_array((m_eq, m_ub)),
+                                  sparse.kron(sparse.eye_array(m_eq), np.array([[-1.0, 1.0]]))],
+                                 format="csr")
+        a_eq = sparse.hstack([model.a_eq, slack_eq], format="csc")
+        b_eq = model.b_eq
+    lb = np.concatenate([model.lb, np.zeros(n_s)])
+    ub_s = np.full(n_s, np.inf)
+    if allowed is not None:
+        ub_s[:] = 0.0
+        for i in allowed:
+            if i < m_ub:
+                ub_s[i] = np.inf
+            else:
+                j = m_ub + 2 * (i - m_ub)
+                ub_s[j:j + 2] = np.inf
+    ub = np.concatenate([model.ub, ub_s])
+    if not has_cap and model.n_tail:  # the tail variables play no part: pin them
+        lb[model.n:nz] = 0.0
+        ub[model.n:nz] = 0.0
+    c = np.concatenate([np.zeros(nz), np.ones(n_s)])
+    integ = None if model.integrality is None else np.concatenate([model.integrality, np.zeros(n_s)])
+    x, _, status, _, ineq, eq = _solve(c, a_ub, b_ub, a_eq, b_eq, lb, ub, integ, method, options)
+    if x is None or status not in (0, 1):
+        return None, None
+    s = x[nz:]
+    relax = {i: float(s[i]) for i in range(m_ub)}
+    relax.update({m_ub + k: float(s[m_ub + 2 * k] - s[m_ub + 2 * k + 1]) for k in range(m_eq)})
+    duals = None
+    if ineq is not None:
+        duals = np.concatenate([np.asarray(ineq)[:m_ub], np.asarray(eq) if m_eq else np.zeros(0)])
+    return relax, duals
+
+
+def _diagnose_infeasible(model: _Model, method: str, options) -> None:
+    """Raise :class:`InfeasibleProblem` (or :class:`UnboundedProblem` if actually feasible)."""
+    names = model.ub_names + model.eq_names
+    joint, duals = _elastic(model, None, method, options)
+    if joint is None:
+        raise InfeasibleProblem(
+            "infeasible even with every named constraint relaxed: the variable bounds and "
+            "integrality requirements contradict each other (or the CVaR rows do)", {}, {})
+    tol = 1e-9
+    total = sum(abs(v) for v in joint.values())
+    if total <= 1e-7:
+        raise UnboundedProblem(_unbounded_message(model))
+    candidates = [i for i, v in joint.items() if abs(v) > tol]
+    if duals is not None:
+        candidates += [i for i in np.flatnonzero(np.abs(duals) > 1e-9).tolist() if i not in candidates]
+    candidates = sorted(set(candidates))[:_MAX_CANDIDATES]
+    alone: dict[str, float] = {}
+    for i in candidates:
+        single, _ = _elastic(model, [i], method, options)
+        if single is not None:
+            alone[names[i]] = single[i]
+    joint_named = {names[i]: v for i, v in joint.items() if abs(v) > tol}
+    n_eq0 = len(model.ub_names)
+
+    def phrase(name: str, amount: float) -> str:
+        if names.index(name) >= n_eq0:
+            return f"change '{name}' by {amount:+.6g}"
+        return f"relax '{name}' by {_fmt(amount)}"
+
+    if alone:
+        text = "infeasible: " + " or ".join(phrase(k, v) for k, v in alone.items())
+        text += " (each alone restores feasibility; variable bounds and integrality held fixed)"
+    else:
+        text = ("infeasible: no single constraint can be relaxed alone to restore feasibility; "
+                "together: " + " and ".join(phrase(k, v) for k, v in joint_named.items())
+                + " (variable bounds and integrality held fixed)")
+    raise InfeasibleProblem(text, alone, joint_named)
+
+
+def _unbounded_message(model: _Model) -> str:
+    free = [model.var_names[i] for i in range(model.n)
+            if not (np.isfinite(model.lb[i]) and np.isfinite(model.ub[i]))]
+    shown = ", ".join(f"'{name}'" for name in free[:10]) or "none"
+    more = f" (and {len(free) - 10} more)" if len(free) > 10 else ""
+    return ("unbounded: the objective improves without limit; give finite bounds or a budget "
+            f"constraint to the variables lacking a lower or upper bound: {shown}{more}")
+
+
+def _check_names(names, n: int, what: str, default: str) -> list[str]:
+    if names is None:
+        return [f"{default}[{i}]" for i in range(n)]
+    out = [str(s) for s in names]
+    if len(out) != n:
+        raise ValueError(f"{what} must have {n} entries, got {len(out)}")
+    return out
+
+
+def _matrix(a, b, n: int, what: str):
+    if a is None and b is None:
+        return np.zeros((0, n)), np.zeros(0)
+    if a is None or b is None:
+        raise ValueError(f"A_{what} and b_{what} must be given together")
+    a = a.toarray() if sparse.issparse(a) else np.asarray(a, dtype=float)
+    a = np.atleast_2d(np.asarray(a, dtype=float))
+    b = np.atleast_1d(np.asarray(b, dtype=float))
+    if a.shape[1] != n or b.shape != (a.shape[0],):
+        raise ValueError(f"A_{what} must have shape (n_rows, {n}) and b_{what} shape (n_rows,), "
+                         f"got {a.shape} and {b.shape}")
+    if not (np.all(np.isfinite(a)) and np.all(np.isfinite(b))):
+        raise ValueError(f"A_{what} and b_{what} must be finite")
+    return a, b
+
+
+def _bounds(bounds, n: int, names: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
+    if bounds is None:
+        return np.zeros(n), np.full(n, np.inf)
+    arr = np.array(bounds, dtype=object)
+    if arr.shape == (2,):
+        arr = np.tile(arr, (n, 1))
+    if arr.shape != (n, 2):
+        raise ValueError(f"bounds must be one (low, high) pair or {n} pairs, got shape {arr.shape}")
+    lb = np.array([-np.inf if v is None else float(v) for v in arr[:, 0]])
+    ub = np.array([np.inf if v is None else float(v) for v in arr[:, 1]])
+    bad = np.flatnonzero((lb > ub) | np.isnan(lb) | np.isnan(ub) | (lb == np.inf) | (ub == -np.inf))
+    if bad.size:
+        i = bad[0]
+        raise ValueError(f"bounds of '{names[i]}' are empty or invalid: ({lb[i]}, {ub[i]})")
+    return lb, ub
+
+
+def optimize_cvar(
+    scenario_values,
+    *,
+    beta: float = 0.95,
+    objective: Objective | str = Objective.MIN_CVAR,
+    mean_floor: float | None = None,
+    cvar_cap: float | None = None,
+    risk_aversion: float = 1.0,
+    A_ub=None,
+    b_ub=None,
+    A_eq=None,
+    b_eq=None,
+    bounds=None,
+    integrality=None,
+    names: Sequence[str] | None = None,
+    constraint_names: Sequence[str] | None = None,
+    probabilities=None,
+    mean_values=None,
+    method: str = "highs",
+    options: Mapping | None = None,
+    binding_tol: float = 1e-7,
+) -> CVaRResult:
+    """Optimise an allocation for CVaR over a scenario matrix (Rockafellar-Uryasev LP).
+
+    Variables ``x`` (the allocation), ``alpha`` (free, the VaR at the optimum) and
+    ``u >= 0`` (one per scenario) with ``u_k >= -value_k . x - alpha``; the CVaR of ``x``
+    is ``min over alpha, u of alpha + sum_k p_k u_k / (1 - beta)``.
+
+    Parameters
+    ----------
+    scenario_values : array_like of shape (n_scenarios, n_assets)
+        Value (P&L, gain positive) of one unit of each decision variable in each scenario
+        [value units]. Columns of zeros are allowed (e.g. binary go/no-go variables).
+    beta : float, default 0.95
+        CVaR confidence level in [0, 1).
+    objective : Objective or {"min_cvar", "max_mean", "blend"}
+        Minimise the CVaR; maximise the expected value; or maximise
+        ``expected value - risk_aversion * CVaR``.
+    mean_floor : float, optional
+        Constraint ``mean_values @ x >= mean_floor`` [value units], named ``"mean floor"``.
+    cvar_cap : float, optional
+        Constraint ``CVaR(x) <= cvar_cap`` [value units], named ``"cvar cap"``.
+    risk_aversion : float, default 1.0
+        ``lambda >= 0`` of the ``blend`` objective [value units per unit of CVaR].
+    A_ub, b_ub : array_like of shape (n_ub, n_assets) and (n_ub,), optional
+        Constraints ``A_ub @ x <= b_ub`` (dense or scipy.sparse).
+    A_eq, b_eq : array_like of shape (n_eq, n_assets) and (n_eq,), optional
+        Constraints ``A_eq @ x == b_eq``.
+    bounds : (low, high) or sequence of n_assets pairs, optional
+        Bounds per variable, ``None`` for no bound. Default ``(0, None)`` for every variable.
+    integrality : array_like of shape (n_assets,), optional
+        0 continuous, 1 integer (binary with bounds (0, 1)), as in ``scipy.optimize.milp``.
+        If any entry is non-zero the problem is solved by ``milp`` and no shadow prices
+        are available.
+    names : sequence of str, optional
+        Names of the variables (default ``x[i]``).
+    constraint_names : sequence of str, optional
+        Names of the rows of ``A_ub`` followed by those of ``A_eq``
+        (default ``ub[i]``, ``eq[i]``); used in shadow prices, ``binding`` and errors.
+    probabilities : array_like of shape (n_scenarios,), optional
+        Scenario probabilities (non-negative, summing to 1); equal by default.
+    mean_values : array_like of shape (n_assets,), optional
+        Expected value per unit of each variable used by the mean floor and the
+        objectives [value units]; default ``probabilities @ scenario_values`` (e.g. pass
+        model means instead of sample means).
+    method : {"highs", "highs-ds", "highs-ipm"}
+        ``linprog`` method for LPs.
+    options : mapping, optional
+        Passed to ``linprog`` / ``milp`` (e.g. ``{"time_limit": 60}``).
+    binding_tol : float, default 1e-7
+        A constraint is binding when its slack is below ``binding_tol * max(1, |rhs|)``.
+
+    Returns
+    -------
+    CVaRResult
+
+    Raises
+    ------
+    InfeasibleProblem
+        With the smallest relaxation of each conflicting named constraint.
+    UnboundedProblem
+        When the objective can improve without limit.
+    SolverFailure
+        When HiGHS stops without a usable solution.
+    ValueError
+        For inconsistent shapes, NaN, empty bounds or an unknown objective.
+
+    Notes
+    -----
+    Sparse formulation: ``n_scenarios`` rows ``[-V, -1, -I] z <= 0`` and
+    ``n_assets + 1 + n_scenarios`` variables; nothing loops over scenarios. Without a
+    CVaR in the objective or a CVaR cap (``max_mean`` with no cap) the scenario rows
+    are left out. Variable bounds are never relaxed in the infeasibility diagnosis.
+
+    Examples
+    --------
+    Two assets that hedge each other, fully invested:
+
+    >>> values = np.array([[2.0, -1.0], [-1.0, 2.0]])
+    >>> res = optimize_cvar(values, beta=0.5, A_eq=[[1.0, 1.0]], b_eq=[1.0],
+    ...                     constraint_names=["fully invested"])
+    >>> res.x.round(6).tolist(), round(res.cvar, 6), round(res.expected_value, 6)
+    ([0.5, 0.5], -0.5, 0.5)
+    >>> res.binding
+    ('fully invested',)
+    """
+    t0 = time.perf_counter()
+    beta = _check_beta(beta)
+    try:
+        objective = Objective(objective)
+    except ValueError:
+        raise ValueError(f"objective must be one of {[o.value for o in Objective]}, got {objective!r}") from None
+    v = _as_scenarios(scenario_values)
+    n_scen, n = v.shape
+    p = _probabilities(probabilities, n_scen)
+    p_eff = np.full(n_scen, 1.0 / n_scen) if p is None else p
+    var_names = _check_names(names, n, "names", "x")
+    if len(set(var_names)) != n:
+        raise ValueError("names must be unique")
+    mean = p_eff @ v if mean_values is None else np.asarray(mean_values, dtype=float)
+    if mean.shape != (n,) or not np.all(np.isfinite(mean)):
+        raise ValueError(f"mean_values must be {n} finite numbers, got shape {mean.shape}")
+    a_ub, b_ub_ = _matrix(A_ub, b_ub, n, "ub")
+    a_eq, b_eq_ = _matrix(A_eq, b_eq, n, "eq")
+    cnames = _check_names(constraint_names, a_ub.shape[0] + a_eq.shape[0], "constraint_names", "row")
+    if constraint_names is None:
+        cnames = [f"ub[{i}]" for i in range(a_ub.shape[0])] + [f"eq[{i}]" for i in range(a_eq.shape[0])]
+    ub_names, eq_names = cnames[:a_ub.shape[0]], cnames[a_ub.shape[0]:]
+    lb, ub = _bounds(bounds, n, var_names)
+    if objective is Objective.BLEND and not (np.isfinite(risk_aversion) and risk_aversion >= 0):
+        raise ValueError(f"risk_aversion must be a finite number >= 0, got {risk_aversion!r}")
+    for label, val in (("mean_floor", mean_floor), ("cvar_cap", cvar_cap)):
+        if val is not None and not np.isfinite(val):
+            raise ValueError(f"{label} must be finite, got {val!r}")
+    integ = None
+    if integrality is not None:
+        integ_x = np.broadcast_to(np.asarray(integrality, dtype=int), (n,)).copy()
+        if np.any((integ_x < 0) | (integ_x > 1)):
+            raise ValueError("integrality entries must be 0 (continuous) or 1 (integer)")
+        if integ_x.any():
+            integ = integ_x
+
+    need_tail = objective is not Objective.MAX_MEAN or cvar_cap is not None
+    n_tail = n_scen if need_tail else 0
+    nz = n + 1 + n_tail
+    tail_cost = np.concatenate([[1.0], p_eff / (1.0 - beta)]) if need_tail else np.zeros(1)
+
+    c = np.zeros(nz)
+    if objective is Objective.MIN_CVAR:
+        c[n:] = tail_cost
+    elif objective is Objective.MAX_MEAN:
+        c[:n] = -mean
+    else:
+        c[:n] = -mean
+        c[n:] = risk_aversion * tail_cost
+
+    def pad(rows: np.ndarray) -> sparse.csr_array:
+        return sparse.hstack([sparse.csr_array(rows), sparse.csr_array((rows.shape[0], nz - n))],
+                             format="csr")
+
+    named_blocks = [pad(a_ub)]
+    b_named = [b_ub_]
+    if mean_floor is not None:
+        named_blocks.append(pad(-mean[None, :]))
+        b_named.append(np.array([-float(mean_floor)]))
+        ub_names.append(MEAN_FLOOR)
+    if cvar_cap is not None:
+        row = np.zeros((1, nz))
+        row[0, n:] = tail_cost
+        named_blocks.append(sparse.csr_array(row))
+        b_named.append(np.array([float(cvar_cap)]))
+        ub_names.append(CVAR_CAP)
+    if len(set(ub_names + eq_names)) != len(ub_names) + len(eq_names):
+        raise ValueError("constraint names must be unique (and differ from 'mean floor' and 'cvar cap')")
+    a_tail = None
+    if need_tail:
+        a_tail = sparse.hstack([sparse.csr_array(-v), sparse.csr_array(-np.ones((n_scen, 1))),
+                                -sparse.eye_array(n_scen, format="csr")], format="csr")
+    model = _Model(
+        n=n, n_tail=n_tail, c=c,
+        a_named=sparse.vstack(named_blocks, format="csr"), b_named=np.concatenate(b_named),
+        ub_names=ub_names, a_tail=a_tail,
+        a_eq=pad(a_eq) if a_eq.shape[0] else None, b_eq=b_eq_, eq_names=eq_names,
+        lb=np.concatenate([lb, [-np.inf] if need_tail else [0.0], np.zeros(n_tail)]),
+        ub=np.concatenate([ub, [np.inf] if need_tail else [0.0], np.full(n_tail, np.inf)]),
+        integrality=None if integ is None else np.concatenate([integ, np.zeros(nz - n, dtype=int)]),
+        var_names=var_names,
+    )
+    a_all, b_all = _stack_ub(model)
+    z, fun, status, message, ineq, eq = _solve(model.c, a_all, b_all, model.a_eq, model.b_eq,
+                                               model.lb, model.ub, model.integrality, method, options)
+    if status == 2:
+        _diagnose_infeasible(model, method, options)  # raises
+    if status == 3:
+        raise UnboundedProblem(_unbounded_message(model))
+    if z is None:
+        if integ is not None and status == 1:
+            raise SolverFailure(f"HiGHS (milp) reached a limit before finding a feasible allocation: {message}")
+        raise SolverFailure(f"HiGHS could not solve the CVaR program (status {status}): {message}")
+
+    x = np.asarray(z[:n], dtype=float)
+    losses = -(v @ x)
+    cvar = cvar_from_losses(losses, beta, p)
+    var = var_from_losses(losses, beta, p)
+    ev = float(mean @ x)
+    objective_value = float(fun) if objective is Objective.MIN_CVAR else -float(fun)
+
+    m_ub = len(ub_names)
+    shadow = None
+    if integ is None and ineq is not None:
+        ineq = np.asarray(ineq)
+        shadow = {name: float(-ineq[i]) + 0.0 for i, name in enumerate(ub_names)}
+        if eq_names:
+            shadow.update({name: float(-np.asarray(eq)[i]) + 0.0 for i, name in enumerate(eq_names)})
+    # binding: slack of each named <= row at the solution
+    slack = model.b_named - model.a_named @ z
+    if cvar_cap is not None:  # use the exact CVaR, not the LP's upper bound of it
+        slack[ub_names.index(CVAR_CAP)] = float(cvar_cap) - cvar
+    scale = np.maximum(1.0, np.abs(model.b_named))
+    binding = [ub_names[i] for i in range(m_ub) if slack[i] <= binding_tol * scale[i]]
+    binding += eq_names
+    return CVaRResult(
+        x=x, names=tuple(var_names), objective=objective, objective_value=objective_value,
+        expected_value=ev, var=float(var), cvar=float(cvar), beta=beta, losses=losses,
+        status=status, message=message, shadow_prices=shadow, binding=tuple(binding),
+        solver="highs (milp)" if integ is not None else "highs (linprog)",
+        solve_seconds=time.perf_counter() - t0,
+    )
+
+
+def minimize_cvar(scenario_values, *, beta: float = 0.95, mean_floor: float | None = None,
+                  **constraints) -> CVaRResult:
+    """Minimum-CVaR allocation: :func:`optimize_cvar` with ``objective="min_cvar"``.
+
+    Parameters
+    ----------
+    scenario_values : array_like of shape (n_scenarios, n_assets)
+        Value of one unit of each variable in each scenario [value units].
+    beta : float, default 0.95
+        Confidence level.
+    mean_floor : float, optional
+        Required expected value [value units].
+    **constraints
+        Any other keyword of :func:`optimize_cvar` (``A_ub``, ``bounds``, ``names``, ...).
+
+    Returns
+    -------
+    CVaRResult
+
+    Examples
+    --------
+    >>> values = np.array([[2.0, -1.0], [-1.0, 2.0], [0.5, 0.5]])
+    >>> res = minimize_cvar(values, beta=0.6, A_eq=[[1, 1]], b_eq=[1])
+    >>> res.x.round(6).tolist()
+    [0.5, 0.5]
+    """
+    return optimize_cvar(scenario_values, beta=beta, objective=Objective.MIN_CVAR,
+                         mean_floor=mean_floor, **constraints)
+
+
+def efficient_frontier(
+    scenario_values,
+    n_points: int = 15,
+    *,
+    beta: float = 0.95,
+    A_ub=None,
+    b_ub=None,
+    A_eq=None,
+    b_eq=None,
+    bounds=None,
+    integrality=None,
+    names: Sequence[str] | None = None,
+    constraint_names: Sequence[str] | None = None,
+    probabilities=None,
+    mean_values=None,
+    method: str = "highs",
+    options: Mapping | None = None,
+) -> EfficientFrontier:
+    """Mean-CVaR efficient frontier: minimal CVaR at a grid of expected-value floors.
+
+    The first point is the min-CVaR allocation (floor = its mean); the last is the
+    least-CVaR allocation among those with the largest attainable expected value; in
+    between, floors are evenly spaced. Constraint keywords are those of
+    :func:`optimize_cvar` and apply at every point.
+
+    Parameters
+    ----------
+    scenario_values : array_like of shape (n_scenarios, n_assets)
+        Value of one unit of each variable in each scenario [value units].
+    n_points : int, default 15
+        Number of points (>= 2).
+    beta : float, default 0.95
+        Confidence level.
+
+    Returns
+    -------
+    EfficientFrontier
+
+    Raises
+    ------
+    InfeasibleProblem, UnboundedProblem
+        As :func:`optimize_cvar`; unbounded when the expected value has no maximum.
+
+    Examples
+    --------
+    >>> values = np.array([[0.3, 0.05], [-0.2, 0.02], [0.1, 0.03], [0.0, 0.01]])
+    >>> f = efficient_frontier(values, 3, beta=0.5, A_eq=[[1, 1]], b_eq=[1])
+    >>> f.expected_value.round(4).tolist(), f.cvar.round(4).tolist()
+    ([0.0275, 0.0388, 0.05], [-0.015, 0.0425, 0.1])
+    """
+    if int(n_points) < 2:
+        raise ValueError(f"n_points must be at least 2, got {n_points!r}")
+    n_points = int(n_points)
+    common = dict(beta=beta, A_ub=A_ub, b_ub=b_ub, A_eq=A_eq, b_eq=b_eq, bounds=bounds,
+                  integrality=integrality, names=names, constraint_names=constraint_names,
+                  probabilities=probabilities, mean_values=mean_values, method=method,
+                  options=options)
+    low = optimize_cvar(scenario_values, objective=Objective.MIN_CVAR, **common)
+    top = optimize_cvar(scenario_values, objective=Objective.MAX_MEAN, **common)
+    m0, m1 = low.expected_value, top.objective_value
+    floors = np.linspace(m0, m1, n_points)
+    floors[-1] = m1 - 1e-9 * max(1.0, abs(m1))  # the very top, less the solver's tolerance
+    points = [low]
+    for f in floors[1:]:
+        points.append(optimize_cvar(scenario_values, objective=Objective.MIN_CVAR,
+                                    mean_floor=float(max(f, m0)), **common))
+    return EfficientFrontier(
+        mean_floor=floors,
+        expected_value=np.array([r.expected_value for r in points]),
+        cvar=np.array([r.cvar for r in points]),
+        var=np.array([r.var for r in points]),
+        x=np.vstack([r.x for r in points]),
+        names=low.names,
+        beta=low.beta,
+    )

@@ -16,6 +16,7 @@ from fundmodel.assumptions.schema import SamplingMethod
 from fundmodel.sampling import BLOCK, ScenarioStreams, stream_key
 
 METHODS = list(SamplingMethod)
+EVERY_METHOD = pytest.mark.parametrize("method", list(SamplingMethod), ids=lambda m: m.value)
 SEED = 20260101
 
 
@@ -119,15 +120,7 @@ def test_uniform_and_normal_moments(method):
     assert np.abs(z.var(axis=0) - 1).max() < 4 * se_v, f"{method.value}: normal variances {z.var(axis=0)} (4 SE {4 * se_v:.4f})"
 
 
-@pytest.mark.parametrize(
-    "method",
-    [
-        SamplingMethod.PSEUDO,
-        SamplingMethod.LHS,
-        SamplingMethod.SOBOL,
-    ],
-    ids=lambda m: m.value,
-)
+@EVERY_METHOD
 @pytest.mark.parametrize("names", [("political/mn_copper", "political/mn_ree"), ("schedule/mn_copper", "schedule/mn_ree")])
 def test_different_stream_names_are_uncorrelated(method, names):
     """Per-project streams are drawn with sobol=False (Latin hypercube under a Sobol' run)."""
@@ -152,15 +145,7 @@ def test_independently_scrambled_sobol_streams_are_correlated():
     assert np.abs(np.diag(c)).max() > 0.3, "scipy's scrambling changed: revisit the one-Sobol'-stream rule"
 
 
-@pytest.mark.parametrize(
-    "method",
-    [
-        SamplingMethod.PSEUDO,
-        SamplingMethod.LHS,
-        SamplingMethod.SOBOL,
-    ],
-    ids=lambda m: m.value,
-)
+@EVERY_METHOD
 def test_schedule_stream_independent_of_market_shocks(method):
     """The shipped run draws 'market/shocks' (39 years x 9 factors) and 'schedule/<project>' (8 columns)."""
     n = 2**14

@@ -36,13 +36,14 @@ References
 from __future__ import annotations
 
 import time
+import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import Enum
 
 import numpy as np
 from scipy import sparse
-from scipy.optimize import Bounds, LinearConstraint, linprog, milp
+from scipy.optimize import Bounds, LinearConstraint, OptimizeWarning, linprog, milp
 
 from ..errors import FundmodelError
 
@@ -165,8 +166,10 @@ class CVaRResult:
         raising a ``<=`` row's right-hand side, lowering the mean floor (``"mean floor"``),
         raising the CVaR cap (``"cvar cap"``); for an equality, per unit *increase* of its
         right-hand side (either sign). Non-negative for inequalities; zero when slack.
-        Taken from HiGHS' dual values (``ineqlin`` / ``eqlin`` marginals, negated).
-        ``None`` for mixed-integer problems: duals of a MILP are not defined.
+        These are the LP multipliers (the dual solution HiGHS returns; equal to the
+        negated ``ineqlin`` / ``eqlin`` marginals of the primal). Units: objective units
+        per unit of the constraint. ``None`` for mixed-integer problems: a MILP has no
+        dual values.
     binding : tuple of str
         Named constraints active at the solution (slack within tolerance); equalities
         are always listed.
@@ -431,66 +434,146 @@ def euler_contributions(scenario_values, x, beta: float, probabilities=None) -> 
     return x * (-(w_scen @ v)) / w_scen.sum()
 
 
-# --------------------------------------------------------------------------- the LP
+# --------------------------------------------------------------------------- the program
 @dataclass
 class _Model:
-    """The assembled program over ``z = [x (n), alpha (1), u (n_tail)]``."""
+    """``min c_x.x + theta * (alpha + tau.u)`` over ``x`` (n), ``alpha`` (free), ``u >= 0``.
 
-    n: int
-    n_tail: int
-    c: np.ndarray
-    a_named: sparse.csr_array  # named <= rows: caller rows, mean floor, cvar cap
-    b_named: np.ndarray
-    ub_names: list[str]
-    a_tail: sparse.csr_array | None  # -V x - alpha - u <= 0
-    a_eq: sparse.csr_array | None
-    b_eq: np.ndarray
-    eq_names: list[str]
+    Subject to the named rows ``G x (+ alpha + tau.u on the CVaR-cap row) <= h`` and
+    ``E x == e``, the tail rows ``-V x - alpha - u <= 0`` (only when ``values`` is set)
+    and ``lb <= x <= ub`` (integer where ``integrality`` is 1).
+    """
+
+    c_x: np.ndarray  # (n,)
+    theta: float  # weight of alpha + tau.u (the CVaR) in the objective
+    values: np.ndarray | None  # V, (n_scenarios, n) or None: no tail rows
+    tau: np.ndarray | None  # p / (1 - beta), (n_scenarios,)
+    g: sparse.csr_array  # (m, n)
+    h: np.ndarray  # (m,)
+    cap_row: int | None  # row of g that is the CVaR cap
+    e_mat: sparse.csr_array  # (m_eq, n)
+    e: np.ndarray  # (m_eq,)
     lb: np.ndarray
     ub: np.ndarray
-    integrality: np.ndarray | None  # (nz,) or None for an LP
+    integrality: np.ndarray | None  # (n,) of 0/1, or None for an LP
+    row_names: list[str]  # m names of G rows, then m_eq names of E rows
     var_names: list[str]
 
     @property
-    def nz(self) -> int:
-        return self.n + 1 + self.n_tail
+    def n(self) -> int:
+        return self.c_x.size
 
 
-def _solve(c, a_ub, b_ub, a_eq, b_eq, lb, ub, integrality, method: str, options: Mapping | None):
-    """One HiGHS solve: ``(x or None, fun, status, message, ineq marginals, eq marginals)``."""
-    opts = dict(options or {})
-    if integrality is None:
-        res = linprog(c, A_ub=a_ub, b_ub=b_ub if a_ub is not None else None,
-                      A_eq=a_eq, b_eq=b_eq if a_eq is not None else None,
-                      bounds=np.column_stack([lb, ub]), method=method, options=opts)
-        ineq = getattr(getattr(res, "ineqlin", None), "marginals", None)
-        eq = getattr(getattr(res, "eqlin", None), "marginals", None)
-        x = res.x if res.status in (0, 1) else None
-        return x, res.fun, int(res.status), str(res.message), ineq, eq
-    blocks, lo, hi = [], [], []
-    if a_ub is not None:
-        blocks.append(a_ub)
-        lo.append(np.full(a_ub.shape[0], -np.inf))
-        hi.append(b_ub)
-    if a_eq is not None:
-        blocks.append(a_eq)
-        lo.append(b_eq)
-        hi.append(b_eq)
-    cons = [LinearConstraint(sparse.vstack(blocks, format="csr"), np.concatenate(lo),
-                             np.concatenate(hi))] if blocks else []
-    res = milp(c, integrality=integrality, bounds=Bounds(lb, ub), constraints=cons, options=opts)
-    return res.x, res.fun, int(res.status), str(res.message), None, None
+@dataclass
+class _Solution:
+    """Primal view of one solve. status: 0 optimal, 1 limit reached (feasible x), 2 infeasible,
+    3 unbounded, 5 infeasible or unbounded, 4 failure."""
+
+    x: np.ndarray | None
+    fun: float  # primal objective
+    status: int
+    message: str
+    y: np.ndarray | None = None  # multipliers (>= 0) of the named <= rows
+    w: np.ndarray | None = None  # multipliers of the equality rows
 
 
-def _stack_ub(model: _Model, with_tail: bool = True):
-    blocks = [model.a_named] if model.a_named.shape[0] else []
-    rhs = [model.b_named] if model.a_named.shape[0] else []
-    if with_tail and model.a_tail is not None:
-        blocks.append(model.a_tail)
-        rhs.append(np.zeros(model.a_tail.shape[0]))
-    if not blocks:
-        return None, None
-    return sparse.vstack(blocks, format="csc"), np.concatenate(rhs)
+def _solve_dual(model: _Model, method: str, options: Mapping | None) -> _Solution:
+    """Solve the LP through its explicit dual, which has ``n + 1`` equality rows.
+
+    The primal has one row per scenario and dense columns, which the simplex method
+    handles slowly; in the dual the scenarios are bounded columns ``q_k`` (the tail
+    probabilities) and the primal ``x`` and ``alpha`` are the dual's row marginals.
+    Dual variables: ``q`` (scenarios), ``y >= 0`` (named rows), ``w`` (equalities),
+    ``d_l, d_u >= 0`` (finite bounds of x). Rows: for each x_j
+    ``G^T y + E^T w - V^T q - d_l + d_u = -c_x``; for alpha ``y_cap - sum q = -theta``;
+    with a cap, ``q_k - tau_k y_cap <= theta tau_k`` (else the bound ``q_k <= theta tau_k``).
+    """
+    n, m, m_eq = model.n, model.g.shape[0], model.e_mat.shape[0]
+    tail = model.values is not None
+    n_q = model.values.shape[0] if tail else 0
+    fin_l = np.flatnonzero(np.isfinite(model.lb))
+    fin_u = np.flatnonzero(np.isfinite(model.ub))
+    eye_n = sparse.eye_array(n, format="csc")
+    x_rows = sparse.hstack([
+        sparse.csc_array(-model.values.T) if tail else sparse.csc_array((n, 0)),
+        model.g.T, model.e_mat.T, -eye_n[:, fin_l], eye_n[:, fin_u],
+    ], format="csc")
+    n_cols = x_rows.shape[1]
+    rows, rhs = [x_rows], [-model.c_x]
+    if tail:
+        alpha_row = np.zeros((1, n_cols))
+        alpha_row[0, :n_q] = -1.0
+        if model.cap_row is not None:
+            alpha_row[0, n_q + model.cap_row] = 1.0
+        rows.append(sparse.csc_array(alpha_row))
+        rhs.append(np.array([-model.theta]))
+    a_eq = sparse.vstack(rows, format="csc")
+    b_eq = np.concatenate(rhs)
+    a_ub = b_ub = None
+    q_hi = np.full(n_q, np.inf)
+    if tail and model.cap_row is not None:
+        cap_col = sparse.csc_array((-model.tau, (np.arange(n_q), np.full(n_q, n_q + model.cap_row))),
+                                   shape=(n_q, n_cols))
+        a_ub = (sparse.eye_array(n_q, n_cols, format="csc") + cap_col).tocsc()
+        b_ub = model.theta * model.tau
+    elif tail:
+        q_hi = model.theta * model.tau
+    c = np.concatenate([np.zeros(n_q), model.h, model.e, -model.lb[fin_l], model.ub[fin_u]])
+    lo = np.concatenate([np.zeros(n_q + m), np.full(m_eq, -np.inf), np.zeros(fin_l.size + fin_u.size)])
+    hi = np.concatenate([q_hi, np.full(n_cols - n_q, np.inf)])
+    with warnings.catch_warnings():  # extra HiGHS options are passed through with a warning
+        warnings.filterwarnings("ignore", "Unrecognized options", OptimizeWarning)
+        res = linprog(c, A_ub=a_ub, b_ub=b_ub, A_eq=a_eq, b_eq=b_eq, bounds=np.column_stack([lo, hi]),
+                      method=method, options=dict(options or {}))
+    if res.status == 0:
+        marg = np.asarray(res.eqlin.marginals)
+        return _Solution(x=marg[:n].copy(), fun=-float(res.fun), status=0, message=str(res.message),
+                         y=res.x[n_q:n_q + m].copy(), w=res.x[n_q + m:n_q + m + m_eq].copy())
+    status = {2: 5, 3: 2}.get(int(res.status), 4)  # dual infeasible: primal infeasible or unbounded
+    return _Solution(x=None, fun=np.nan, status=status, message=str(res.message))
+
+
+def _solve_milp(model: _Model, options: Mapping | None) -> _Solution:
+    """Solve the primal with ``scipy.optimize.milp`` over ``z = [x, alpha, u]``."""
+    n, m = model.n, model.g.shape[0]
+    tail = model.values is not None
+    n_q = model.values.shape[0] if tail else 0
+    n_extra = (1 + n_q) if tail else 0
+    tail_cost = np.concatenate([[1.0], model.tau]) if tail else np.zeros(0)
+    c = np.concatenate([model.c_x, model.theta * tail_cost])
+    g_extra = np.zeros((m, n_extra))
+    if model.cap_row is not None:
+        g_extra[model.cap_row] = tail_cost
+    blocks = [sparse.hstack([model.g, sparse.csr_array(g_extra)], format="csr")]
+    lo, hi = [np.full(m, -np.inf)], [model.h]
+    if tail:
+        blocks.append(sparse.hstack([sparse.csr_array(-model.values), sparse.csr_array(-np.ones((n_q, 1))),
+                                     -sparse.eye_array(n_q, format="csr")], format="csr"))
+        lo.append(np.full(n_q, -np.inf))
+        hi.append(np.zeros(n_q))
+    if model.e_mat.shape[0]:
+        blocks.append(sparse.hstack([model.e_mat, sparse.csr_array((model.e_mat.shape[0], n_extra))],
+                                    format="csr"))
+        lo.append(model.e)
+        hi.append(model.e)
+    a = sparse.vstack(blocks, format="csr")
+    cons = [LinearConstraint(a, np.concatenate(lo), np.concatenate(hi))] if a.shape[0] else []
+    lb = np.concatenate([model.lb, [-np.inf] if tail else [], np.zeros(n_q)])
+    ub = np.concatenate([model.ub, np.full(n_extra, np.inf)])
+    integ = np.concatenate([model.integrality, np.zeros(n_extra, dtype=int)])
+    res = milp(c, integrality=integ, bounds=Bounds(lb, ub), constraints=cons, options=dict(options or {}))
+    x = None if res.x is None else np.asarray(res.x[:n], dtype=float)
+    status = int(res.status)
+    if status == 1 and x is None:
+        status = 4
+    return _Solution(x=x, fun=float(res.fun) if res.fun is not None else np.nan, status=status,
+                     message=str(res.message))
+
+
+def _solve_model(model: _Model, method: str, options: Mapping | None) -> _Solution:
+    if model.integrality is not None:
+        return _solve_milp(model, options)
+    return _solve_dual(model, method, options)
 
 
 def _fmt(v: float) -> str:
@@ -498,90 +581,77 @@ def _fmt(v: float) -> str:
 
 
 def _elastic(model: _Model, allowed: Sequence[int] | None, method: str, options):
-    """Minimise the total relaxation of the named constraints (only ``allowed`` ones).
+    """Minimise the total relaxation of the named rows (only the ``allowed`` ones).
 
-    Slack columns: one per named ``<=`` row, two (up, down) per equality. Returns the
-    per-constraint signed relaxation (dict index -> amount, indices over
-    ``ub_names + eq_names``), the row duals of the named rows, or ``None`` if infeasible.
+    Slack columns join ``x``: one per ``<=`` row, two (up, down) per equality; the
+    objective is their sum. Returns ``(relaxations, multipliers)`` indexed like
+    ``model.row_names`` (signed change of the right-hand side for equalities), or
+    ``(None, None)`` if even the elastic program is infeasible.
     """
-    m_ub, m_eq = len(model.ub_names), len(model.eq_names)
-    n_s = m_ub + 2 * m_eq
-    nz = model.nz
-    has_cap = CVAR_CAP in model.ub_names
-    # slack columns
-    s_ub = sparse.hstack([model.a_named, -sparse.eye_array(m_ub, n_s, format="csr")], format="csr") \
-        if m_ub else None
-    blocks, rhs = [], []
-    if s_ub is not None:
-        blocks.append(s_ub)
-        rhs.append(model.b_named)
-    if has_cap and model.a_tail is not None:
-        blocks.append(sparse.hstack([model.a_tail, sparse.csr_array((model.a_tail.shape[0], n_s))],
-                                    format="csr"))
-        rhs.append(np.zeros(model.a_tail.shape[0]))
-    a_ub = sparse.vstack(blocks, format="csc") if blocks else None
-    b_ub = np.concatenate(rhs) if rhs else None
-    a_eq = b_eq = None
-    if m_eq:
-        slack_eq = sparse.hstack([sparse.csr_array((m_eq, m_ub)),
-                                  sparse.kron(sparse.eye_array(m_eq), np.array([[-1.0, 1.0]]))],
-                                 format="csr")
-        a_eq = sparse.hstack([model.a_eq, slack_eq], format="csc")
-        b_eq = model.b_eq
-    lb = np.concatenate([model.lb, np.zeros(n_s)])
-    ub_s = np.full(n_s, np.inf)
+    n, m, m_eq = model.n, model.g.shape[0], model.e_mat.shape[0]
+    n_s = m + 2 * m_eq
+    s_ub = sparse.hstack([-sparse.eye_array(m, format="csr"), sparse.csr_array((m, 2 * m_eq))],
+                         format="csr")
+    s_eq = sparse.hstack([sparse.csr_array((m_eq, m)),
+                          sparse.csr_array(np.kron(np.eye(m_eq), [[-1.0, 1.0]]))], format="csr")
+    hi_s = np.full(n_s, np.inf)
     if allowed is not None:
-        ub_s[:] = 0.0
+        hi_s[:] = 0.0
         for i in allowed:
-            if i < m_ub:
-                ub_s[i] = np.inf
+            if i < m:
+                hi_s[i] = np.inf
             else:
-                j = m_ub + 2 * (i - m_ub)
-                ub_s[j:j + 2] = np.inf
-    ub = np.concatenate([model.ub, ub_s])
-    if not has_cap and model.n_tail:  # the tail variables play no part: pin them
-        lb[model.n:nz] = 0.0
-        ub[model.n:nz] = 0.0
-    c = np.concatenate([np.zeros(nz), np.ones(n_s)])
-    integ = None if model.integrality is None else np.concatenate([model.integrality, np.zeros(n_s)])
-    x, _, status, _, ineq, eq = _solve(c, a_ub, b_ub, a_eq, b_eq, lb, ub, integ, method, options)
-    if x is None or status not in (0, 1):
+                j = m + 2 * (i - m)
+                hi_s[j:j + 2] = np.inf
+    with_tail = model.cap_row is not None
+    elastic = _Model(
+        c_x=np.concatenate([np.zeros(n), np.ones(n_s)]), theta=0.0,
+        values=np.hstack([model.values, np.zeros((model.values.shape[0], n_s))]) if with_tail else None,
+        tau=model.tau if with_tail else None,
+        g=sparse.hstack([model.g, s_ub], format="csr"), h=model.h,
+        cap_row=model.cap_row,
+        e_mat=sparse.hstack([model.e_mat, s_eq], format="csr"), e=model.e,
+        lb=np.concatenate([model.lb, np.zeros(n_s)]), ub=np.concatenate([model.ub, hi_s]),
+        integrality=None if model.integrality is None
+        else np.concatenate([model.integrality, np.zeros(n_s, dtype=int)]),
+        row_names=model.row_names, var_names=model.var_names + [f"slack[{i}]" for i in range(n_s)],
+    )
+    sol = _solve_model(elastic, method, options)
+    if sol.x is None or sol.status not in (0, 1):
         return None, None
-    s = x[nz:]
-    relax = {i: float(s[i]) for i in range(m_ub)}
-    relax.update({m_ub + k: float(s[m_ub + 2 * k] - s[m_ub + 2 * k + 1]) for k in range(m_eq)})
-    duals = None
-    if ineq is not None:
-        duals = np.concatenate([np.asarray(ineq)[:m_ub], np.asarray(eq) if m_eq else np.zeros(0)])
-    return relax, duals
+    s = sol.x[n:]
+    relax = {i: float(s[i]) for i in range(m)}
+    relax.update({m + k: float(s[m + 2 * k] - s[m + 2 * k + 1]) for k in range(m_eq)})
+    mult = None if sol.y is None else np.concatenate([sol.y, sol.w])
+    return relax, mult
 
 
 def _diagnose_infeasible(model: _Model, method: str, options) -> None:
-    """Raise :class:`InfeasibleProblem` (or :class:`UnboundedProblem` if actually feasible)."""
-    names = model.ub_names + model.eq_names
-    joint, duals = _elastic(model, None, method, options)
+    """Raise :class:`InfeasibleProblem`, or :class:`UnboundedProblem` if the program is feasible."""
+    names = model.row_names
+    m = model.g.shape[0]
+    joint, mult = _elastic(model, None, method, options)
     if joint is None:
         raise InfeasibleProblem(
             "infeasible even with every named constraint relaxed: the variable bounds and "
-            "integrality requirements contradict each other (or the CVaR rows do)", {}, {})
+            "integrality requirements contradict each other", {}, {})
     tol = 1e-9
-    total = sum(abs(v) for v in joint.values())
-    if total <= 1e-7:
+    if sum(abs(v) for v in joint.values()) <= 1e-7:
         raise UnboundedProblem(_unbounded_message(model))
-    candidates = [i for i, v in joint.items() if abs(v) > tol]
-    if duals is not None:
-        candidates += [i for i in np.flatnonzero(np.abs(duals) > 1e-9).tolist() if i not in candidates]
-    candidates = sorted(set(candidates))[:_MAX_CANDIDATES]
+    candidates = {i for i, v in joint.items() if abs(v) > tol}
+    if mult is not None:  # LP: the rows with a multiplier are those in the conflict
+        candidates |= set(np.flatnonzero(np.abs(mult) > tol).tolist())
+    else:  # MILP: no multipliers, try every named row
+        candidates |= set(range(len(names)))
     alone: dict[str, float] = {}
-    for i in candidates:
+    for i in sorted(candidates)[:_MAX_CANDIDATES]:
         single, _ = _elastic(model, [i], method, options)
         if single is not None:
             alone[names[i]] = single[i]
     joint_named = {names[i]: v for i, v in joint.items() if abs(v) > tol}
-    n_eq0 = len(model.ub_names)
 
     def phrase(name: str, amount: float) -> str:
-        if names.index(name) >= n_eq0:
+        if names.index(name) >= m:
             return f"change '{name}' by {amount:+.6g}"
         return f"relax '{name}' by {_fmt(amount)}"
 
@@ -735,10 +805,16 @@ def optimize_cvar(
 
     Notes
     -----
-    Sparse formulation: ``n_scenarios`` rows ``[-V, -1, -I] z <= 0`` and
-    ``n_assets + 1 + n_scenarios`` variables; nothing loops over scenarios. Without a
-    CVaR in the objective or a CVaR cap (``max_mean`` with no cap) the scenario rows
-    are left out. Variable bounds are never relaxed in the infeasibility diagnosis.
+    LPs are solved through their explicit dual (built with scipy.sparse, no loop over
+    scenarios): ``n_assets + 1`` equality rows, one bounded column per scenario (plus,
+    with a CVaR cap, one two-entry row per scenario). The primal, with a row per
+    scenario and dense columns, takes HiGHS about ten times longer at 20,000 scenarios.
+    ``x`` and the VaR are the dual's row marginals; the shadow prices are its solution.
+    MILPs are solved in the primal form by ``scipy.optimize.milp``. Without a CVaR in
+    the objective or a cap (``max_mean`` alone) the scenarios are left out.
+    An infeasible program is re-solved in elastic form (a non-negative slack on every
+    named constraint, total slack minimised) and then once per conflicting constraint
+    with only its slack free; variable bounds are never relaxed.
 
     Examples
     --------
@@ -789,88 +865,57 @@ def optimize_cvar(
             integ = integ_x
 
     need_tail = objective is not Objective.MAX_MEAN or cvar_cap is not None
-    n_tail = n_scen if need_tail else 0
-    nz = n + 1 + n_tail
-    tail_cost = np.concatenate([[1.0], p_eff / (1.0 - beta)]) if need_tail else np.zeros(1)
-
-    c = np.zeros(nz)
-    if objective is Objective.MIN_CVAR:
-        c[n:] = tail_cost
-    elif objective is Objective.MAX_MEAN:
-        c[:n] = -mean
-    else:
-        c[:n] = -mean
-        c[n:] = risk_aversion * tail_cost
-
-    def pad(rows: np.ndarray) -> sparse.csr_array:
-        return sparse.hstack([sparse.csr_array(rows), sparse.csr_array((rows.shape[0], nz - n))],
-                             format="csr")
-
-    named_blocks = [pad(a_ub)]
-    b_named = [b_ub_]
+    theta = {Objective.MIN_CVAR: 1.0, Objective.MAX_MEAN: 0.0, Objective.BLEND: float(risk_aversion)}[objective]
+    c_x = np.zeros(n) if objective is Objective.MIN_CVAR else -mean
+    g_rows, h = [a_ub], [b_ub_]
+    cap_row = None
     if mean_floor is not None:
-        named_blocks.append(pad(-mean[None, :]))
-        b_named.append(np.array([-float(mean_floor)]))
+        g_rows.append(-mean[None, :])
+        h.append(np.array([-float(mean_floor)]))
         ub_names.append(MEAN_FLOOR)
     if cvar_cap is not None:
-        row = np.zeros((1, nz))
-        row[0, n:] = tail_cost
-        named_blocks.append(sparse.csr_array(row))
-        b_named.append(np.array([float(cvar_cap)]))
+        cap_row = sum(r.shape[0] for r in g_rows)
+        g_rows.append(np.zeros((1, n)))
+        h.append(np.array([float(cvar_cap)]))
         ub_names.append(CVAR_CAP)
-    if len(set(ub_names + eq_names)) != len(ub_names) + len(eq_names):
-        raise ValueError("constraint names must be unique (and differ from 'mean floor' and 'cvar cap')")
-    a_tail = None
-    if need_tail:
-        a_tail = sparse.hstack([sparse.csr_array(-v), sparse.csr_array(-np.ones((n_scen, 1))),
-                                -sparse.eye_array(n_scen, format="csr")], format="csr")
+    row_names = ub_names + eq_names
+    if len(set(row_names)) != len(row_names):
+        raise ValueError(f"constraint names must be unique and differ from '{MEAN_FLOOR}' and "
+                         f"'{CVAR_CAP}', got {row_names}")
     model = _Model(
-        n=n, n_tail=n_tail, c=c,
-        a_named=sparse.vstack(named_blocks, format="csr"), b_named=np.concatenate(b_named),
-        ub_names=ub_names, a_tail=a_tail,
-        a_eq=pad(a_eq) if a_eq.shape[0] else None, b_eq=b_eq_, eq_names=eq_names,
-        lb=np.concatenate([lb, [-np.inf] if need_tail else [0.0], np.zeros(n_tail)]),
-        ub=np.concatenate([ub, [np.inf] if need_tail else [0.0], np.full(n_tail, np.inf)]),
-        integrality=None if integ is None else np.concatenate([integ, np.zeros(nz - n, dtype=int)]),
-        var_names=var_names,
+        c_x=c_x, theta=theta, values=v if need_tail else None,
+        tau=p_eff / (1.0 - beta) if need_tail else None,
+        g=sparse.csr_array(np.vstack(g_rows)), h=np.concatenate(h), cap_row=cap_row,
+        e_mat=sparse.csr_array(a_eq), e=b_eq_, lb=lb, ub=ub, integrality=integ,
+        row_names=row_names, var_names=var_names,
     )
-    a_all, b_all = _stack_ub(model)
-    z, fun, status, message, ineq, eq = _solve(model.c, a_all, b_all, model.a_eq, model.b_eq,
-                                               model.lb, model.ub, model.integrality, method, options)
-    if status == 2:
+    sol = _solve_model(model, method, options)
+    if sol.status in (2, 5):
         _diagnose_infeasible(model, method, options)  # raises
-    if status == 3:
+    if sol.status == 3:
         raise UnboundedProblem(_unbounded_message(model))
-    if z is None:
-        if integ is not None and status == 1:
-            raise SolverFailure(f"HiGHS (milp) reached a limit before finding a feasible allocation: {message}")
-        raise SolverFailure(f"HiGHS could not solve the CVaR program (status {status}): {message}")
+    if sol.x is None or sol.status not in (0, 1):
+        raise SolverFailure(f"HiGHS could not solve the CVaR program (status {sol.status}): {sol.message}")
 
-    x = np.asarray(z[:n], dtype=float)
+    x = np.clip(sol.x, lb, ub) + 0.0  # remove round-off outside the bounds (and -0.0)
     losses = -(v @ x)
     cvar = cvar_from_losses(losses, beta, p)
     var = var_from_losses(losses, beta, p)
     ev = float(mean @ x)
-    objective_value = float(fun) if objective is Objective.MIN_CVAR else -float(fun)
-
-    m_ub = len(ub_names)
+    objective_value = sol.fun if objective is Objective.MIN_CVAR else -sol.fun
     shadow = None
-    if integ is None and ineq is not None:
-        ineq = np.asarray(ineq)
-        shadow = {name: float(-ineq[i]) + 0.0 for i, name in enumerate(ub_names)}
-        if eq_names:
-            shadow.update({name: float(-np.asarray(eq)[i]) + 0.0 for i, name in enumerate(eq_names)})
-    # binding: slack of each named <= row at the solution
-    slack = model.b_named - model.a_named @ z
-    if cvar_cap is not None:  # use the exact CVaR, not the LP's upper bound of it
-        slack[ub_names.index(CVAR_CAP)] = float(cvar_cap) - cvar
-    scale = np.maximum(1.0, np.abs(model.b_named))
-    binding = [ub_names[i] for i in range(m_ub) if slack[i] <= binding_tol * scale[i]]
+    if sol.y is not None:
+        shadow = {name: float(val) + 0.0 for name, val in zip(row_names, np.concatenate([sol.y, sol.w]))}
+    slack = model.h - model.g @ x
+    if cap_row is not None:  # the exact CVaR, not the LP's bound on it
+        slack[cap_row] = float(cvar_cap) - cvar
+    scale = np.maximum(1.0, np.abs(model.h))
+    binding = [ub_names[i] for i in range(len(ub_names)) if slack[i] <= binding_tol * scale[i]]
     binding += eq_names
     return CVaRResult(
         x=x, names=tuple(var_names), objective=objective, objective_value=objective_value,
         expected_value=ev, var=float(var), cvar=float(cvar), beta=beta, losses=losses,
-        status=status, message=message, shadow_prices=shadow, binding=tuple(binding),
+        status=sol.status, message=sol.message, shadow_prices=shadow, binding=tuple(binding),
         solver="highs (milp)" if integ is not None else "highs (linprog)",
         solve_seconds=time.perf_counter() - t0,
     )

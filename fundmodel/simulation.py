@@ -479,6 +479,7 @@ class ScenarioWriter:
         <project>/lender_cf_meur.npy      float32 (n_scenarios, n_years)
         <project>/debt_outstanding_musd.npy float32 (n_scenarios, n_years)
         <project>/lender_loss_musd.npy    float32 (n_scenarios, n_years), debt written off at default
+        <project>/insurable_loss_musd.npy float32 (n_scenarios, n_years), equity loss political-risk cover pays
         <project>/tonnes_eu_t.npy         float32 (n_products, n_scenarios, n_years)
         <project>/political_events.npy    uint8   (n_scenarios, n_years), bits of EVENT_BITS
         <project>/<scalar>.npy            (n_scenarios,) for each name in SCALARS (NPVs, IRR,
@@ -517,6 +518,7 @@ class ScenarioWriter:
                 "lender_cf_meur": mm(f"{pid}/lender_cf_meur.npy", np.float32, (n_scenarios, h)),
                 "debt_outstanding_musd": mm(f"{pid}/debt_outstanding_musd.npy", np.float32, (n_scenarios, h)),
                 "lender_loss_musd": mm(f"{pid}/lender_loss_musd.npy", np.float32, (n_scenarios, h)),
+                "insurable_loss_musd": mm(f"{pid}/insurable_loss_musd.npy", np.float32, (n_scenarios, h)),
                 "tonnes_eu_t": mm(f"{pid}/tonnes_eu_t.npy", np.float32, (len(p.products), n_scenarios, h)),
                 "political_events": mm(f"{pid}/political_events.npy", np.uint8, (n_scenarios, h)),
             }
@@ -548,6 +550,7 @@ class ScenarioWriter:
             out["lender_cf_meur"][s] = pc.values.lender_cf_meur
             out["debt_outstanding_musd"][s] = pc.flows.debt_outstanding_musd
             out["lender_loss_musd"][s] = pc.flows.lender_loss_musd
+            out["insurable_loss_musd"][s] = pc.flows.insurable_loss_musd
             out["tonnes_eu_t"][:, s] = pc.flows.tonnes_eu_t
             out["political_events"][s] = pc.politics.events
         self.close()

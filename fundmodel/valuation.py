@@ -74,6 +74,13 @@ class ProjectCashFlows:
     lender_loss_musd
         Debt written off at default (balance less recovery, or less expropriation
         compensation), in the year of the default; what a loan guarantee covers.
+    insurable_loss_musd
+        Sponsors' equity loss from the events political-risk cover insures, in the year it
+        occurs: uncompensated book equity at expropriation (net book value less debt, less
+        the compensation the equity receives), the uncompensated book equity the state takes
+        by forced participation, and trapped cash lost (the haircut on release, all of it
+        at expropriation). Unrest and licence suspension (business interruption) are not
+        in it.
     debt_outstanding_musd
         Senior debt outstanding at the end of each year.
     tonnes_produced_t, tonnes_eu_t : ndarray of shape (n_products, n_scenarios, n_years)
@@ -100,6 +107,7 @@ class ProjectCashFlows:
     equity_cf_musd: np.ndarray
     lender_cf_musd: np.ndarray
     lender_loss_musd: np.ndarray
+    insurable_loss_musd: np.ndarray
     debt_outstanding_musd: np.ndarray
     tonnes_produced_t: np.ndarray
     tonnes_eu_t: np.ndarray
@@ -284,6 +292,7 @@ def project_cash_flows(
     equity = np.empty((n_years, n))
     lender = np.zeros((n_years, n))
     written_off = np.zeros((n_years, n))
+    insurable = np.zeros((n_years, n))
     outstanding = np.zeros((n_years, n))
     dscr_min = np.full(n, np.inf)
 
@@ -372,25 +381,31 @@ def project_cash_flows(
             # expropriation at the end of this year: compensation repays debt first
             expro_now = (expro_year == t).astype(float)
             compensation = comp_share * pool_left * expro_now
+            book_equity = np.maximum(pool_left - balance, 0.0)
+            solvent_before = solvent.copy()
             if has_debt:
                 to_lenders = np.minimum(compensation + reserve, balance) * expro_now
                 expro_default = expro_now * (balance > to_lenders + _EPS) * solvent
                 default_year[expro_default > 0] = t
                 lender_t = lender_t + to_lenders
                 written_off[t] += (balance - to_lenders) * expro_default
-                eq_t += (compensation + reserve - to_lenders) * expro_now * solvent
+                to_equity = (compensation + reserve - to_lenders) * expro_now * solvent
                 balance *= 1.0 - expro_now
                 reserve *= 1.0 - expro_now
                 solvent -= expro_default
             else:
-                eq_t += compensation
+                to_equity = compensation
+            eq_t += to_equity
+            # uncompensated book value of the sponsors' equity: what political-risk cover pays
+            insurable[t] += np.maximum(book_equity - to_equity, 0.0) * expro_now * solvent_before
 
         if has_participation:
             # forced state participation: carried share of distributions, compensation on book equity
             share = state_share_y[t]
             eq_t -= np.maximum(eq_t, 0.0) * share
-            eq_t += (politics.participation_compensation_share * share
-                     * np.maximum(pool_left - balance, 0.0) * participation_y[t] * solvent)
+            taken = share * np.maximum(pool_left - balance, 0.0) * participation_y[t] * solvent
+            eq_t += politics.participation_compensation_share * taken
+            insurable[t] += (1.0 - politics.participation_compensation_share) * taken  # creeping expropriation
 
         if has_restriction:
             # transfer restriction: distributions trapped, released with a haircut
@@ -400,8 +415,10 @@ def project_cash_flows(
             eq_t -= trap
             release = (1.0 - restricted) * (trapped > 0)
             eq_t += trapped * (1.0 - haircut) * release
+            insurable[t] += trapped * haircut * release  # inconvertibility loss
             trapped *= 1.0 - release
             if expro_now is not None:  # cash still trapped at expropriation is lost
+                insurable[t] += trapped * expro_now
                 trapped *= 1.0 - expro_now
 
         equity[t] = eq_t
@@ -427,6 +444,7 @@ def project_cash_flows(
         equity_cf_musd=equity.T,
         lender_cf_musd=lender.T,
         lender_loss_musd=written_off.T,
+        insurable_loss_musd=insurable.T,
         debt_outstanding_musd=outstanding.T,
         tonnes_produced_t=tonnes.transpose(0, 2, 1),
         tonnes_eu_t=tonnes_eu.transpose(0, 2, 1),

@@ -233,6 +233,9 @@ def test_expropriation_compensation_and_end_of_flows():
     expected_comp = COUNTRY.events.expropriation.compensation_share * book
     assert flows.project_fcf_musd[0, 5] - clean.project_fcf_musd[0, 5] == pytest.approx(expected_comp)
     assert (flows.project_fcf_musd[0, 6:] == 0).all() and (flows.tonnes_produced_t[0, 0, 6:] == 0).all()
+    # political-risk cover would pay the uncompensated book equity (no debt: book equity = net book value)
+    assert flows.insurable_loss_musd[0, 5] == pytest.approx(book - expected_comp)
+    assert flows.insurable_loss_musd[0].sum() == pytest.approx(book - expected_comp)
     assert (flows.equity_cf_musd[0, 6:] == 0).all()
 
 
@@ -256,6 +259,11 @@ def test_forced_participation_and_trapped_cash():
     # book equity at the event = net book value (no debt); compensation 50 % of the share taken
     assert eq[5] == pytest.approx(ref[5] * 0.66), "after forced participation the sponsors keep 66 %"
     assert eq[4] > ref[4] * 0.66, "the participation year includes the compensation"
+    insurable = flows.insurable_loss_musd[0]
+    assert insurable[3] == pytest.approx(0.25 * ref[1:3].sum()), "trapped cash lost to the haircut is insurable"
+    compensation = eq[4] - 0.66 * ref[4]  # 50 % of the book equity taken
+    assert insurable[4] == pytest.approx(compensation), "the uncompensated other 50 % is insurable"
+    assert insurable[[0, 1, 2]].sum() == 0 and insurable[5:].sum() == 0
 
 
 def test_entry_price_of_a_producing_mine_enters_npv_and_irr_at_time_zero():

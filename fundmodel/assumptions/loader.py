@@ -20,7 +20,7 @@ import yaml
 from pydantic import BaseModel, ValidationError
 
 from ..errors import AssumptionError, Issue
-from .schema import CountriesFile, FundFile, MarketsFile, Project, Stage
+from .schema import CountriesFile, FundFile, InstrumentsFile, MarketsFile, Project, Stage
 
 FX_FACTOR = "EURUSD"
 
@@ -33,6 +33,9 @@ class Assumptions:
     ----------
     fund, markets, countries
         Parsed ``fund.yaml``, ``markets.yaml`` and ``countries.yaml``.
+    instruments
+        Parsed ``instruments.yaml`` (terms of the fund's instruments), ``None`` when the
+        directory has none (the simulation does not need it).
     projects
         Parsed ``projects/<id>.yaml`` files keyed by project id, sorted by id.
     directory
@@ -48,6 +51,7 @@ class Assumptions:
     projects: dict[str, Project]
     directory: Path
     file_sha256: dict[str, str] = field(default_factory=dict)
+    instruments: InstrumentsFile | None = None
 
     @property
     def material_ids(self) -> list[str]:
@@ -402,6 +406,16 @@ def load_assumptions(directory: str | Path = "assumptions") -> Assumptions:
         _check_fund(fund, issues)
     if markets is not None:
         _check_markets(markets, issues)
+    instruments = None
+    if (root / "instruments.yaml").exists():
+        instruments = _validate("instruments.yaml", InstrumentsFile, read("instruments.yaml"), issues)
+        if instruments is not None:
+            for mat in instruments.price_floor.floors_usd_per_t:
+                if material_ids is not None and mat not in material_ids:
+                    close = difflib.get_close_matches(mat, list(material_ids), n=1)
+                    hint = f" (did you mean '{close[0]}'?)" if close else ""
+                    issues.append(Issue("instruments.yaml", f"price_floor.floors_usd_per_t.{mat}",
+                                        f"must be a material in markets.yaml{hint}", mat, False))
 
     projects: dict[str, Project] = {}
     project_dir = root / "projects"
@@ -431,4 +445,5 @@ def load_assumptions(directory: str | Path = "assumptions") -> Assumptions:
     return Assumptions(
         fund=fund, markets=markets, countries=countries,
         projects=dict(sorted(projects.items())), directory=root, file_sha256=hashes,
+        instruments=instruments,
     )

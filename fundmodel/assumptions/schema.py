@@ -267,6 +267,52 @@ class CountriesFile(_Model):
     countries: dict[str, Country]
 
 
+# --------------------------------------------------------------------------- instruments.yaml
+class EquityTerms(_Model):
+    """Equity stakes (JOGMEC: <= 50 % and never the sole largest shareholder; DFC: <= 30 %)."""
+
+    max_share: Annotated[float, Field(gt=0.0, le=1.0)]
+    sole_largest_shareholder_allowed: bool = False
+    source: Source
+
+
+class LoanGuaranteeTerms(_Model):
+    """Guarantee of a share of the senior loan (JOGMEC: <= 80 %); UFK-style supply commitment."""
+
+    max_cover: Annotated[float, Field(gt=0.0, le=1.0)]
+    premium_rate_per_year: Annotated[float, Field(ge=0.0, lt=0.5)]
+    supply_commitment_share: Share
+    source: Source
+
+
+class PoliticalRiskCoverTerms(_Model):
+    """Cover of the sponsors' equity against expropriation and transfer restriction (DIA, MIGA)."""
+
+    max_cover: Annotated[float, Field(gt=0.0, le=1.0)]
+    premium_rate_per_year: Annotated[float, Field(ge=0.0, lt=0.5)]
+    source: Source
+
+
+class PriceFloorTerms(_Model):
+    """Price floor with offtake (DoD-MP Materials): floor per material, tenor, upside share."""
+
+    floors_usd_per_t: dict[str, PositiveFloat]
+    tenor_years: Annotated[int, Field(ge=1, le=40)]
+    upside_share: Share
+    max_volume_share: Annotated[float, Field(gt=0.0, le=1.0)] = 1.0
+    source: Source
+
+
+class InstrumentsFile(_Model):
+    """``instruments.yaml``: terms, caps and premiums of the fund's instruments."""
+
+    supply_window_years: Annotated[int, Field(ge=1, le=40)] = 15
+    equity: EquityTerms
+    loan_guarantee: LoanGuaranteeTerms
+    political_risk_cover: PoliticalRiskCoverTerms
+    price_floor: PriceFloorTerms
+
+
 # --------------------------------------------------------------------------- projects/<id>.yaml
 class Product(_Model):
     """One payable product of a mine: ore grade, recovery and payability."""

@@ -113,18 +113,27 @@ def _refine(cf: np.ndarray, lo: np.ndarray, hi: np.ndarray, f_lo: np.ndarray, f_
     return x
 
 
-def irr(cash_flows: np.ndarray, *, tol: float = 1e-12) -> np.ndarray:
+def irr(cash_flows: np.ndarray, *, tol: float = 1e-12, root: str = "nearest_zero") -> np.ndarray:
     """Internal rate of return of every row at once.
 
-    Same definition as ``numpy_financial.irr``: flow ``j`` discounted by
-    ``(1 + r) ** j``, roots ``r > -1`` only, and where the NPV has several roots
-    the one closest to zero is returned.
+    Flow ``j`` is discounted by ``(1 + r) ** j`` and only roots ``r > -1`` count.
+    Where the NPV has several roots (flows that change sign more than once, e.g. a
+    closure cost after the distributions), ``root`` chooses:
+
+    - ``"nearest_zero"``: the root closest to zero, as ``numpy_financial.irr``;
+    - ``"investment"``: the lowest rate at which the NPV falls through zero (positive
+      just below, negative just above), i.e. the return of an investment: the NPV at
+      any lower rate is positive. For flows that start with an investment and change
+      sign once both give the same root; a root where the NPV rises through zero (as
+      the -88 % root that a late closure cost creates) is never an investment return.
 
     Parameters
     ----------
     cash_flows : ndarray of shape (n_scenarios, n_periods)
     tol : float
         Absolute tolerance on the rate.
+    root : {"nearest_zero", "investment"}
+        Which root to return when there are several.
 
     Returns
     -------
@@ -154,13 +163,37 @@ def irr(cash_flows: np.ndarray, *, tol: float = 1e-12) -> np.ndarray:
     carried = np.take_along_axis(signs, idx, axis=1)
     n_changes = ((carried[:, 1:] * carried[:, :-1]) < 0).sum(axis=1)
     out = np.full(cf.shape[0], np.nan)
-    simple = np.flatnonzero(n_changes == 1)
+    if root not in ("nearest_zero", "investment"):
+        raise ValueError(f"root must be 'nearest_zero' or 'investment', got {root!r}")
+    single = n_changes == 1
+    if root == "investment":  # a single root is an investment return only if the flows start negative
+        single &= carried[:, -1] > 0
+    simple = np.flatnonzero(single)
     if simple.size:
         out[simple] = _irr_unique_root(cf[simple], tol)
     several = np.flatnonzero(n_changes > 1)
     if several.size:
-        out[several] = _irr_on_grid(cf[several], "dense", tol)
+        solver = _irr_on_grid if root == "nearest_zero" else _irr_first_fall
+        out[several] = solver(cf[several], "dense", tol)
     return out
+
+
+def _irr_first_fall(cf: np.ndarray, grid_name: str, tol: float) -> np.ndarray:
+    """Lowest rate where the NPV falls through zero, for rows with several sign changes."""
+    n, periods = cf.shape
+    t = np.arange(periods, dtype=float)
+    grid, powers = _grid_powers(grid_name, periods)
+    values = cf @ powers  # (n, G)
+    falls = (values[:, :-1] > 0) & (values[:, 1:] <= 0)
+    root = np.full(n, np.nan)
+    rows = np.flatnonzero(falls.any(axis=1))
+    if rows.size:
+        kk = falls[rows].argmax(axis=1)
+        lo, hi = grid[kk].copy(), grid[kk + 1].copy()
+        f_lo, f_hi = values[rows, kk], values[rows, kk + 1]
+        refined = _refine(cf[rows], lo, hi, f_lo, f_hi, t, tol)
+        root[rows] = np.where(f_hi == 0, hi, refined)
+    return root
 
 
 def _irr_unique_root(cf: np.ndarray, tol: float) -> np.ndarray:

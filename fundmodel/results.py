@@ -5,9 +5,10 @@ Conventions of the summary (documented here because committee members read them)
 - NPVs are EUR m at the fund's nominal rate, cash flows at year ends from the valuation date.
 - ``npv_*`` is the *project* NPV (unlevered, all capital providers, after political events);
   ``equity_npv_*`` is the sponsors' equity NPV (after debt, dilution and trapped cash).
-- Equity IRR percentiles rank a total loss (no positive equity flow) as -100 %; scenarios
-  whose flows have no IRR otherwise are excluded from the percentiles and counted in
-  ``equity_irr_undefined_share``. A producing mine's equity is valued against its entry
+- The equity IRR is the investment root (lowest rate at which the equity NPV falls through
+  zero), so a late closure cost cannot produce a spurious -90 % root. Percentiles rank a
+  total loss, and flows with no IRR and a negative NPV, at -100 %; flows with no
+  investment are left out. ``equity_irr_undefined_share`` counts scenarios without an IRR. A producing mine's equity is valued against its entry
   price today (``capex.acquisition_musd``). No summary figure is NaN.
 - ``first_production_year_*`` are calendar years among scenarios that produce within the
   horizon; ``prob_production`` is the share that does.
@@ -46,14 +47,17 @@ def cvar(x: np.ndarray, level: float = 0.05) -> float:
     return float(x[:k].mean())
 
 
-def irr_for_ranking(irr: np.ndarray, total_loss: np.ndarray, no_investment: np.ndarray) -> np.ndarray:
-    """IRRs for percentiles: total losses at -100 %, undefined ones NaN.
+def irr_for_ranking(irr: np.ndarray, total_loss: np.ndarray, no_investment: np.ndarray,
+                    npv: np.ndarray) -> np.ndarray:
+    """IRRs for percentiles: losses without an IRR at -100 %, undefined ones NaN.
 
-    An IRR is undefined where the flows have no root, and also where the first non-zero
-    equity flow is positive (no investment to earn a return on: e.g. an operating mine
-    whose entry price is not part of the project model).
+    A total loss (no positive equity flow), or flows with no IRR and a negative equity NPV
+    (the investment does not pay back at any rate), rank at -100 %. Flows whose first
+    non-zero flow is positive (no investment to earn a return on) have no meaningful IRR
+    and are left out (NaN).
     """
-    return np.where(total_loss, -1.0, np.where(no_investment, np.nan, irr))
+    ranked = np.where(total_loss | (np.isnan(irr) & (npv < 0)), -1.0, irr)
+    return np.where(no_investment, np.nan, ranked)
 
 
 def project_statistics(a: Assumptions, r: SimulationResult) -> dict[str, dict]:
@@ -69,7 +73,7 @@ def project_statistics(a: Assumptions, r: SimulationResult) -> dict[str, dict]:
     for pid, p in a.projects.items():
         s = r.scalars[pid]
         npv, eq = s["project_npv_meur"], s["equity_npv_meur"]
-        irr = irr_for_ranking(s["equity_irr"], s["equity_total_loss"], s["equity_no_investment"])
+        irr = irr_for_ranking(s["equity_irr"], s["equity_total_loss"], s["equity_no_investment"], eq)
         first = s["first_production_year"]
         produces = first < n_years
         first_cal = (r.valuation_year + first[produces]).astype(float)
@@ -91,7 +95,7 @@ def project_statistics(a: Assumptions, r: SimulationResult) -> dict[str, dict]:
             **{f"equity_npv_p{q}_meur": _pct(eq, q) for q in PERCENTILES},
             "prob_equity_npv_negative": float((eq < 0).mean()),
             **{f"equity_irr_p{q}": _pct(irr, q) for q in PERCENTILES},
-            "equity_irr_undefined_share": float(np.isnan(irr).mean()),
+            "equity_irr_undefined_share": float(np.isnan(s["equity_irr"]).mean()),
             "prob_equity_total_loss": float(s["equity_total_loss"].mean()),
             "prob_debt_default": float((s["default_year"] < n_years).mean()) if has_debt else 0.0,
             "min_dscr_p50": _pct(s["min_dscr"], 50) if has_debt else None,

@@ -465,7 +465,9 @@ class ProjectValues:
         NPVs at the fund's nominal discount rate of the EUR-converted flows; the equity NPV is
         net of the entry price (``acquisition_musd`` at the spot rate, at t = 0).
     equity_irr : ndarray of shape (n_scenarios,)
-        Equity IRR of the EUR flows after paying the entry price at t = 0, NaN where undefined.
+        Equity IRR of the EUR flows after paying the entry price at t = 0: the investment
+        root (lowest rate at which the NPV falls through zero, see :func:`~fundmodel.finance.irr`),
+        NaN where there is none.
     equity_cf_meur, lender_cf_meur : ndarray of shape (n_scenarios, n_years)
         EUR cash flows (kept for the instrument payoffs).
     """
@@ -519,7 +521,8 @@ def value_cash_flows(flows: ProjectCashFlows, fx_usd_per_eur: np.ndarray, discou
         rows = np.empty((n, n_years + 1))
         rows[:, 0] = -entry_eur
         rows[:, 1:] = equity_eur.T
-        equity_irr = np.concatenate([irr(rows[lo: lo + BLOCK]) for lo in range(0, n, BLOCK)]) if n else np.empty(0)
+        equity_irr = (np.concatenate([irr(rows[lo: lo + BLOCK], root="investment") for lo in range(0, n, BLOCK)])
+                      if n else np.empty(0))
     else:
         equity_irr = np.full(n, np.nan)
     return ProjectValues(

@@ -201,3 +201,19 @@ def test_irr_mixed_batch_equals_row_by_row():
         np.isnan(together), np.isnan(alone), err_msg="NaN pattern depends on which rows are batched together"
     )
     np.testing.assert_allclose(together, alone, atol=1e-10, err_msg="irr of a row depends on the other rows in the batch")
+
+
+def test_investment_root_ignores_the_rising_root_of_a_closure_cost():
+    """Invest, earn, then a large closure cost: npf picks the -11 % root nearest zero, where the
+    NPV *rises* through zero; the investment return is where it falls through zero (~93.6 %)."""
+    cf = np.array([[-96.0, -127.0, -96.0, 458.0, 1462.0, 800.0, 800.0, -2500.0]])
+    nearest = irr(cf)[0]
+    invest = irr(cf, root="investment")[0]
+    assert nearest == pytest.approx(npf.irr(cf[0]), abs=1e-9)
+    assert npf.npv(invest, cf[0]) == pytest.approx(0.0, abs=1e-6)
+    assert npf.npv(invest - 0.01, cf[0]) > 0 > npf.npv(invest + 0.01, cf[0]), "NPV must fall through zero"
+    assert npf.npv(nearest - 0.01, cf[0]) < 0, "the nearest-zero root is a rising crossing"
+    # conventional flows: both choices give the unique root; flows starting positive have no investment root
+    conventional = np.array([[-100.0, 39, 59, 55, 20]])
+    assert irr(conventional, root="investment")[0] == pytest.approx(irr(conventional)[0], abs=1e-12)
+    assert np.isnan(irr(np.array([[100.0, -50, -60]]), root="investment")[0])

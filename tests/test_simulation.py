@@ -195,3 +195,16 @@ def test_attribution_shortcut_equals_switching_each_risk_off(small):
             np.testing.assert_array_equal(shortcut[risk][pid].project_npv_meur, full.projects[pid].values.project_npv_meur,
                                           err_msg=f"{risk} off: {pid} differs between shortcut and full re-run")
             np.testing.assert_array_equal(shortcut[risk][pid].equity_npv_meur, full.projects[pid].values.equity_npv_meur)
+
+
+def test_equity_irr_above_fund_rate_when_equity_npv_positive(small):
+    """The reported (investment) IRR agrees with the sign of the NPV at the fund rate."""
+    r = simulate(small, _settings(small, scenarios=2048))
+    rate = small.fund.discount_rate_nominal
+    for pid, s in r.scalars.items():
+        defined = ~np.isnan(s["equity_irr"])
+        npv_pos, irr_above = s["equity_npv_meur"] > 0, s["equity_irr"] > rate
+        assert not (~npv_pos & irr_above & defined).any(), f"{pid}: IRR above the fund rate with NPV < 0"
+        # an NPV that dips below zero and recovers before the fund rate can put the first
+        # fall below it: rare
+        assert (npv_pos & ~irr_above & defined).mean() < 0.01, f"{pid}: IRR/NPV disagree too often"

@@ -12,6 +12,9 @@ Conventions of the summary (documented here because committee members read them)
   price today (``capex.acquisition_musd``). No summary figure is NaN.
 - ``first_production_year_*`` are calendar years among scenarios that produce within the
   horizon; ``prob_production`` is the share that does.
+- ``tonnes_per_year_mean_y1_10`` / ``_y11_20``: expected tonnes of the primary material per
+  year over years 1-10 / 11-20 from the valuation date (calendar, not production years),
+  counted in its priced product (``primary_product``: t LCE, t WO3 contained, ...).
 - ``value_lost_<risk>_meur`` is mean project NPV with that risk switched off minus mean NPV
   with all risks, on the same first ``attribution_scenarios`` scenarios (common random
   numbers), with the standard error of that difference; negative when the risk adds value
@@ -103,6 +106,7 @@ def project_statistics(a: Assumptions, r: SimulationResult) -> dict[str, dict]:
             **{f"first_production_year_p{q}": (float(np.percentile(first_cal, q, method="inverted_cdf"))
                                                if first_cal.size else None) for q in (5, 50, 95)},
             "primary_material": primary,
+            "primary_product": a.markets.materials[primary].product,
             "tonnes_per_year_mean_y1_10": float(tonnes["produced"][:10].mean()),
             "tonnes_per_year_mean_y11_20": float(tonnes["produced"][10:20].mean()) if n_years > 10 else None,
             "eu_tonnes_per_year_mean_y1_10": float(tonnes["eu"][:10].mean()),
@@ -133,7 +137,7 @@ SUMMARY_COLUMNS = [
     "prob_equity_total_loss", "prob_debt_default",
     "prob_production", "first_production_year_p5", "first_production_year_p50",
     "first_production_year_p95",
-    "primary_material", "tonnes_per_year_mean_y1_10", "tonnes_per_year_mean_y11_20",
+    "primary_material", "primary_product", "tonnes_per_year_mean_y1_10", "tonnes_per_year_mean_y11_20",
     "eu_tonnes_per_year_mean_y1_10", "eu_tonnes_per_year_mean_y11_20",
     "value_lost_price_meur", "value_lost_political_meur", "value_lost_schedule_meur",
 ]
@@ -152,7 +156,8 @@ def tonnes_table(a: Assumptions, r: SimulationResult) -> pd.DataFrame:
         for material, d in mats.items():
             for j in range(r.n_years):
                 rows.append({
-                    "project": pid, "material": material, "year": r.valuation_year + j,
+                    "project": pid, "material": material, "product": a.markets.materials[material].product,
+                    "year": r.valuation_year + j,
                     "expected_produced_t": float(d["produced"][j]),
                     "expected_eu_delivered_t": float(d["eu"][j]),
                 })

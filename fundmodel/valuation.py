@@ -26,7 +26,8 @@ Mechanics, in the order they are computed:
    unlimited loss carry-forward, computed unlevered (project) and levered (equity).
 6. **Debt**: drawn with the *budgeted* capex profile (overruns are the sponsors'),
    interest on the opening balance plus half the year's draws, equal principal
-   instalments after the grace period. Until completion (the first full year after
+   instalments after the grace period (a licence suspension brings a standstill:
+   interest capitalised, instalments deferred). Until completion (the first full year after
    ramp-up) the sponsors carry debt service (completion support); after it, debt service comes from CFADS and a
    debt-service reserve of ``reserve_months``, then from sponsor cures up to
    ``sponsor_support_musd`` over the loan's life; when all fall short the debt
@@ -279,6 +280,9 @@ def project_cash_flows(
     has_debt = debt.amount_musd > 0
     has_participation = bool(politics.participation_event.any())
     has_restriction = bool(politics.transfer_restricted.any())
+    has_suspension = bool(suspended.any())
+    if has_suspension:
+        suspended_y = suspended.astype(float)
     if has_debt:
         draws_y = draws * alive
     if has_participation:
@@ -332,6 +336,13 @@ def project_cash_flows(
             interest = debt.interest_rate * (balance + 0.5 * draw) * live
             balance += draw * live
             principal = np.minimum(balance, instalment) * (live * (t >= repay_from))
+            if has_suspension:
+                # political force majeure: lenders grant a standstill while the licence is
+                # suspended; interest is capitalised and instalments resume afterwards
+                standstill = suspended_y[t]
+                balance += interest * standstill
+                interest *= 1.0 - standstill
+                principal *= 1.0 - standstill
             service = interest + principal
 
             # levered tax and cash flow available for debt service

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
 from pathlib import Path
 
@@ -122,7 +123,8 @@ def test_summary_csv_columns_and_consistency(small, tmp_path):
     assert all(c in csv.columns for c in required), f"missing columns: {set(required) - set(csv.columns)}"
     assert list(csv.columns) == [c for c in SUMMARY_COLUMNS if c in csv.columns]
     assert sorted(csv["project"]) == sorted(SUBSET)
-    numeric = csv.drop(columns=["project", "name", "country", "stage", "materials", "primary_material"])
+    numeric = csv.drop(columns=["project", "name", "country", "stage", "materials", "primary_material",
+                                "primary_product"])
     assert not numeric.isna().any().any(), f"NaN in summary.csv: {numeric.columns[numeric.isna().any()].tolist()}"
     assert (csv["npv_p5_meur"] <= csv["npv_p50_meur"]).all() and (csv["npv_p50_meur"] <= csv["npv_p95_meur"]).all()
     assert csv["prob_npv_negative"].between(0, 1).all() and csv["prob_debt_default"].between(0, 1).all()
@@ -130,6 +132,11 @@ def test_summary_csv_columns_and_consistency(small, tmp_path):
     for _, row in csv.iterrows():
         m = metrics["projects"][row["project"]]
         assert m["npv_mean_meur"] == pytest.approx(row["npv_mean_meur"]), "summary.csv and metrics.json disagree"
+    mask = os.umask(0)
+    os.umask(mask)
+    for path in [tmp_path / "simulation", *(tmp_path / "simulation").glob("*.*")]:
+        expected = (0o777 if path.is_dir() else 0o666) & ~mask
+        assert path.stat().st_mode & 0o777 == expected, f"{path.name}: mode {oct(path.stat().st_mode)}, umask {oct(mask)}"
     manifest = json.loads((tmp_path / "simulation" / "manifest.json").read_text())
     assert manifest["settings"]["seed"] == 11 and set(manifest["assumption_files_sha256"]) >= {"fund.yaml"}
 

@@ -281,3 +281,20 @@ def test_entry_price_of_a_producing_mine_enters_npv_and_irr_at_time_zero():
     expected_irr = npf.irr(np.r_[-300.0 / 1.1, flows.equity_cf_musd[0] / 1.1])
     assert paid.equity_irr[0] == pytest.approx(expected_irr, abs=1e-9), "IRR of [-entry, year-end flows]"
     assert npf.npv(expected_irr, np.r_[-300.0 / 1.1, flows.equity_cf_musd[0] / 1.1]) == pytest.approx(0, abs=1e-6)
+
+
+def test_licence_suspension_brings_a_debt_standstill():
+    """While suspended, interest is capitalised and instalments wait; service resumes after."""
+    n = 1
+    price = np.full((n, N_YEARS), 12000.0)
+    project = new_mine(debt={"amount_musd": 160.0, "interest_rate": 0.1, "tenor_years": 8, "grace_years": 2,
+                             "recovery_rate": 0.4, "reserve_months": 6, "sponsor_support_musd": 50.0})
+    suspended = np.zeros((n, N_YEARS), dtype=bool)
+    suspended[:, 4] = True
+    flows = project_cash_flows(project, INFLATION, market(price), schedule(n, construction=(0.0, 2.0)),
+                               no_politics(n, suspended=suspended))
+    balance = flows.debt_outstanding_musd[0]
+    assert flows.lender_cf_musd[0, 4] == 0.0, "no debt service during the standstill"
+    assert balance[4] == pytest.approx(balance[3] * 1.1), "interest is capitalised"
+    assert flows.lender_cf_musd[0, 5] == pytest.approx(0.1 * balance[4] + 160.0 / 6), "service resumes"
+    assert flows.default_year[0] == N_YEARS and flows.tonnes_produced_t[0, 0, 4] == 0

@@ -524,9 +524,7 @@ class ScenarioWriter:
             }
             for pid, p in a.projects.items()
         }
-        writer = cls(market, projects)
-        writer.close()
-        return writer
+        return cls(market, projects)
 
     @classmethod
     def open(cls, directory: str | Path) -> "ScenarioWriter":
@@ -553,7 +551,8 @@ class ScenarioWriter:
             out["insurable_loss_musd"][s] = pc.flows.insurable_loss_musd
             out["tonnes_eu_t"][:, s] = pc.flows.tonnes_eu_t
             out["political_events"][s] = pc.politics.events
-        self.close()
+        # no flush (msync) here: the pages are in the shared page cache and reach the files;
+        # forcing them to disk per chunk cost ~1.5 s per 20,000-scenario run
 
     def close(self) -> None:
         """Flush every memory map to disk."""

@@ -94,6 +94,22 @@ class SimulationSettings(_Model):
     workers: Annotated[int, Field(ge=1, le=256)] = 2
 
 
+class PortfolioSettings(_Model):
+    """Fund limits and objective of the portfolio optimiser (``fund.yaml: portfolio``)."""
+
+    objective: Literal["max_pv", "max_supply"] = "max_pv"
+    cvar_beta: Annotated[float, Field(ge=0.5, lt=1.0)] = 0.95
+    budget_meur: PositiveFloat
+    contingent_limit_meur: NonNegativeFloat
+    cvar_limit_meur: PositiveFloat | None = None
+    return_floor_meur: float | None = None
+    max_country_share: Annotated[float, Field(gt=0.0, le=1.0)] = 1.0
+    max_material_share: Annotated[float, Field(gt=0.0, le=1.0)] = 1.0
+    min_supply_t_per_year: dict[str, NonNegativeFloat] = {}
+    supply_weights: dict[str, NonNegativeFloat] = {}
+    source: Source
+
+
 class FundFile(_Model):
     """``fund.yaml``: valuation conventions and simulation defaults."""
 
@@ -104,6 +120,7 @@ class FundFile(_Model):
     inflation: Annotated[float, Field(gt=-0.1, lt=0.5)]
     horizon_years: Annotated[int, Field(ge=5, le=80)]
     simulation: SimulationSettings = SimulationSettings()
+    portfolio: PortfolioSettings | None = None
     source: Source
 
     @property

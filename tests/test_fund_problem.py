@@ -1,0 +1,63 @@
+"""The fund's allocation problem on a small simulation: limits hold, conflicts are named."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from fundmodel.assumptions import load_assumptions
+from fundmodel.portfolio import InfeasibleProblem, cvar_from_losses
+from fundmodel.portfolio.fund import build_fund_problem, fund_constraints, optimize_fund
+from fundmodel.results import simulate_to_directory
+from fundmodel.simulation import RunSettings, load_scenarios
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture(scope="module")
+def setup(tmp_path_factory):
+    a = load_assumptions(ROOT / "assumptions")
+    out = tmp_path_factory.mktemp("run")
+    simulate_to_directory(a, RunSettings.from_assumptions(a, scenarios=2048, workers=1, risk_attribution=False), out)
+    scenarios = load_scenarios(out / "simulation" / "scenarios")
+    return a, build_fund_problem(a, scenarios)
+
+
+def with_limits(a, **changes):
+    portfolio = a.fund.portfolio.model_copy(update=changes)
+    return a.__class__(**{**a.__dict__, "fund": a.fund.model_copy(update={"portfolio": portfolio})})
+
+
+def test_every_limit_holds_in_the_optimum(setup):
+    a, problem = setup
+    result = optimize_fund(a, problem)
+    A, b, names = fund_constraints(a, problem)
+    slack = b - A @ result.x
+    assert (slack > -1e-6 * np.maximum(1, np.abs(b))).all(), dict(zip(names, slack))
+    caps = np.array([c.max_units for c in problem.columns])
+    assert (result.x >= -1e-9).all() and (result.x <= caps + 1e-9).all(), "instrument caps"
+    losses = -problem.values_meur @ result.x
+    cvar = cvar_from_losses(losses, a.fund.portfolio.cvar_beta)
+    assert cvar <= a.fund.portfolio.cvar_limit_meur + 1e-6, "CVaR limit"
+    assert result.cvar == pytest.approx(cvar, abs=1e-6), "reported CVaR = CVaR of the sorted losses"
+    assert result.expected_value == pytest.approx(float(problem.values_meur.mean(axis=0) @ result.x), rel=1e-9)
+
+
+def test_conflicting_supply_target_is_named(setup):
+    a, problem = setup
+    huge = with_limits(a, min_supply_t_per_year={"ndpr": 1e7})
+    with pytest.raises(InfeasibleProblem) as info:
+        optimize_fund(huge, problem)
+    assert "min supply ndpr" in str(info.value) and info.value.exit_code == 2
+
+
+def test_more_budget_never_lowers_expected_pv(setup):
+    a, problem = setup
+    low = optimize_fund(with_limits(a, budget_meur=200.0), problem)
+    high = optimize_fund(with_limits(a, budget_meur=400.0), problem)
+    assert high.expected_value >= low.expected_value - 1e-6
+    if "capital budget" in low.binding:
+        gain = high.expected_value - low.expected_value
+        assert gain <= low.shadow_prices["capital budget"] * 200.0 + 1e-6, "LP value is concave in the budget"

@@ -1,4 +1,4 @@
-"""Command line: ``fundmodel validate`` and ``fundmodel simulate``.
+"""Command line: ``fundmodel validate``, ``fundmodel simulate`` and ``fundmodel optimize``.
 
 Exit codes: 0 success; 2 bad input (assumption files or arguments), with a
 report naming file, key, value and rule; 1 internal error, with a one-line
@@ -75,6 +75,15 @@ def build_parser() -> argparse.ArgumentParser:
                        help="skip the risk-attribution re-runs")
     p_sim.add_argument("--out", default="reports", metavar="DIR", help="output root (default: reports)")
     p_sim.add_argument("--quiet", action="store_true", help="no progress bar and no table")
+
+    p_opt = sub.add_parser("optimize", help="size equity stakes, guarantees and floors under the fund's limits")
+    p_opt.add_argument("--assumptions", default="assumptions", metavar="DIR",
+                       help="assumptions directory (default: assumptions)")
+    p_opt.add_argument("--scenarios", type=_positive_int, metavar="N",
+                       help="number of scenarios (default: fund.yaml simulation.scenarios)")
+    p_opt.add_argument("--seed", type=_seed, metavar="S", help="random seed (default: fund.yaml)")
+    p_opt.add_argument("--workers", type=_positive_int, metavar="N", help="worker processes of the simulation")
+    p_opt.add_argument("--out", default="reports", metavar="DIR", help="output root (default: reports)")
     return parser
 
 
@@ -118,7 +127,45 @@ def cmd_simulate(args) -> int:
     return 0
 
 
-COMMANDS = {"validate": cmd_validate, "simulate": cmd_simulate}
+def cmd_optimize(args) -> int:
+    """Simulate (or reuse an up-to-date simulation), optimise, write ``OUT/portfolio/``."""
+    import json
+
+    from .assumptions import load_assumptions
+    from .errors import UsageError as _UsageError
+    from .portfolio.fund import optimize_to_directory
+    from .results import run_manifest, simulate_to_directory
+    from .simulation import RunSettings, load_scenarios
+
+    a = load_assumptions(args.assumptions)
+    if a.fund.portfolio is None or a.instruments is None:
+        raise _UsageError(f"{args.assumptions}: optimize needs fund.yaml 'portfolio' limits and instruments.yaml")
+    settings = RunSettings.from_assumptions(a, scenarios=args.scenarios, seed=args.seed, workers=args.workers,
+                                            risk_attribution=False)
+    sim_dir = Path(args.out) / "simulation"
+    wanted = run_manifest(a, settings)
+    reuse = False
+    if (sim_dir / "manifest.json").is_file():
+        have = json.loads((sim_dir / "manifest.json").read_text())
+        same = {k: v for k, v in have.get("settings", {}).items() if k not in ("risk_attribution", "workers",
+                                                                               "chunk_size")}
+        want = {k: v for k, v in wanted["settings"].items() if k not in ("risk_attribution", "workers", "chunk_size")}
+        reuse = same == want and have.get("assumption_files_sha256") == wanted["assumption_files_sha256"]
+    if not reuse:
+        simulate_to_directory(a, settings, args.out, command="fundmodel optimize")
+    started = time.perf_counter()
+    result, allocation = optimize_to_directory(a, load_scenarios(sim_dir / "scenarios"), args.out)
+    shown = allocation[["project", "instrument", "material", "size", "capital_meur", "contingent_meur",
+                        "expected_pv_meur", "cvar_contribution_meur"]]
+    print(f"Fund allocation ({a.fund.portfolio.objective}, CVaR at {a.fund.portfolio.cvar_beta:.0%}), EUR m")
+    print(shown.to_string(index=False, float_format=lambda v: f"{v:,.2f}"))
+    print(f"expected PV {result.expected_value:,.1f}, VaR {result.var:,.1f}, CVaR {result.cvar:,.1f}; "
+          f"binding: {', '.join(result.binding) or 'none'} ({time.perf_counter() - started:.1f} s, "
+          f"{'reused' if reuse else 'new'} simulation) -> {Path(args.out) / 'portfolio'}")
+    return 0
+
+
+COMMANDS = {"validate": cmd_validate, "simulate": cmd_simulate, "optimize": cmd_optimize}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -61,3 +61,33 @@ def test_more_budget_never_lowers_expected_pv(setup):
     if "capital budget" in low.binding:
         gain = high.expected_value - low.expected_value
         assert gain <= low.shadow_prices["capital budget"] * 200.0 + 1e-6, "LP value is concave in the budget"
+
+
+def test_cli_optimize_writes_outputs_and_reuses_the_simulation(tmp_path, capsys):
+    from fundmodel.cli import main
+
+    args = ["optimize", "--assumptions", str(ROOT / "assumptions"), "--scenarios", "512", "--workers", "1",
+            "--out", str(tmp_path)]
+    assert main(args) == 0
+    first = capsys.readouterr().out
+    assert "new simulation" in first and "expected PV" in first
+    for name in ("allocation.csv", "frontier.csv", "metrics.json"):
+        assert (tmp_path / "portfolio" / name).is_file(), name
+    assert main(args) == 0
+    assert "reused simulation" in capsys.readouterr().out
+
+
+def test_cli_optimize_infeasible_exits_2_naming_the_limit(tmp_path, capsys):
+    import shutil
+
+    from fundmodel.cli import main
+
+    copy = tmp_path / "assumptions"
+    shutil.copytree(ROOT / "assumptions", copy)
+    fund = (copy / "fund.yaml").read_text().replace("min_supply_t_per_year: {}", "min_supply_t_per_year: {ndpr: 1.0e7}")
+    (copy / "fund.yaml").write_text(fund)
+    code = main(["optimize", "--assumptions", str(copy), "--scenarios", "512", "--workers", "1",
+                 "--out", str(tmp_path / "out")])
+    err = capsys.readouterr().err
+    assert code == 2 and "min supply ndpr" in err and "Traceback" not in err
+    assert not (tmp_path / "out" / "portfolio").exists(), "no partial results"

@@ -165,3 +165,93 @@ def optimize_fund(a: Assumptions, problem: FundProblem) -> CVaRResult:
         cvar_cap=limits.cvar_limit_meur, A_ub=A, b_ub=b, bounds=bounds,
         names=problem.names, constraint_names=names, mean_values=mean_values,
     )
+
+
+def allocation_table(a: Assumptions, problem: FundProblem, result: CVaRResult):
+    """One row per position with a non-zero size: size, capital, exposure, PV, CVaR share, tonnes.
+
+    Returns
+    -------
+    pandas.DataFrame
+        Columns ``project, instrument, material, size, unit, capital_meur, contingent_meur,
+        expected_pv_meur, cvar_contribution_meur`` and ``tonnes_<material>`` per material.
+    """
+    import pandas as pd
+
+    from .cvar import euler_contributions
+
+    contributions = euler_contributions(problem.values_meur, result.x, a.fund.portfolio.cvar_beta)
+    mean_pv = problem.values_meur.mean(axis=0)
+    rows = []
+    for k, (col, size) in enumerate(zip(problem.columns, result.x)):
+        if abs(size) < 1e-9:
+            continue
+        row = {
+            "project": col.project, "instrument": col.instrument, "material": col.material,
+            "size": size, "unit": col.unit,
+            "capital_meur": size * problem.capital_meur[k],
+            "contingent_meur": size * problem.contingent_meur[k],
+            "expected_pv_meur": size * mean_pv[k],
+            "cvar_contribution_meur": contributions[k],
+        }
+        for material, tonnes in problem.tonnes_t.items():
+            row[f"tonnes_{material}"] = size * tonnes[k]
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def optimize_to_directory(a: Assumptions, scenarios: dict, out_dir, *, n_frontier: int = 15):
+    """Optimise and write ``OUT/portfolio/`` atomically.
+
+    Writes ``allocation.csv`` (see :func:`allocation_table`), ``frontier.csv`` (expected PV vs
+    minimal CVaR under the same limits, ``n_frontier`` points) and ``metrics.json`` (expected
+    PV, VaR and CVaR, limits used, supply secured per material, binding limits with shadow
+    prices, premium vs expected loss of every guarantee-like instrument).
+
+    Returns
+    -------
+    result : CVaRResult
+    allocation : pandas.DataFrame
+    """
+    from pathlib import Path
+
+    import pandas as pd
+
+    from ..instruments import guarantee_pricing
+    from ..io import staged_directory, write_json_atomic
+    from .cvar import efficient_frontier
+
+    problem = build_fund_problem(a, scenarios)
+    result = optimize_fund(a, problem)
+    allocation = allocation_table(a, problem, result)
+    A, b, names = fund_constraints(a, problem)
+    limits = a.fund.portfolio
+    frontier = efficient_frontier(problem.values_meur, n_frontier, beta=limits.cvar_beta, A_ub=A, b_ub=b,
+                                  bounds=[(0.0, c.max_units) for c in problem.columns],
+                                  names=problem.names, constraint_names=names)
+    used = A @ result.x
+    metrics = {
+        "objective": limits.objective,
+        "cvar_beta": limits.cvar_beta,
+        "expected_pv_meur": result.expected_value,
+        "var_meur": result.var,
+        "cvar_meur": result.cvar,
+        "capital_used_meur": float(problem.capital_meur @ result.x),
+        "budget_meur": limits.budget_meur,
+        "contingent_used_meur": float(problem.contingent_meur @ result.x),
+        "contingent_limit_meur": limits.contingent_limit_meur,
+        "cvar_limit_meur": limits.cvar_limit_meur,
+        "supply_secured_t_per_year": {m: float(t @ result.x) for m, t in problem.tonnes_t.items()},
+        "constraints": {n: {"value": float(u), "limit": float(lim), "binding": n in result.binding,
+                            "shadow_price": (result.shadow_prices or {}).get(n)}
+                        for n, u, lim in zip(names, used, b)},
+        "cvar_cap_shadow_price": (result.shadow_prices or {}).get("cvar cap"),
+        "guarantee_pricing": guarantee_pricing(a, problem.columns),
+    }
+    with staged_directory(Path(out_dir) / "portfolio") as stage:
+        allocation.to_csv(stage / "allocation.csv", index=False)
+        pd.DataFrame({"point": np.arange(1, len(frontier.cvar) + 1),
+                      "expected_pv_meur": frontier.expected_value, "cvar_meur": frontier.cvar,
+                      "var_meur": frontier.var}).to_csv(stage / "frontier.csv", index=False)
+        write_json_atomic(stage / "metrics.json", metrics)
+    return result, allocation

@@ -91,3 +91,13 @@ def test_cli_optimize_infeasible_exits_2_naming_the_limit(tmp_path, capsys):
     err = capsys.readouterr().err
     assert code == 2 and "min supply ndpr" in err and "Traceback" not in err
     assert not (tmp_path / "out" / "portfolio").exists(), "no partial results"
+
+
+def test_max_supply_secures_more_weighted_tonnes_under_the_return_floor(setup):
+    a, problem = setup
+    pv = optimize_fund(a, problem)
+    supply = optimize_fund(with_limits(a, objective="max_supply", return_floor_meur=0.0), problem)
+    weights = sum(w * problem.tonnes_t.get(m, 0.0) for m, w in a.fund.portfolio.supply_weights.items())
+    assert weights @ supply.x >= weights @ pv.x - 1e-6, "max_supply must secure at least as much weighted supply"
+    assert problem.values_meur.mean(axis=0) @ supply.x >= -1e-6, "return floor: expected PV >= 0"
+    assert pv.expected_value >= problem.values_meur.mean(axis=0) @ supply.x - 1e-6, "max_pv has the higher PV"

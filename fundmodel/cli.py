@@ -53,37 +53,36 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"fundmodel {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
 
-    p_val = sub.add_parser("validate", help="check the assumption files; exit 2 with a report if invalid")
-    p_val.add_argument("--assumptions", default="assumptions", metavar="DIR",
+    def assumptions_option(p):
+        p.add_argument("--assumptions", default="assumptions", metavar="DIR",
                        help="assumptions directory (default: assumptions)")
 
-    p_sim = sub.add_parser("simulate", help="Monte Carlo valuation of every project")
-    p_sim.add_argument("--assumptions", default="assumptions", metavar="DIR",
-                       help="assumptions directory (default: assumptions)")
-    p_sim.add_argument("--scenarios", type=_positive_int, metavar="N",
+    def run_options(p):
+        assumptions_option(p)
+        p.add_argument("--scenarios", type=_positive_int, metavar="N",
                        help="number of scenarios (default: fund.yaml simulation.scenarios)")
-    p_sim.add_argument("--seed", type=_seed, metavar="S", help="random seed (default: fund.yaml)")
+        p.add_argument("--seed", type=_seed, metavar="S", help="random seed (default: fund.yaml)")
+        p.add_argument("--workers", type=_positive_int, metavar="N",
+                       help="worker processes (default: fund.yaml); results do not depend on it")
+        p.add_argument("--out", default="reports", metavar="DIR", help="output root (default: reports)")
+
+    p_val = sub.add_parser("validate", help="check the assumption files; exit 2 with a report if invalid")
+    assumptions_option(p_val)
+
+    p_sim = sub.add_parser("simulate", help="Monte Carlo valuation of every project")
+    run_options(p_sim)
     p_sim.add_argument("--sampling", choices=["pseudo", "lhs", "sobol"],
                        help="sampling method (default: fund.yaml)")
     p_sim.add_argument("--copula", choices=["gaussian", "student_t"],
                        help="dependence of market shocks (default: fund.yaml)")
     p_sim.add_argument("--chunk-size", type=_positive_int, metavar="N",
                        help="scenarios per chunk, a memory knob (default: fund.yaml)")
-    p_sim.add_argument("--workers", type=_positive_int, metavar="N",
-                       help="worker processes (default: fund.yaml); results do not depend on it")
     p_sim.add_argument("--no-attribution", action="store_true",
                        help="skip the risk-attribution re-runs")
-    p_sim.add_argument("--out", default="reports", metavar="DIR", help="output root (default: reports)")
     p_sim.add_argument("--quiet", action="store_true", help="no progress bar and no table")
 
     p_opt = sub.add_parser("optimize", help="size equity stakes, guarantees and floors under the fund's limits")
-    p_opt.add_argument("--assumptions", default="assumptions", metavar="DIR",
-                       help="assumptions directory (default: assumptions)")
-    p_opt.add_argument("--scenarios", type=_positive_int, metavar="N",
-                       help="number of scenarios (default: fund.yaml simulation.scenarios)")
-    p_opt.add_argument("--seed", type=_seed, metavar="S", help="random seed (default: fund.yaml)")
-    p_opt.add_argument("--workers", type=_positive_int, metavar="N", help="worker processes of the simulation")
-    p_opt.add_argument("--out", default="reports", metavar="DIR", help="output root (default: reports)")
+    run_options(p_opt)
     return parser
 
 

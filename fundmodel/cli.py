@@ -153,11 +153,19 @@ def cmd_optimize(args) -> int:
     if not reuse:
         simulate_to_directory(a, settings, args.out, command="fundmodel optimize")
     started = time.perf_counter()
-    result, allocation = optimize_to_directory(a, load_scenarios(sim_dir / "scenarios"), args.out)
+    result, allocation = optimize_to_directory(a, load_scenarios(sim_dir / "scenarios"), args.out,
+                                               settings=settings)
     shown = allocation[["project", "instrument", "material", "size", "capital_meur", "contingent_meur",
                         "expected_pv_meur", "cvar_contribution_meur"]]
     print(f"Fund allocation ({a.fund.portfolio.objective}, CVaR at {a.fund.portfolio.cvar_beta:.0%}), EUR m")
     print(shown.to_string(index=False, float_format=lambda v: f"{v:,.2f}"))
+    stress_csv = Path(args.out) / "portfolio" / "stress.csv"
+    if stress_csv.is_file():
+        import pandas as pd
+
+        table = pd.read_csv(stress_csv)[["stress", "expected_pv_meur", "change_meur", "cvar_meur"]]
+        print("Stress scenarios (EUR m)")
+        print(table.to_string(index=False, float_format=lambda v: f"{v:,.1f}"))
     print(f"expected PV {result.expected_value:,.1f}, VaR {result.var:,.1f}, CVaR {result.cvar:,.1f}; "
           f"binding: {', '.join(result.binding) or 'none'} ({time.perf_counter() - started:.1f} s, "
           f"{'reused' if reuse else 'new'} simulation) -> {Path(args.out) / 'portfolio'}")

@@ -194,6 +194,8 @@ def export_restriction_regime(streams: ScenarioStreams, markets: MarketsFile, st
         remaining = np.where(onset, durations[t], remaining)
         active[t] = remaining > 0
         remaining = remaining - 1
+    forced = [t for t in regime.forced_years if t < n_years]
+    active[forced] = True  # stress scenarios: a restriction in force in every scenario
     return active.T
 
 
@@ -251,7 +253,7 @@ def simulate_market(
         return None if shocks_ym is None else shocks_ym[factors.index(name)]
 
     regime = markets.export_restriction
-    if risk_on and regime.annual_onset_probability > 0:
+    if risk_on and (regime.annual_onset_probability > 0 or regime.forced_years):
         loading = regime.geopolitical_loading
         geo_mult = np.exp(loading * geo_factor - loading * loading / 2)
         restricted = export_restriction_regime(streams, markets, start, stop, n_years, geo_mult)

@@ -66,12 +66,19 @@ def test_more_budget_never_lowers_expected_pv(setup):
 def test_cli_optimize_writes_outputs_and_reuses_the_simulation(tmp_path, capsys):
     from fundmodel.cli import main
 
-    args = ["optimize", "--assumptions", str(ROOT / "assumptions"), "--scenarios", "512", "--workers", "1",
+    import shutil
+
+    copy = tmp_path / "assumptions"
+    shutil.copytree(ROOT / "assumptions", copy)
+    stress = copy / "stress.yaml"
+    stress.write_text(stress.read_text().replace("stress_scenarios: 4096", "stress_scenarios: 256"))
+    args = ["optimize", "--assumptions", str(copy), "--scenarios", "512", "--workers", "1",
             "--out", str(tmp_path)]
     assert main(args) == 0
     first = capsys.readouterr().out
     assert "new simulation" in first and "expected PV" in first
-    for name in ("allocation.csv", "frontier.csv", "metrics.json"):
+    assert "Stress scenarios" in first
+    for name in ("allocation.csv", "frontier.csv", "metrics.json", "stress.csv"):
         assert (tmp_path / "portfolio" / name).is_file(), name
     assert main(args) == 0
     assert "reused simulation" in capsys.readouterr().out
@@ -101,3 +108,38 @@ def test_max_supply_secures_more_weighted_tonnes_under_the_return_floor(setup):
     assert weights @ supply.x >= weights @ pv.x - 1e-6, "max_supply must secure at least as much weighted supply"
     assert problem.values_meur.mean(axis=0) @ supply.x >= -1e-6, "return floor: expected PV >= 0"
     assert pv.expected_value >= problem.values_meur.mean(axis=0) @ supply.x - 1e-6, "max_pv has the higher PV"
+
+
+def test_apply_stress_changes_only_what_it_names(setup):
+    from fundmodel.portfolio.stress import apply_stress
+
+    a, _ = setup
+    crash = apply_stress(a, a.stress.scenarios["base_metal_crash_40"])
+    for mid, m in a.markets.materials.items():
+        ratio = crash.markets.materials[mid].spot_usd_per_t / m.spot_usd_per_t
+        assert ratio == pytest.approx(0.6 if mid in ("copper", "nickel", "cobalt") else 1.0), mid
+        assert crash.markets.materials[mid].long_run_usd_per_t == m.long_run_usd_per_t
+    mongolia = apply_stress(a, a.stress.scenarios["mongolia_resource_nationalism"])
+    p = a.countries.countries["MN"].events.expropriation.annual_probability
+    assert mongolia.countries.countries["MN"].events.expropriation.annual_probability == pytest.approx(1 - (1 - p) ** 5)
+    assert mongolia.countries.countries["KZ"] == a.countries.countries["KZ"]
+    ban = apply_stress(a, a.stress.scenarios["china_export_ban_2025"])
+    assert ban.markets.export_restriction.forced_years == [1, 2]
+    assert a.markets.export_restriction.forced_years == [], "the input assumptions are not changed"
+
+
+def test_stress_pnl_of_a_portfolio(setup):
+    import dataclasses
+
+    from fundmodel.portfolio.stress import stress_test
+    from fundmodel.simulation import RunSettings
+
+    a, problem = setup
+    result = optimize_fund(a, problem)
+    small = dataclasses.replace(a, stress=a.stress.model_copy(update={"stress_scenarios": 512}))
+    table = stress_test(small, RunSettings.from_assumptions(a, workers=1), problem.names, result.x).set_index("stress")
+    assert table.loc["base", "change_meur"] == 0
+    assert table.loc["base_metal_crash_40", "change_meur"] < 0 and table.loc["global_recession", "change_meur"] < 0
+    changes = [c for c in table.columns if c.startswith("change_") and c != "change_meur"]
+    np.testing.assert_allclose(table[changes].sum(axis=1), table["change_meur"], atol=1e-6,
+                               err_msg="changes by instrument must add up to the total")

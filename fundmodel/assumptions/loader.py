@@ -20,7 +20,7 @@ import yaml
 from pydantic import BaseModel, ValidationError
 
 from ..errors import AssumptionError, Issue
-from .schema import CountriesFile, FundFile, InstrumentsFile, MarketsFile, Project, Stage
+from .schema import CountriesFile, FundFile, InstrumentsFile, MarketsFile, Project, Stage, StressFile
 
 FX_FACTOR = "EURUSD"
 
@@ -36,6 +36,8 @@ class Assumptions:
     instruments
         Parsed ``instruments.yaml`` (terms of the fund's instruments), ``None`` when the
         directory has none (the simulation does not need it).
+    stress
+        Parsed ``stress.yaml`` (named stress scenarios), ``None`` when absent.
     projects
         Parsed ``projects/<id>.yaml`` files keyed by project id, sorted by id.
     directory
@@ -52,6 +54,7 @@ class Assumptions:
     directory: Path
     file_sha256: dict[str, str] = field(default_factory=dict)
     instruments: InstrumentsFile | None = None
+    stress: StressFile | None = None
 
     @property
     def material_ids(self) -> list[str]:
@@ -406,6 +409,20 @@ def load_assumptions(directory: str | Path = "assumptions") -> Assumptions:
         _check_fund(fund, issues)
     if markets is not None:
         _check_markets(markets, issues)
+    stress = None
+    if (root / "stress.yaml").exists():
+        stress = _validate("stress.yaml", StressFile, read("stress.yaml"), issues)
+        if stress is not None:
+            for name, sc in stress.scenarios.items():
+                for key, ids, known in (("spot_price_multipliers", sc.spot_price_multipliers, material_ids),
+                                        ("long_run_price_multipliers", sc.long_run_price_multipliers, material_ids),
+                                        ("hazard_multipliers", sc.hazard_multipliers, country_ids)):
+                    for ref in ids:
+                        if known is not None and ref not in known:
+                            close = difflib.get_close_matches(ref, list(known), n=1)
+                            hint = f" (did you mean '{close[0]}'?)" if close else ""
+                            issues.append(Issue("stress.yaml", f"scenarios.{name}.{key}.{ref}",
+                                                f"is not defined in the assumptions{hint}", ref, False))
     instruments = None
     if (root / "instruments.yaml").exists():
         instruments = _validate("instruments.yaml", InstrumentsFile, read("instruments.yaml"), issues)
@@ -445,5 +462,5 @@ def load_assumptions(directory: str | Path = "assumptions") -> Assumptions:
     return Assumptions(
         fund=fund, markets=markets, countries=countries,
         projects=dict(sorted(projects.items())), directory=root, file_sha256=hashes,
-        instruments=instruments,
+        instruments=instruments, stress=stress,
     )

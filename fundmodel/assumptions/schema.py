@@ -178,12 +178,17 @@ class CorrelationMatrix(_Model):
 
 
 class ExportRestriction(_Model):
-    """Chinese export-restriction regime hitting ex-China prices of several materials at once."""
+    """Chinese export-restriction regime hitting ex-China prices of several materials at once.
+
+    ``forced_years`` (year indices, empty by default) puts a restriction in force in those
+    years in every scenario: the lever of stress scenarios such as a 2025-style export ban.
+    """
 
     annual_onset_probability: Annotated[float, Field(ge=0.0, lt=1.0)]
     duration_years: Triangular
     geopolitical_loading: Annotated[float, Field(ge=0.0, le=3.0)] = 0.0
     price_uplift: dict[str, Annotated[float, Field(ge=0.0, le=10.0)]]
+    forced_years: list[Annotated[int, Field(ge=1, le=80)]] = []
     source: Source
 
 
@@ -328,6 +333,33 @@ class InstrumentsFile(_Model):
     loan_guarantee: LoanGuaranteeTerms
     political_risk_cover: PoliticalRiskCoverTerms
     price_floor: PriceFloorTerms
+
+
+# --------------------------------------------------------------------------- stress.yaml
+class StressScenario(_Model):
+    """A named stress: changes applied to the assumptions before re-simulating.
+
+    ``spot_price_multipliers`` scale today's price of materials (prices then revert to
+    their long-run levels: a crash); ``long_run_price_multipliers`` scale the long-run
+    levels (a lasting shift); ``hazard_multipliers`` scale every political-event intensity
+    of a country (``p -> 1 - (1 - p)^m``); ``export_restriction_years`` force a Chinese
+    export restriction in those years; ``fx_spot_multiplier`` scales EUR/USD today.
+    """
+
+    description: str
+    spot_price_multipliers: dict[str, PositiveFloat] = {}
+    long_run_price_multipliers: dict[str, PositiveFloat] = {}
+    hazard_multipliers: dict[str, PositiveFloat] = {}
+    export_restriction_years: list[Annotated[int, Field(ge=1, le=80)]] = []
+    fx_spot_multiplier: PositiveFloat = 1.0
+
+
+class StressFile(_Model):
+    """``stress.yaml``: named stress scenarios applied to the optimal portfolio."""
+
+    scenarios: dict[str, StressScenario]
+    stress_scenarios: Annotated[int, Field(ge=64, le=1_000_000)] = 4096
+    source: Source
 
 
 # --------------------------------------------------------------------------- projects/<id>.yaml

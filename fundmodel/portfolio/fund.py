@@ -200,13 +200,15 @@ def allocation_table(a: Assumptions, problem: FundProblem, result: CVaRResult):
     return pd.DataFrame(rows)
 
 
-def optimize_to_directory(a: Assumptions, scenarios: dict, out_dir, *, n_frontier: int = 15):
+def optimize_to_directory(a: Assumptions, scenarios: dict, out_dir, *, n_frontier: int = 15, settings=None):
     """Optimise and write ``OUT/portfolio/`` atomically.
 
     Writes ``allocation.csv`` (see :func:`allocation_table`), ``frontier.csv`` (expected PV vs
     minimal CVaR under the same limits, ``n_frontier`` points) and ``metrics.json`` (expected
     PV, VaR and CVaR, limits used, supply secured per material, binding limits with shadow
-    prices, premium vs expected loss of every guarantee-like instrument).
+    prices, premium vs expected loss of every guarantee-like instrument) and, when the
+    assumptions have ``stress.yaml`` and ``settings`` are given, ``stress.csv`` (P&L of the
+    optimal portfolio under every named stress, in total and by instrument).
 
     Returns
     -------
@@ -248,8 +250,16 @@ def optimize_to_directory(a: Assumptions, scenarios: dict, out_dir, *, n_frontie
         "cvar_cap_shadow_price": (result.shadow_prices or {}).get("cvar cap"),
         "guarantee_pricing": guarantee_pricing(a, problem.columns),
     }
+    stress = None
+    if a.stress is not None and settings is not None:
+        from .stress import stress_test
+
+        stress = stress_test(a, settings, problem.names, result.x)
+        metrics["stress"] = stress.drop(columns=["description"]).to_dict(orient="records")
     with staged_directory(Path(out_dir) / "portfolio") as stage:
         allocation.to_csv(stage / "allocation.csv", index=False)
+        if stress is not None:
+            stress.to_csv(stage / "stress.csv", index=False)
         pd.DataFrame({"point": np.arange(1, len(frontier.cvar) + 1),
                       "expected_pv_meur": frontier.expected_value, "cvar_meur": frontier.cvar,
                       "var_meur": frontier.var}).to_csv(stage / "frontier.csv", index=False)

@@ -1,0 +1,120 @@
+"""Named stress scenarios (``stress.yaml``) applied to a chosen portfolio.
+
+A stress changes the assumptions (prices today or in the long run, political hazards of
+a country, a forced Chinese export restriction, EUR/USD), the projects are re-simulated on
+the same seed and scenario count as a base run without the stress, and the portfolio's
+positions are re-valued. The difference is the stress P&L, in total and by instrument.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import tempfile
+
+import numpy as np
+
+from ..assumptions import Assumptions
+from ..assumptions.schema import StressScenario
+from .fund import build_fund_problem
+
+
+def apply_stress(a: Assumptions, stress: StressScenario) -> Assumptions:
+    """Assumptions with one stress applied (the input is not changed).
+
+    Notes
+    -----
+    A hazard multiplier ``m`` scales the event intensity: ``p -> 1 - (1 - p)^m``.
+
+    Examples
+    --------
+    >>> from fundmodel.assumptions import load_assumptions        # doctest: +SKIP
+    >>> a = load_assumptions("assumptions")                      # doctest: +SKIP
+    >>> s = apply_stress(a, a.stress.scenarios["base_metal_crash_40"])  # doctest: +SKIP
+    >>> s.markets.materials["copper"].spot_usd_per_t / a.markets.materials["copper"].spot_usd_per_t  # doctest: +SKIP
+    0.6
+    """
+    materials = {}
+    for mid, m in a.markets.materials.items():
+        materials[mid] = m.model_copy(update={
+            "spot_usd_per_t": m.spot_usd_per_t * stress.spot_price_multipliers.get(mid, 1.0),
+            "long_run_usd_per_t": m.long_run_usd_per_t * stress.long_run_price_multipliers.get(mid, 1.0),
+        })
+    regime = a.markets.export_restriction.model_copy(update={
+        "forced_years": sorted(set(a.markets.export_restriction.forced_years) | set(stress.export_restriction_years)),
+    })
+    fx = a.markets.fx.model_copy(update={"spot": a.markets.fx.spot * stress.fx_spot_multiplier})
+    markets = a.markets.model_copy(update={"materials": materials, "export_restriction": regime, "fx": fx})
+
+    countries = dict(a.countries.countries)
+    for cid, multiplier in stress.hazard_multipliers.items():
+        c = countries[cid]
+        events = {}
+        for name in type(c.events).model_fields:
+            event = getattr(c.events, name)
+            p = event.annual_probability
+            events[name] = event.model_copy(update={"annual_probability": min(1.0 - (1.0 - p) ** multiplier, 0.999)})
+        countries[cid] = c.model_copy(update={"events": c.events.model_copy(update=events)})
+    return dataclasses.replace(a, markets=markets,
+                               countries=a.countries.model_copy(update={"countries": countries}))
+
+
+def _position_values(a: Assumptions, settings, names: list[str], x: np.ndarray) -> dict[str, np.ndarray]:
+    """Per-scenario PV of each named position of the portfolio, on a fresh simulation."""
+    from ..results import simulate_to_directory
+    from ..simulation import load_scenarios
+
+    with tempfile.TemporaryDirectory() as tmp:
+        simulate_to_directory(a, settings, tmp)
+        problem = build_fund_problem(a, load_scenarios(f"{tmp}/simulation/scenarios"))
+        index = {n: k for k, n in enumerate(problem.names)}
+        return {n: problem.values_meur[:, index[n]] * size for n, size in zip(names, x) if abs(size) > 1e-12}
+
+
+def stress_test(a: Assumptions, settings, names: list[str], x: np.ndarray):
+    """P&L of a portfolio under every scenario of ``stress.yaml``.
+
+    Parameters
+    ----------
+    a : Assumptions
+        With ``stress.yaml``, ``instruments.yaml`` and the fund's limits.
+    settings : RunSettings
+        Seed, sampling and workers; the scenario count is ``stress.yaml: stress_scenarios``.
+    names : list of str
+        Column names of the portfolio (``FundProblem.names``).
+    x : ndarray
+        Size of every column.
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per stress: expected PV of the portfolio, change against the base run on the
+        same seed, CVaR at the fund's level, and the change by instrument
+        (``change_<instrument>_meur``).
+    """
+    import pandas as pd
+
+    from .cvar import cvar_from_losses
+
+    run = dataclasses.replace(settings, scenarios=a.stress.stress_scenarios, risk_attribution=False)
+    beta = a.fund.portfolio.cvar_beta
+    base = _position_values(a, run, names, x)
+    instruments = sorted({n.split("/")[1].split(":")[0] for n in base})
+
+    def summary(values: dict[str, np.ndarray]) -> dict:
+        total = sum(values.values())
+        row = {"expected_pv_meur": float(total.mean()), "cvar_meur": float(cvar_from_losses(-total, beta))}
+        for inst in instruments:
+            row[f"pv_{inst}_meur"] = float(sum(v.mean() for n, v in values.items() if n.split("/")[1].startswith(inst)))
+        return row
+
+    reference = summary(base)
+    rows = [{"stress": "base", "description": "no stress (same seed and scenario count)", **reference,
+             "change_meur": 0.0, **{f"change_{inst}_meur": 0.0 for inst in instruments}}]
+    for name, stress in a.stress.scenarios.items():
+        row = summary(_position_values(apply_stress(a, stress), run, names, x))
+        row = {"stress": name, "description": stress.description, **row,
+               "change_meur": row["expected_pv_meur"] - reference["expected_pv_meur"]}
+        for inst in instruments:
+            row[f"change_{inst}_meur"] = row[f"pv_{inst}_meur"] - reference[f"pv_{inst}_meur"]
+        rows.append(row)
+    return pd.DataFrame(rows)

@@ -19,6 +19,28 @@ Conventions of the summary (documented here because committee members read them)
   with all risks, on the same first ``attribution_scenarios`` scenarios (common random
   numbers), with the standard error of that difference; negative when the risk adds value
   (convexity).
+
+Files of ``OUT/simulation/`` (written atomically by :func:`simulate_to_directory`):
+
+- ``summary.csv``: one row per project (:data:`SUMMARY_COLUMNS`).
+- ``tonnes.csv``: expected tonnes produced and delivered to European buyers, per project,
+  material and calendar year.
+- ``sensitivity.csv``: tornado data, one row per project and driver (prices, initial
+  capex, opex, political hazards, development time, EUR/USD, discount rate), mean equity
+  and project NPV in the base run and with the driver low and high on the same first
+  ``attribution_scenarios`` scenarios, ``swing_meur`` and its standard error
+  (:data:`~fundmodel.sensitivity.SENSITIVITY_COLUMNS`, see :mod:`fundmodel.sensitivity`);
+  written when the risk attribution runs and ``fund.yaml: simulation.sensitivity`` is true.
+- ``price_fan.csv``: per material (and ``EURUSD``) and calendar year, mean and
+  P5/P25/P50/P75/P95 over scenarios of the simulated nominal price (USD/t; USD per EUR)
+  (:data:`PRICE_FAN_COLUMNS`); written with the scenario files.
+- ``first_production.csv``: per project, the share of scenarios whose first production
+  falls in each calendar year, and (``year`` = ``never``) the share that does not produce
+  within the horizon (:data:`FIRST_PRODUCTION_COLUMNS`); shares add up to 1 per project.
+- ``metrics.json``: every figure of the summary plus percentiles, attribution standard
+  errors, event frequencies.
+- ``manifest.json``: package version, git commit, settings, assumption hashes.
+- ``scenarios/``: scenario-level arrays (:class:`~fundmodel.simulation.ScenarioWriter`).
 """
 
 from __future__ import annotations
@@ -164,6 +186,76 @@ def tonnes_table(a: Assumptions, r: SimulationResult) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+#: Percentiles of ``price_fan.csv``.
+FAN_PERCENTILES = (5, 25, 50, 75, 95)
+#: Columns of ``price_fan.csv``, in order.
+PRICE_FAN_COLUMNS = ["material", "year", "mean", *(f"p{q}" for q in FAN_PERCENTILES), "unit"]
+#: Columns of ``first_production.csv``, in order.
+FIRST_PRODUCTION_COLUMNS = ["project", "year", "share", "cumulative_share"]
+
+
+def price_fan_table(a: Assumptions, prices_usd_per_t: np.ndarray, fx_usd_per_eur: np.ndarray,
+                    valuation_year: int) -> pd.DataFrame:
+    """Fan chart of every simulated price: mean and percentiles over scenarios, per year.
+
+    Parameters
+    ----------
+    a : Assumptions
+    prices_usd_per_t : ndarray of shape (n_materials, n_scenarios, n_years)
+        Nominal prices in ``markets.yaml`` material order (``market/price_usd_per_t.npy``).
+    fx_usd_per_eur : ndarray of shape (n_scenarios, n_years)
+        EUR/USD (``market/fx_usd_per_eur.npy``).
+    valuation_year : int
+        Calendar year of year index 0.
+
+    Returns
+    -------
+    pandas.DataFrame
+        :data:`PRICE_FAN_COLUMNS`: one row per material (then ``EURUSD``) and calendar year;
+        the statistics are those of the arrays as given, in float64 (``numpy.percentile``,
+        linear interpolation); ``unit`` is ``USD/t nominal`` or ``USD per EUR``.
+    """
+    series = [(m, prices_usd_per_t[i], "USD/t nominal") for i, m in enumerate(a.markets.materials)]
+    series.append(("EURUSD", fx_usd_per_eur, "USD per EUR"))
+    frames = []
+    for name, arr, unit in series:  # loop over materials; vectorised over scenarios and years
+        x = np.asarray(arr, dtype=np.float64)
+        pct = np.percentile(x, FAN_PERCENTILES, axis=0)
+        frame = pd.DataFrame({"material": name, "year": valuation_year + np.arange(x.shape[1]),
+                              "mean": x.mean(axis=0)})
+        for q, row in zip(FAN_PERCENTILES, pct):
+            frame[f"p{q}"] = row
+        frame["unit"] = unit
+        frames.append(frame)
+    return pd.concat(frames, ignore_index=True)[PRICE_FAN_COLUMNS]
+
+
+def first_production_table(a: Assumptions, r: SimulationResult) -> pd.DataFrame:
+    """Distribution of every project's first production year over the scenarios.
+
+    Returns
+    -------
+    pandas.DataFrame
+        :data:`FIRST_PRODUCTION_COLUMNS`: per project (assumption order), one row per calendar
+        year in which some scenarios start producing (ascending), with the share of scenarios
+        and the cumulative share, then a row with ``year`` = ``"never"`` for the share that
+        does not produce within the horizon (also when it is 0); shares add up to 1.
+    """
+    frames = []
+    for pid in a.projects:
+        first = r.scalars[pid]["first_production_year"]
+        counts = np.bincount(np.minimum(first, r.n_years), minlength=r.n_years + 1)
+        shares = counts / first.size
+        years = np.flatnonzero(counts[:r.n_years])
+        frames.append(pd.DataFrame({
+            "project": pid,
+            "year": [*(str(r.valuation_year + j) for j in years), "never"],
+            "share": [*shares[years], shares[r.n_years]],
+            "cumulative_share": [*np.cumsum(shares[:r.n_years])[years], 1.0],
+        }))
+    return pd.concat(frames, ignore_index=True)[FIRST_PRODUCTION_COLUMNS]
+
+
 def format_console_table(summary: pd.DataFrame) -> str:
     """Readable fixed-width table of the key figures for the terminal."""
     def pct(x):
@@ -236,9 +328,11 @@ def simulate_to_directory(a: Assumptions, settings, out_dir, *, progress=None, c
     """Simulate and write ``OUT/simulation/`` atomically.
 
     Writes ``summary.csv`` (one row per project), ``tonnes.csv`` (expected tonnes per
-    project, material and year), ``metrics.json`` (all figures), ``manifest.json``
-    (provenance) and ``scenarios/`` (year-by-scenario arrays, see
-    :class:`~fundmodel.simulation.ScenarioWriter`).
+    project, material and year), ``first_production.csv``, ``price_fan.csv`` (with the
+    scenario files), ``sensitivity.csv`` (when ``settings.risk_attribution`` and
+    ``fund.yaml: simulation.sensitivity``), ``metrics.json`` (all figures),
+    ``manifest.json`` (provenance) and ``scenarios/`` (year-by-scenario arrays, see
+    :class:`~fundmodel.simulation.ScenarioWriter`); the module docstring lists the formats.
 
     Parameters
     ----------
@@ -275,6 +369,16 @@ def simulate_to_directory(a: Assumptions, settings, out_dir, *, progress=None, c
         summary = summary_table(stats)
         summary.to_csv(stage / "summary.csv", index=False)
         tonnes_table(a, result).to_csv(stage / "tonnes.csv", index=False)
+        first_production_table(a, result).to_csv(stage / "first_production.csv", index=False)
+        if keep_scenarios:
+            market_dir = stage / "scenarios" / "market"
+            price_fan_table(a, np.load(market_dir / "price_usd_per_t.npy", mmap_mode="r"),
+                            np.load(market_dir / "fx_usd_per_eur.npy", mmap_mode="r"),
+                            result.valuation_year).to_csv(stage / "price_fan.csv", index=False)
+        if settings.risk_attribution and a.fund.simulation.sensitivity:
+            from .sensitivity import sensitivity_table
+
+            sensitivity_table(a, settings).to_csv(stage / "sensitivity.csv", index=False)
         metrics = {
             "valuation_date": a.fund.valuation_date.isoformat(),
             "currency": a.fund.reporting_currency,

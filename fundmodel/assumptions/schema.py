@@ -91,6 +91,9 @@ class SimulationSettings(_Model):
     copula_dof: Annotated[float, Field(gt=2.0, le=1000.0)] = 5.0
     risk_attribution: bool = True
     attribution_scenarios: Annotated[int, Field(ge=1, le=10_000_000)] = 4096
+    #: tornado data (sensitivity.csv) on the first attribution_scenarios scenarios, when the
+    #: risk attribution runs
+    sensitivity: bool = True
     workers: Annotated[int, Field(ge=1, le=256)] = 2
 
 

@@ -1,0 +1,529 @@
+"""One-at-a-time sensitivity of every project's value to its main inputs (tornado data).
+
+For each *driver* (prices, initial capex, operating cost, political hazards, development
+time, EUR/USD, discount rate) the assumptions are changed to a low and a high setting with
+pydantic ``model_copy`` and the first ``attribution_scenarios`` scenarios are re-simulated
+on the same seed and random streams as the run (common random numbers), so the change of a
+project's mean NPV is the driver's effect, not sampling noise. A driver is applied to the
+whole portfolio at once (every material's price, every project's capex, every country's
+hazards, ...): projects only interact through the market, so each project's row shows the
+effect of *its own* inputs (its materials' prices, its capex, its host country's hazards)
+and one re-simulation per variant serves all projects.
+
+=============  ==========================================================  =============
+driver         change                                                      low / high
+=============  ==========================================================  =============
+price          spot and long-run price of every material (real USD/t)      -20 % / +20 %
+capex          initial capex budget (``capex.initial_musd``)                -20 % / +20 %
+opex           unit and fixed operating cost                               -20 % / +20 %
+political      every political-event hazard ``p -> 1 - (1 - p)^m``         x0.5 / x2
+schedule       exploration, permitting and construction durations          x0.75 / x1.25
+fx             EUR/USD spot (USD per EUR)                                  -10 % / +10 %
+discount_rate  fund's nominal discount rate                                -2 pp / +2 pp
+=============  ==========================================================  =============
+
+A variant recomputes only what its change reaches, and reuses the base run's pieces whose
+inputs are bit-for-bit unchanged (market paths, schedule draws, political timelines, cash
+flows): the discount-rate variant only re-discounts, the EUR/USD variant re-simulates the
+market and re-converts the same USD flows, the capex and opex variants re-run the cash-flow
+engine on the base draws. The result is identical to a full re-simulation of the changed
+assumptions (tested).
+
+This module depends on the simulation layers only (assumptions, market, political,
+schedule, valuation, simulation), never on the portfolio.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from typing import Callable
+
+import numpy as np
+import pandas as pd
+
+from .assumptions import Assumptions
+from .assumptions.schema import Copula, Stage, Triangular
+from .market import MarketPaths, simulate_market
+from .political import draw_political_events, geopolitical_factor
+from .sampling import BLOCK, ScenarioStreams
+from .schedule import SCHEDULE_DRAWS, draw_schedule
+from .simulation import Chunk, RunSettings, simulate_chunk
+from .valuation import ProjectValues, project_cash_flows, value_cash_flows
+
+# ----------------------------------------------------------------------------- perturbations
+
+
+def scale_prices(a: Assumptions, m: float) -> Assumptions:
+    """Every material's spot and long-run price multiplied by ``m``.
+
+    Parameters
+    ----------
+    a : Assumptions
+    m : float
+        Multiplier (1.2 = +20 %).
+
+    Returns
+    -------
+    Assumptions
+        A changed copy; ``a`` is not modified.
+    """
+    materials = {mid: mat.model_copy(update={"spot_usd_per_t": mat.spot_usd_per_t * m,
+                                             "long_run_usd_per_t": mat.long_run_usd_per_t * m})
+                 for mid, mat in a.markets.materials.items()}
+    return dataclasses.replace(a, markets=a.markets.model_copy(update={"materials": materials}))
+
+
+def scale_initial_capex(a: Assumptions, m: float) -> Assumptions:
+    """Every project's initial capex budget (``capex.initial_musd``) multiplied by ``m``.
+
+    The senior debt keeps its amount (it is drawn pro rata to the budgeted capex profile).
+    """
+    projects = {pid: p.model_copy(update={"capex": p.capex.model_copy(
+        update={"initial_musd": p.capex.initial_musd * m})}) for pid, p in a.projects.items()}
+    return dataclasses.replace(a, projects=projects)
+
+
+def scale_opex(a: Assumptions, m: float) -> Assumptions:
+    """Every project's unit opex per tonne of ore and fixed opex per year multiplied by ``m``."""
+    projects = {}
+    for pid, p in a.projects.items():
+        ops = p.operations.model_copy(update={
+            "opex_usd_per_t_ore": p.operations.opex_usd_per_t_ore * m,
+            "fixed_opex_musd_per_year": p.operations.fixed_opex_musd_per_year * m,
+        })
+        projects[pid] = p.model_copy(update={"operations": ops})
+    return dataclasses.replace(a, projects=projects)
+
+
+def scale_political_hazards(a: Assumptions, m: float) -> Assumptions:
+    """Every country's political-event intensities multiplied by ``m``.
+
+    An annual probability ``p`` becomes ``1 - (1 - p)^m`` (capped at 0.999), as in the stress
+    scenarios; ``m = 1`` leaves the assumptions as they are.
+    """
+    if m == 1.0:
+        return a
+    countries = {}
+    for cid, c in a.countries.countries.items():
+        events = {}
+        for name in type(c.events).model_fields:
+            event = getattr(c.events, name)
+            p = event.annual_probability
+            events[name] = event.model_copy(update={"annual_probability": min(1.0 - (1.0 - p) ** m, 0.999)})
+        countries[cid] = c.model_copy(update={"events": c.events.model_copy(update=events)})
+    return dataclasses.replace(a, countries=a.countries.model_copy(update={"countries": countries}))
+
+
+def _scale_triangular(tri: Triangular | None, m: float) -> Triangular | None:
+    if tri is None:
+        return None
+    return tri.model_copy(update={"min": tri.min * m, "mode": tri.mode * m, "max": tri.max * m})
+
+
+def scale_development_durations(a: Assumptions, m: float) -> Assumptions:
+    """Exploration, permitting and construction durations (min, mode, max) multiplied by ``m``.
+
+    Covers the projects' own triangular durations and the countries' default permitting
+    times; ramp-up is unchanged. Only the phases a project still has to go through (by stage)
+    matter.
+    """
+    projects = {}
+    for pid, p in a.projects.items():
+        s = p.schedule
+        schedule = s.model_copy(update={
+            "exploration_years": _scale_triangular(s.exploration_years, m),
+            "permitting_years": _scale_triangular(s.permitting_years, m),
+            "construction_years": _scale_triangular(s.construction_years, m),
+        })
+        projects[pid] = p.model_copy(update={"schedule": schedule})
+    countries = {cid: c.model_copy(update={"permitting_years": _scale_triangular(c.permitting_years, m)})
+                 for cid, c in a.countries.countries.items()}
+    return dataclasses.replace(a, projects=projects,
+                               countries=a.countries.model_copy(update={"countries": countries}))
+
+
+def scale_fx_spot(a: Assumptions, m: float) -> Assumptions:
+    """EUR/USD spot (USD per EUR) multiplied by ``m``; the long-run level is unchanged."""
+    fx = a.markets.fx.model_copy(update={"spot": a.markets.fx.spot * m})
+    return dataclasses.replace(a, markets=a.markets.model_copy(update={"fx": fx}))
+
+
+def shift_discount_rate(a: Assumptions, d: float) -> Assumptions:
+    """Fund's nominal discount rate plus ``d`` (0.02 = +2 percentage points)."""
+    return dataclasses.replace(a, fund=a.fund.model_copy(
+        update={"discount_rate_nominal": a.fund.discount_rate_nominal + d}))
+
+
+# ----------------------------------------------------------------------------- drivers
+
+
+def _pct_change(a: Assumptions, m: float) -> str:
+    return f"{m - 1:+.0%}".replace("%", " %")
+
+
+def _times(a: Assumptions, m: float) -> str:
+    return f"x{m:g}"
+
+
+def _rate(a: Assumptions, d: float) -> str:
+    return f"{a.fund.discount_rate_nominal + d:.1%}".replace("%", " %")
+
+
+def _price_label(a: Assumptions, pid: str) -> str:
+    names = [a.markets.materials[m].name for m in a.projects[pid].materials]
+    return f"{' + '.join(names)} price{'s' if len(names) > 1 else ''} (spot and long-run)"
+
+
+def _capex_label(a: Assumptions, pid: str) -> str:
+    return f"Initial capex (budget USD {a.projects[pid].capex.initial_musd:,.0f} m)"
+
+
+def _opex_label(a: Assumptions, pid: str) -> str:
+    ops = a.projects[pid].operations
+    return (f"Operating cost (USD {ops.opex_usd_per_t_ore:,.0f}/t ore + "
+            f"USD {ops.fixed_opex_musd_per_year:,.0f} m/yr fixed)")
+
+
+def _political_label(a: Assumptions, pid: str) -> str:
+    return f"Political hazards, {a.countries.countries[a.projects[pid].country].name}"
+
+
+def _schedule_label(a: Assumptions, pid: str) -> str:
+    p = a.projects[pid]
+    phases = {
+        Stage.EXPLORATION: ["exploration", "permitting", "construction"],
+        Stage.FEASIBILITY: ["permitting", "construction"],
+        Stage.CONSTRUCTION: ["remaining construction"],
+        Stage.PRODUCTION: [],
+    }[p.stage]
+    if p.stage is Stage.EXPLORATION and p.schedule.exploration_years is None:
+        phases.remove("exploration")
+    return f"Development time ({', '.join(phases) or 'none left: producing'})"
+
+
+def _fx_label(a: Assumptions, pid: str) -> str:
+    return f"EUR/USD spot ({a.markets.fx.spot:.2f} USD per EUR)"
+
+
+def _rate_label(a: Assumptions, pid: str) -> str:
+    return f"Discount rate ({a.fund.discount_rate_nominal:.1%} nominal)".replace("%", " %")
+
+
+@dataclass(frozen=True)
+class Driver:
+    """An input of the tornado: how to change it and how to describe it.
+
+    Attributes
+    ----------
+    key : str
+        Identifier (``driver`` column of ``sensitivity.csv``).
+    perturb : callable
+        ``perturb(a, setting) -> Assumptions``, a changed copy of the assumptions.
+    low, high : float
+        Settings of the low and high variants.
+    neutral : float
+        Setting that leaves the assumptions unchanged (1 for multipliers, 0 for shifts).
+    label : callable
+        ``label(a, project_id) -> str``, human-readable name of the driver for a project.
+    describe : callable
+        ``describe(a, setting) -> str``, human-readable setting ("-20 %", "x2", "10.0 %").
+    """
+
+    key: str
+    perturb: Callable[[Assumptions, float], Assumptions]
+    low: float
+    high: float
+    neutral: float
+    label: Callable[[Assumptions, str], str]
+    describe: Callable[[Assumptions, float], str]
+
+
+#: The drivers of ``sensitivity.csv``, in tie-break order.
+DRIVERS: dict[str, Driver] = {d.key: d for d in (
+    Driver("price", scale_prices, 0.8, 1.2, 1.0, _price_label, _pct_change),
+    Driver("capex", scale_initial_capex, 0.8, 1.2, 1.0, _capex_label, _pct_change),
+    Driver("opex", scale_opex, 0.8, 1.2, 1.0, _opex_label, _pct_change),
+    Driver("political", scale_political_hazards, 0.5, 2.0, 1.0, _political_label, _times),
+    Driver("schedule", scale_development_durations, 0.75, 1.25, 1.0, _schedule_label, _times),
+    Driver("fx", scale_fx_spot, 0.9, 1.1, 1.0, _fx_label, _pct_change),
+    Driver("discount_rate", shift_discount_rate, -0.02, 0.02, 0.0, _rate_label, _rate),
+)}
+
+#: A variant: (driver key, setting).
+Variant = tuple[str, float]
+
+
+def default_variants(drivers: dict[str, Driver] | None = None) -> dict[str, Variant]:
+    """``{"<driver>/low": (driver, low), "<driver>/high": (driver, high)}`` for every driver."""
+    drivers = DRIVERS if drivers is None else drivers
+    out: dict[str, Variant] = {}
+    for key, d in drivers.items():
+        out[f"{key}/low"] = (key, d.low)
+        out[f"{key}/high"] = (key, d.high)
+    return out
+
+
+# ----------------------------------------------------------------------------- engine
+
+
+def _same_rows(x: np.ndarray, y: np.ndarray) -> bool:
+    return x is y or np.array_equal(x, y)
+
+
+def variant_values(a: Assumptions, base: Chunk, b: Assumptions, streams: ScenarioStreams, *,
+                   copula: Copula = Copula.GAUSSIAN, copula_dof: float = 5.0,
+                   reuse: bool = True) -> dict[str, ProjectValues]:
+    """Values of every project under changed assumptions ``b``, on the base chunk's draws.
+
+    Parameters
+    ----------
+    a : Assumptions
+        Assumptions of the base chunk.
+    base : Chunk
+        :func:`~fundmodel.simulation.simulate_chunk` of ``a`` on the same scenarios.
+    b : Assumptions
+        Changed assumptions (same projects and horizon).
+    streams : ScenarioStreams
+        Random streams of the run (same seed and sampling as the base chunk).
+    copula, copula_dof
+        Dependence of the market shocks (as in the base chunk).
+    reuse : bool, default True
+        Reuse the base chunk's market, schedule, political timeline and cash flows where
+        their inputs are unchanged; False recomputes everything (same numbers, slower).
+
+    Returns
+    -------
+    dict
+        ``{project_id: ProjectValues}`` (no IRRs), identical to
+        ``simulate_chunk(b, streams, start, stop, with_irr=False)``.
+    """
+    start, stop = base.start, base.stop
+    n_years = b.fund.horizon_years
+    if n_years != a.fund.horizon_years:
+        raise ValueError("a sensitivity variant cannot change the horizon")
+    geo_params = b.countries.geopolitical_factor
+    geo = (base.geo_factor if reuse and geo_params == a.countries.geopolitical_factor
+           else geopolitical_factor(streams, geo_params, start, stop, n_years))
+    same_market = reuse and geo is base.geo_factor and b.markets == a.markets and b.fund.inflation == a.fund.inflation
+    market: MarketPaths = base.market if same_market else simulate_market(
+        b.markets, streams, start, stop, n_years, b.fund.inflation, geo, copula=copula, copula_dof=copula_dof)
+    fx_same = reuse and _same_rows(market.fx_usd_per_eur, base.market.fx_usd_per_eur)
+    rate = b.fund.discount_rate_nominal
+    out: dict[str, ProjectValues] = {}
+    for pid, p in b.projects.items():  # loop over projects; vectorised over scenarios
+        pc = base.projects[pid]
+        p0 = a.projects[pid]
+        country, country0 = b.countries.countries[p.country], a.countries.countries[p0.country]
+        if reuse and p == p0 and country.permitting_years == country0.permitting_years:
+            schedule = pc.schedule
+        else:
+            uniforms = streams.uniforms(f"schedule/{pid}", start, stop, len(SCHEDULE_DRAWS), sobol=False)
+            schedule = draw_schedule(p, country.permitting_years, uniforms)
+        primary = market.index(p.materials[0])
+        if (reuse and geo is base.geo_factor and country.events == country0.events
+                and geo_params.hazard_loading == a.countries.geopolitical_factor.hazard_loading
+                and _same_rows(market.real_price_ratio[primary], base.market.real_price_ratio[primary])):
+            politics = pc.politics
+        else:
+            politics = draw_political_events(streams, pid, country, geo, geo_params.hazard_loading,
+                                             market.real_price_ratio[primary], start, stop)
+        prices_same = all(_same_rows(market.price_usd_per_t[market.index(m)],
+                                     base.market.price_usd_per_t[base.market.index(m)]) for m in p.materials)
+        if (reuse and schedule is pc.schedule and politics is pc.politics and p == p0 and prices_same
+                and b.fund.inflation == a.fund.inflation):
+            flows = pc.flows
+        else:
+            flows = project_cash_flows(p, b.fund.inflation, market, schedule, politics)
+        if flows is pc.flows and fx_same and rate == a.fund.discount_rate_nominal:
+            out[pid] = pc.values
+        else:
+            out[pid] = value_cash_flows(flows, market.fx_usd_per_eur, rate, with_irr=False)
+    return out
+
+
+def sensitivity_chunk(a: Assumptions, settings: RunSettings, start: int, stop: int,
+                      variants: dict[str, Variant], streams: ScenarioStreams | None = None,
+                      *, reuse: bool = True) -> dict:
+    """Project and equity NPVs of scenarios ``[start, stop)`` in the base run and every variant.
+
+    Parameters
+    ----------
+    a : Assumptions
+    settings : RunSettings
+        Seed, sampling and copula of the run.
+    start, stop : int
+        Scenario rows (``start`` on a multiple of :data:`~fundmodel.sampling.BLOCK`).
+    variants : dict
+        ``{name: (driver key, setting)}``, drivers from :data:`DRIVERS`.
+    streams : ScenarioStreams, optional
+        The run's streams (created from ``settings`` when omitted).
+    reuse : bool, default True
+        See :func:`variant_values`.
+
+    Returns
+    -------
+    dict
+        ``start``, ``stop`` and ``npv``: ``{variant: {project: (project_npv_meur,
+        equity_npv_meur)}}`` with the base run under ``"base"``.
+    """
+    if streams is None:
+        streams = ScenarioStreams(settings.seed, settings.sampling)
+    base = simulate_chunk(a, streams, start, stop, copula=settings.copula, copula_dof=settings.copula_dof,
+                          with_irr=False)
+    npv = {"base": {pid: (v.values.project_npv_meur, v.values.equity_npv_meur) for pid, v in base.projects.items()}}
+    for name, (key, setting) in variants.items():
+        b = DRIVERS[key].perturb(a, setting)
+        values = variant_values(a, base, b, streams, copula=settings.copula, copula_dof=settings.copula_dof,
+                                reuse=reuse)
+        npv[name] = {pid: (v.project_npv_meur, v.equity_npv_meur) for pid, v in values.items()}
+    return {"start": start, "stop": stop, "npv": npv}
+
+
+_WORKER: dict = {}
+
+
+def _worker_init(a: Assumptions, settings: RunSettings, variants: dict[str, Variant]) -> None:
+    from threadpoolctl import threadpool_limits
+
+    threadpool_limits(1)
+    _WORKER.update(a=a, settings=settings, variants=variants,
+                   streams=ScenarioStreams(settings.seed, settings.sampling))
+
+
+def _worker_task(bounds: tuple[int, int]) -> dict:
+    w = _WORKER
+    return sensitivity_chunk(w["a"], w["settings"], bounds[0], bounds[1], w["variants"], w["streams"])
+
+
+def sensitivity_scenarios(settings: RunSettings) -> int:
+    """Number of scenarios the sensitivity re-runs: the first ``attribution_scenarios`` of the run."""
+    return min(settings.attribution_scenarios, settings.scenarios)
+
+
+def sensitivity_npvs(a: Assumptions, settings: RunSettings, *, n_scenarios: int | None = None,
+                     variants: dict[str, Variant] | None = None) -> dict[str, dict[str, dict[str, np.ndarray]]]:
+    """Per-scenario NPVs of every project in the base run and each variant.
+
+    The first ``n_scenarios`` scenarios are split into at most ``settings.workers`` parts
+    (whole random blocks, at most ``settings.chunk_size`` scenarios each) computed in worker
+    processes; the numbers do not depend on the split.
+
+    Parameters
+    ----------
+    a : Assumptions
+    settings : RunSettings
+        Seed, sampling, copula, chunk size and workers of the run.
+    n_scenarios : int, optional
+        Default :func:`sensitivity_scenarios`.
+    variants : dict, optional
+        ``{name: (driver key, setting)}``; default :func:`default_variants`.
+
+    Returns
+    -------
+    dict
+        ``{variant: {project: {"project_npv_meur": ndarray, "equity_npv_meur": ndarray}}}``,
+        arrays of shape (n_scenarios,), the base run under ``"base"``.
+    """
+    n = sensitivity_scenarios(settings) if n_scenarios is None else min(n_scenarios, settings.scenarios)
+    variants = default_variants() if variants is None else variants
+    n_blocks = -(-n // BLOCK)
+    max_blocks = max(-(-settings.chunk_size // BLOCK), 1)
+    per_part = min(-(-n_blocks // max(settings.workers, 1)), max_blocks) * BLOCK
+    bounds = [(lo, min(lo + per_part, n)) for lo in range(0, n, per_part)]
+    workers = min(settings.workers, len(bounds))
+
+    from threadpoolctl import threadpool_limits
+
+    blas_limit = threadpool_limits(1)  # as in simulate: results must not depend on where a part ran
+    pool = None
+    try:
+        if workers > 1:
+            import multiprocessing as mp
+            from concurrent.futures import ProcessPoolExecutor
+
+            method = "fork" if "fork" in mp.get_all_start_methods() else "spawn"
+            pool = ProcessPoolExecutor(workers, mp_context=mp.get_context(method), initializer=_worker_init,
+                                       initargs=(a, settings, variants))
+            parts = list(pool.map(_worker_task, bounds))
+        else:
+            streams = ScenarioStreams(settings.seed, settings.sampling)
+            parts = [sensitivity_chunk(a, settings, lo, hi, variants, streams) for lo, hi in bounds]
+    finally:
+        if pool is not None:
+            pool.shutdown(cancel_futures=True)
+        blas_limit.restore_original_limits()
+
+    parts.sort(key=lambda r: r["start"])
+    return {
+        name: {
+            pid: {
+                "project_npv_meur": np.concatenate([r["npv"][name][pid][0] for r in parts]),
+                "equity_npv_meur": np.concatenate([r["npv"][name][pid][1] for r in parts]),
+            }
+            for pid in a.projects
+        }
+        for name in ["base", *variants]
+    }
+
+
+#: Columns of ``sensitivity.csv``, in order.
+SENSITIVITY_COLUMNS = [
+    "project", "driver", "label", "low_setting", "high_setting",
+    "base_equity_npv_meur", "low_equity_npv_meur", "high_equity_npv_meur",
+    "base_project_npv_meur", "low_project_npv_meur", "high_project_npv_meur",
+    "swing_meur", "se_meur", "scenarios",
+]
+
+
+def sensitivity_table(a: Assumptions, settings: RunSettings, *, n_scenarios: int | None = None,
+                      drivers: dict[str, Driver] | None = None) -> pd.DataFrame:
+    """Tornado data: per project and driver, mean NPVs in the base run and both variants.
+
+    Parameters
+    ----------
+    a : Assumptions
+    settings : RunSettings
+    n_scenarios : int, optional
+        Scenarios re-run (default :func:`sensitivity_scenarios`).
+    drivers : dict, optional
+        Subset of :data:`DRIVERS` (default all).
+
+    Returns
+    -------
+    pandas.DataFrame
+        :data:`SENSITIVITY_COLUMNS`; projects in assumption order, within a project the
+        drivers by decreasing ``swing_meur`` (ties in :data:`DRIVERS` order).
+        ``swing_meur = |high - low|`` of the mean equity NPV (EUR m) and ``se_meur`` the
+        standard error of the mean of ``high - low`` over the common scenarios.
+    """
+    drivers = DRIVERS if drivers is None else drivers
+    npvs = sensitivity_npvs(a, settings, n_scenarios=n_scenarios, variants=default_variants(drivers))
+    rows = []
+    for pid in a.projects:
+        base = npvs["base"][pid]
+        n = base["equity_npv_meur"].size
+        project_rows = []
+        for key, d in drivers.items():
+            low, high = npvs[f"{key}/low"][pid], npvs[f"{key}/high"][pid]
+            diff = high["equity_npv_meur"] - low["equity_npv_meur"]
+            low_mean, high_mean = float(low["equity_npv_meur"].mean()), float(high["equity_npv_meur"].mean())
+            project_rows.append({
+                "project": pid,
+                "driver": key,
+                "label": d.label(a, pid),
+                "low_setting": d.describe(a, d.low),
+                "high_setting": d.describe(a, d.high),
+                "base_equity_npv_meur": float(base["equity_npv_meur"].mean()),
+                "low_equity_npv_meur": low_mean,
+                "high_equity_npv_meur": high_mean,
+                "base_project_npv_meur": float(base["project_npv_meur"].mean()),
+                "low_project_npv_meur": float(low["project_npv_meur"].mean()),
+                "high_project_npv_meur": float(high["project_npv_meur"].mean()),
+                "swing_meur": abs(high_mean - low_mean),
+                "se_meur": float(diff.std(ddof=1) / np.sqrt(n)) if n > 1 else 0.0,
+                "scenarios": n,
+            })
+        project_rows.sort(key=lambda r: -r["swing_meur"])  # stable: ties keep the driver order
+        rows.extend(project_rows)
+    return pd.DataFrame(rows, columns=SENSITIVITY_COLUMNS)

@@ -1,4 +1,4 @@
-"""Command line: ``fundmodel validate``, ``fundmodel simulate`` and ``fundmodel optimize``.
+"""Command line: ``fundmodel validate``, ``simulate``, ``optimize``, ``memo`` and ``run``.
 
 Exit codes: 0 success; 2 bad input (assumption files or arguments), with a
 report naming file, key, value and rule; 1 internal error, with a one-line
@@ -83,6 +83,24 @@ def build_parser() -> argparse.ArgumentParser:
 
     p_opt = sub.add_parser("optimize", help="size equity stakes, guarantees and floors under the fund's limits")
     run_options(p_opt)
+
+    def memo_options(p):
+        p.add_argument("--lang", choices=["en", "de"], default="en", help="memo language (default: en)")
+        p.add_argument("--project", nargs="+", metavar="ID", help="only these project memos")
+        p.add_argument("--baseline", metavar="DIR",
+                       help="earlier output root: adds 'changes since the previous run' to the portfolio memo")
+
+    p_memo = sub.add_parser("memo", help="render the PDF memos from the results (running the model if "
+                                         "results are missing or older than the assumptions)")
+    assumptions_option(p_memo)
+    p_memo.add_argument("--out", default="reports", metavar="DIR", help="output root (default: reports)")
+    p_memo.add_argument("--workers", type=_positive_int, metavar="N",
+                        help="worker processes (default: fund.yaml)")
+    memo_options(p_memo)
+
+    p_run = sub.add_parser("run", help="validate, simulate, optimise and render the memos (the main job)")
+    run_options(p_run)
+    memo_options(p_run)
     return parser
 
 
@@ -172,7 +190,68 @@ def cmd_optimize(args) -> int:
     return 0
 
 
-COMMANDS = {"validate": cmd_validate, "simulate": cmd_simulate, "optimize": cmd_optimize}
+def _print_run(report, started: float) -> None:
+    out = report.out_dir
+    memos = [p for p in report.memos]
+    steps = ", ".join(f"{k} {v:.1f} s" for k, v in report.timings.items())
+    print(f"{len(memos)} memos -> {out / 'memos'} ({steps}; total {time.perf_counter() - started:.1f} s)")
+
+
+def cmd_memo(args) -> int:
+    """Render memos from current results, or run the model first when they are missing or stale."""
+    from .assumptions import load_assumptions
+    from .memo import load_results, render_memos
+    from .pipeline import results_are_current, run_all
+    from .simulation import RunSettings
+
+    started = time.perf_counter()
+    a = load_assumptions(args.assumptions)
+    settings = RunSettings.from_assumptions(a, workers=args.workers)
+    if results_are_current(a, settings, args.out, need_portfolio=True):
+        baseline = load_results(args.baseline) if args.baseline else None
+        written = render_memos(a, load_results(args.out), args.out, lang=args.lang, projects=args.project,
+                               baseline=baseline, workers=settings.workers)
+        print(f"{len(written)} memos -> {Path(args.out) / 'memos'} (results up to date; "
+              f"{time.perf_counter() - started:.1f} s)")
+        return 0
+    print("results missing or older than the assumption files: running the model first", file=sys.stderr)
+    report = run_all(a, settings, args.out, lang=args.lang, projects=args.project, baseline_dir=args.baseline,
+                     command=_command(), log=lambda line: print(line, file=sys.stderr))
+    _print_run(report, started)
+    return 0
+
+
+def cmd_run(args) -> int:
+    """validate -> simulate -> optimise -> memos, atomically into ``OUT``."""
+    from .assumptions import load_assumptions
+    from .pipeline import run_all
+    from .simulation import RunSettings
+
+    started = time.perf_counter()
+    a = load_assumptions(args.assumptions)
+    print(f"{args.assumptions}: valid ({len(a.projects)} projects)", file=sys.stderr)
+    settings = RunSettings.from_assumptions(a, scenarios=args.scenarios, seed=args.seed, workers=args.workers)
+    report = run_all(a, settings, args.out, lang=args.lang, projects=args.project, baseline_dir=args.baseline,
+                     command=_command(), log=lambda line: print(line, file=sys.stderr))
+    summary = Path(args.out) / "portfolio" / "metrics.json"
+    if summary.is_file():
+        import json
+
+        m = json.loads(summary.read_text())
+        print(f"portfolio: expected PV EUR {m['expected_pv_meur']:,.1f} m, CVaR {m['cvar_beta']:.0%} "
+              f"EUR {m['cvar_meur']:,.1f} m, capital EUR {m['capital_used_meur']:,.1f} m of "
+              f"{m['budget_meur']:,.0f} m, contingent EUR {m['contingent_used_meur']:,.1f} m of "
+              f"{m['contingent_limit_meur']:,.0f} m")
+    _print_run(report, started)
+    return 0
+
+
+def _command() -> str:
+    return "fundmodel " + " ".join(shlex.quote(x) for x in sys.argv[1:])
+
+
+COMMANDS = {"validate": cmd_validate, "simulate": cmd_simulate, "optimize": cmd_optimize, "memo": cmd_memo,
+            "run": cmd_run}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -79,6 +79,8 @@ def write_text_atomic(path: str | Path, text: str) -> None:
 
 
 def _json_default(obj: Any) -> Any:
+    if isinstance(obj, np.bool_):
+        return bool(obj)
     if isinstance(obj, np.integer):
         return int(obj)
     if isinstance(obj, np.floating):

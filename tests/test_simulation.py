@@ -176,18 +176,6 @@ def test_event_frequencies_match_country_hazards(small):
         assert abs(share - p) < 4 * se + 0.1 * p, f"{pid}: unrest frequency {share:.4f} vs hazard {p}"
 
 
-def test_readme_starts_with_the_two_commands(tmp_path, capsys):
-    text = (ROOT / "README.md").read_text()
-    blocks = [b.split("```", 1)[0].strip() for b in text.split("```bash")[1:3]]
-    assert "fundmodel simulate" in blocks[0], "the first README command runs the main job"
-    assert "pytest" in blocks[1], "the second README command runs the tests"
-    # the main job's command, on a small scenario count
-    command = blocks[0].split("&&")[-1].split()
-    assert command[0] == "fundmodel"
-    code = main(command[1:] + ["--scenarios", "512", "--out", str(tmp_path), "--workers", "1", "--quiet"])
-    assert code == 0 and (tmp_path / "simulation" / "summary.csv").is_file()
-
-
 def test_attribution_shortcut_equals_switching_each_risk_off(small):
     """attribution_chunk reuses base draws; it must equal a full re-run with the risk switched off."""
     from fundmodel.sampling import ScenarioStreams

@@ -1,0 +1,528 @@
+"""What each memo says: template contexts built from the run's results and the assumptions.
+
+The numbers come from :class:`fundmodel.memo.data.RunResults` (the CSV/JSON/NPY files of
+one run) and are formatted once, here, by :class:`fundmodel.memo.labels.Formatter`. The
+assumptions supply only descriptions (names, terms, sources), never a figure that the run
+computed. Charts are SVG strings from :mod:`fundmodel.memo.charts`.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from ..assumptions import Assumptions
+from . import charts
+from .data import RunResults
+from .labels import LABELS, STAGES, Formatter
+
+_RISKS = ("price", "political", "schedule")
+_RISK_LABELS = {"price": "price_risk", "political": "political_risk", "schedule": "schedule_risk_short"}
+_CATEGORICAL = {"project", "instrument", "material", "unit", "name", "country", "stage", "materials"}
+
+
+def _value(row, key):
+    """A float from a CSV row or dict; None for missing/empty/NaN."""
+    try:
+        value = row[key]
+    except (KeyError, IndexError):
+        return None
+    if value is None:
+        return None
+    try:
+        value = float(value)
+    except (TypeError, ValueError):
+        return None
+    return value if math.isfinite(value) else None
+
+
+def run_info(results: RunResults, fmt: Formatter) -> dict[str, Any]:
+    """Manifest fields shown in every footer and the manifest appendix."""
+    m = results.manifest
+    files = m.get("assumption_files_sha256", {})
+    import hashlib
+    import json
+
+    digest = hashlib.sha256(json.dumps(files, sort_keys=True).encode()).hexdigest()
+    return {
+        "version": m.get("version", "?"),
+        "commit": (m.get("git_commit") or "none")[:12],
+        "seed": m["settings"]["seed"],
+        "scenarios": fmt.num(m["settings"]["scenarios"], 0),
+        "scenarios_n": int(m["settings"]["scenarios"]),
+        "sampling": m["settings"].get("sampling", ""),
+        "created": (m.get("created_utc") or "")[:10],
+        "valuation_date": results.simulation.get("valuation_date", ""),
+        "assumptions_digest": digest[:16],
+        "files": [{"name": k, "sha256": v} for k, v in sorted(files.items())],
+    }
+
+
+def _instrument_label(L: dict, instrument: str, material: str | None) -> str:
+    text = L.get(instrument, instrument.replace("_", " "))
+    return f"{text} ({material})" if material else text
+
+
+def _position_text(a: Assumptions, row, fmt: Formatter, L: dict) -> str:
+    """One line describing a recommended position, from allocation.csv and the instrument terms."""
+    instrument, size = row["instrument"], float(row["size"])
+    values = {"label": L.get(instrument, instrument), "size": fmt.pct(size), "capital": fmt.meur(row["capital_meur"]),
+              "contingent": fmt.meur(row["contingent_meur"]), "material": row.get("material", "")}
+    if instrument == "equity":
+        return L["pos_equity"].format(**values)
+    if instrument == "loan_guarantee":
+        return L["pos_guarantee"].format(**values)
+    if instrument == "political_risk_cover":
+        return L["pos_cover"].format(**values)
+    if instrument == "price_floor" and a.instruments is not None:
+        terms = a.instruments.price_floor
+        return L["pos_floor"].format(floor=fmt.num(terms.floors_usd_per_t.get(row["material"]), 0),
+                                     tenor=terms.tenor_years, **values)
+    return f"{_instrument_label(L, instrument, row.get('material'))}: {fmt.num(size, 3)} {row.get('unit', '')}"
+
+
+def _conditions(a: Assumptions, results: RunResults, pid: str, positions: pd.DataFrame, fmt: Formatter,
+                L: dict) -> list[str]:
+    """Conditions attached to the recommendation, each derived from a term or a modelled figure."""
+    out: list[str] = []
+    s = results.summary.loc[pid]
+    instruments = set(positions["instrument"]) if not positions.empty else set()
+    terms = a.instruments
+    if "equity" in instruments and terms is not None:
+        share = float(positions.loc[positions["instrument"] == "equity", "size"].iloc[0])
+        if not terms.equity.sole_largest_shareholder_allowed:
+            out.append(L["cond_equity"].format(share=fmt.pct(share), cap=fmt.pct(terms.equity.max_share)))
+        tonnes = [f"{fmt.tonnes(positions[c].sum())} {c[7:]}"
+                  for c in positions.columns if c.startswith("tonnes_") and positions[c].sum() > 0.5]
+        if tonnes:
+            out.append(L["cond_offtake"].format(tonnes=", ".join(tonnes)))
+    p_default = _value(s, "prob_debt_default")
+    if p_default is not None and p_default > 0.10:
+        out.append(L["cond_default"].format(p=fmt.pct(p_default)))
+    pricing = [g for g in (results.portfolio or {}).get("guarantee_pricing", []) if g["project"] == pid
+               and g["instrument"] in instruments]
+    for g in pricing:
+        if g.get("subsidised"):
+            out.append(L["cond_subsidy"].format(instrument=_instrument_label(L, g["instrument"], g.get("material")),
+                                                ratio=fmt.ratio(g.get("premium_to_expected_loss"))))
+    p_prod = _value(s, "prob_production")
+    if p_prod is not None and p_prod < 0.9:
+        out.append(L["cond_staging"].format(p=fmt.pct(p_prod)))
+    return out
+
+
+def _key_figures(results: RunResults, pid: str, fmt: Formatter, L: dict) -> list[dict[str, str]]:
+    s = results.summary.loc[pid]
+    rows = [
+        (f"{L['equity_npv']}, {L['mean'].lower()}", fmt.meur(_value(s, "equity_npv_mean_meur")), "equity_npv_mean_meur"),
+        (f"{L['equity_npv']} P5 / P50 / P95",
+         " / ".join(fmt.meur(_value(s, f"equity_npv_p{q}_meur")) for q in (5, 50, 95)), "equity_npv_p"),
+        (f"{L['project_npv']}, {L['mean'].lower()}", fmt.meur(_value(s, "npv_mean_meur")), "npv_mean_meur"),
+        (f"{L['project_npv']} P5 / P50 / P95",
+         " / ".join(fmt.meur(_value(s, f"npv_p{q}_meur")) for q in (5, 50, 95)), "npv_p"),
+        (f"{L['equity_irr']} P5 / P50 / P95",
+         " / ".join(fmt.pct(_value(s, f"equity_irr_p{q}")) for q in (5, 50, 95)), "equity_irr_p"),
+        (L["prob_loss"], fmt.pct(_value(s, "prob_equity_npv_negative")), "prob_equity_npv_negative"),
+        (L["prob_total_loss"], fmt.pct(_value(s, "prob_equity_total_loss")), "prob_equity_total_loss"),
+        (L["prob_default"], fmt.pct(_value(s, "prob_debt_default")), "prob_debt_default"),
+        (L["prob_production"], fmt.pct(_value(s, "prob_production")), "prob_production"),
+        (L["first_production"], " / ".join(fmt.year(_value(s, f"first_production_year_p{q}")) for q in (5, 50, 95)),
+         "first_production_year"),
+    ]
+    return [{"label": a, "value": b, "key": c} for a, b, c in rows]
+
+
+def _assumption_rows(a: Assumptions, pid: str, fmt: Formatter, L: dict) -> list[dict[str, str]]:
+    p = a.projects[pid]
+    src = p.sources
+    country = a.countries.countries[p.country]
+    rows = []
+    for mid, prod in p.products.items():
+        m = a.markets.materials[mid]
+        rows.append((f"{m.name}: {L['grade_recovery']}",
+                     f"{fmt.num(prod.grade_pct, 3)} %, {fmt.pct(prod.recovery, 0)}, {fmt.pct(prod.payability, 0)}",
+                     src.get("products", "")))
+        rows.append((f"{m.name}: {L['spot_long_run']}",
+                     f"USD {fmt.num(m.spot_usd_per_t, 0)}/t / USD {fmt.num(m.long_run_usd_per_t, 0)}/t",
+                     m.source))
+        rows.append((f"{m.name}: {L['vol_reversion']}",
+                     f"{fmt.pct(m.volatility, 0)} p.a., {fmt.num(m.mean_reversion_per_year, 2)} p.a.", m.source))
+    ops = p.operations
+    rows.append((L["capacity"], f"{fmt.num(ops.ore_mtpa, 2)} Mt/yr, {fmt.num(ops.mine_life_years, 0)} {L['years']}",
+                 src.get("operations", "")))
+    rows.append((L["operating_cost"], f"USD {fmt.num(ops.opex_usd_per_t_ore, 1)}/t ore + "
+                 f"{fmt.musd(ops.fixed_opex_musd_per_year)}/yr", src.get("operations", "")))
+    c = p.capex
+    rows.append((L["capex"], f"{fmt.musd(c.initial_musd)} (+{fmt.musd(c.acquisition_musd)} {L['acquisition']})"
+                 if c.acquisition_musd else fmt.musd(c.initial_musd), src.get("capex", "")))
+    rows.append((L["overrun"], f"{fmt.pct(c.overrun_mean, 0)}, {fmt.pct(c.overrun_prob_ge_100pct, 0)}",
+                 src.get("capex", "")))
+    sched = p.schedule
+    for key, label in (("exploration_years", L["exploration"]), ("permitting_years", L["permitting"]),
+                       ("construction_years", L["construction"]), ("rampup_years", L["rampup"])):
+        t = getattr(sched, key)
+        if t is not None:
+            rows.append((f"{label} (min / mode / max)",
+                         f"{fmt.num(t.min, 1)} / {fmt.num(t.mode, 1)} / {fmt.num(t.max, 1)} {L['years']}",
+                         src.get("schedule", "")))
+    rows.append((L["royalty_tax"], f"{fmt.pct(p.fiscal.royalty_rate)}, {fmt.pct(p.fiscal.tax_rate)}",
+                 src.get("fiscal", "")))
+    d = p.debt
+    if d.amount_musd > 0:
+        rows.append((L["debt"], f"{fmt.musd(d.amount_musd)} at {fmt.pct(d.interest_rate)}, {d.tenor_years} "
+                     f"{L['years']} ({d.grace_years} {L['grace']})", src.get("debt", "")))
+    rows.append((L["offtake"], fmt.pct(p.offtake.eu_share, 0), src.get("offtake", "")))
+    ev = country.events
+    rows.append((f"{country.name}: {L['hazards']}",
+                 " / ".join(fmt.pct(getattr(ev, e).annual_probability, 2) for e in
+                            ("expropriation", "fiscal_grab", "transfer_restriction", "unrest")),
+                 country.source))
+    return [{"item": i, "value": v, "source": s} for i, v, s in rows]
+
+
+def _stress_rows(results: RunResults, fmt: Formatter, project: str | None = None) -> list[dict[str, str]]:
+    if results.stress is None:
+        return []
+    rows = []
+    for _, r in results.stress.iterrows():
+        row = {"stress": r["stress"], "description": r.get("description", ""),
+               "pv": fmt.meur(_value(r, "expected_pv_meur")), "change": fmt.meur(_value(r, "change_meur")),
+               "cvar": fmt.meur(_value(r, "cvar_meur"))}
+        if project is not None:
+            key = f"change_{project}_meur"
+            row["project_change"] = fmt.meur(_value(r, key)) if key in results.stress.columns else None
+        rows.append(row)
+    return rows
+
+
+def project_context(a: Assumptions, results: RunResults, pid: str, lang: str = "en") -> dict[str, Any]:
+    """Template context of one project memo.
+
+    Parameters
+    ----------
+    a : Assumptions
+        The assumptions the run used (descriptions, terms and sources only).
+    results : RunResults
+        The run's results.
+    pid : str
+        Project id.
+    lang : {"en", "de"}
+
+    Returns
+    -------
+    dict
+        Everything ``project.html`` prints, already formatted.
+    """
+    fmt, L = Formatter(lang), LABELS[lang]
+    p = a.projects[pid]
+    s = results.summary.loc[pid]
+    positions = results.positions(pid)
+    country = a.countries.countries[p.country]
+
+    equity = results.scenario_values(pid, "equity_npv_meur")
+    project_npv = results.scenario_values(pid, "project_npv_meur")
+    irr = results.scenario_values(pid, "equity_irr")
+    distribution = None
+    if equity is not None and project_npv is not None:
+        distribution = charts.value_distribution(
+            np.asarray(equity), np.asarray(project_npv), None if irr is None else np.asarray(irr),
+            {f"P{q}": _value(s, f"equity_npv_p{q}_meur") for q in (5, 50, 95)}, L)
+
+    attribution = None
+    attribution_rows = []
+    if _value(s, "value_lost_price_meur") is not None:
+        stats = results.simulation["projects"][pid]
+        lost = [stats.get(f"value_lost_{r}_meur") for r in _RISKS]
+        se = [stats.get(f"value_lost_{r}_se_meur") or 0.0 for r in _RISKS]
+        names = [L[_RISK_LABELS[r]] for r in _RISKS]
+        attribution = charts.risk_attribution(names, lost, se, L)
+        attribution_rows = [{"risk": n, "lost": fmt.meur(v), "se": fmt.meur(e)} for n, v, e in zip(names, lost, se)]
+
+    tornado = None
+    tornado_rows = []
+    if results.sensitivity is not None:
+        sens = results.sensitivity[results.sensitivity["project"] == pid]
+        sens = sens.sort_values("swing_meur", ascending=False).head(8)
+        if not sens.empty:
+            base = float(sens["base_equity_npv_meur"].iloc[0])
+            tornado = charts.tornado(list(sens["label"]), sens["low_equity_npv_meur"].to_numpy(),
+                                     sens["high_equity_npv_meur"].to_numpy(), base,
+                                     [str(x) for x in sens["low_setting"]], [str(x) for x in sens["high_setting"]], L)
+            tornado_rows = [{"driver": r["label"], "low_setting": r["low_setting"], "high_setting": r["high_setting"],
+                             "low": fmt.meur(r["low_equity_npv_meur"]), "high": fmt.meur(r["high_equity_npv_meur"]),
+                             "swing": fmt.meur(r["swing_meur"])} for _, r in sens.iterrows()]
+
+    fans = []
+    if results.price_fan is not None:
+        for mid in p.products:
+            rows = results.price_fan[results.price_fan["material"] == mid].sort_values("year")
+            if rows.empty:
+                continue
+            rows = rows[rows["year"] <= rows["year"].min() + 20]
+            unit = str(rows["unit"].iloc[0]) if "unit" in rows else "USD/t"
+            fans.append(charts.price_fan(rows["year"].to_numpy(), {q: rows[q].to_numpy() for q in
+                                                                     ("p5", "p25", "p50", "p75", "p95")},
+                                         a.markets.materials[mid].name, unit))
+
+    schedule_chart = None
+    if results.first_production is not None:
+        fp = results.first_production[results.first_production["project"] == pid]
+        if not fp.empty:
+            never = fp["year"].astype(str) == "never"
+            producing = fp[~never]
+            schedule_chart = charts.first_production(producing["year"].astype(int).to_numpy(),
+                                                     producing["share"].to_numpy(dtype=float),
+                                                     float(fp.loc[never, "share"].sum()), L)
+
+    position_rows = []
+    for _, r in positions.iterrows():
+        tonnes = {c[7:]: r[c] for c in positions.columns if c.startswith("tonnes_") and _value(r, c)}
+        position_rows.append({
+            "text": _position_text(a, r, fmt, L),
+            "instrument": _instrument_label(L, r["instrument"], r["material"] or None),
+            "size": fmt.pct(r["size"]) if r.get("unit", "share") != "musd" else fmt.num(r["size"], 2),
+            "capital": fmt.meur(r["capital_meur"]), "contingent": fmt.meur(r["contingent_meur"]),
+            "expected_pv": fmt.meur(r["expected_pv_meur"]), "cvar": fmt.meur(r["cvar_contribution_meur"]),
+            "tonnes": ", ".join(f"{fmt.tonnes(v)} {k}" for k, v in tonnes.items() if v >= 0.5) or "-",
+        })
+    pricing_rows = []
+    for g in (results.portfolio or {}).get("guarantee_pricing", []):
+        if g["project"] != pid:
+            continue
+        pricing_rows.append({
+            "instrument": _instrument_label(L, g["instrument"], g.get("material") or None),
+            "premium": fmt.meur(g.get("premium_pv_meur_per_unit")),
+            "expected_loss": fmt.meur(g.get("expected_loss_pv_meur_per_unit")),
+            "ratio": fmt.ratio(g.get("premium_to_expected_loss")),
+            "oecd": fmt.meur(g.get("oecd_minimum_premium_pv_meur_per_unit")),
+            "subsidised": L["yes"] if g.get("subsidised") else L["no"],
+        })
+    portfolio_effect = None
+    if results.portfolio is not None:
+        total_cvar = results.portfolio.get("cvar_meur")
+        contribution = float(positions["cvar_contribution_meur"].sum()) if not positions.empty else 0.0
+        pv = float(positions["expected_pv_meur"].sum()) if not positions.empty else 0.0
+        tonnes = {c[7:]: float(positions[c].sum()) for c in positions.columns
+                  if c.startswith("tonnes_")} if not positions.empty else {}
+        portfolio_effect = {
+            "cvar_contribution": fmt.meur(contribution),
+            "cvar_share": fmt.pct(contribution / total_cvar) if total_cvar else "n/a",
+            "portfolio_cvar": fmt.meur(total_cvar),
+            "expected_pv": fmt.meur(pv),
+            "tonnes": [{"material": k, "tonnes": fmt.tonnes(v)} for k, v in tonnes.items() if v >= 0.5],
+        }
+
+    sched = p.schedule
+    permitting = sched.permitting_years or (country.permitting_years if p.stage.value in ("exploration", "feasibility")
+                                            else None)
+    facts = [
+        (L["country"], f"{country.name} ({p.country})"),
+        (L["materials"], ", ".join(a.markets.materials[m].name for m in p.products)),
+        (L["stage"], STAGES[lang].get(p.stage.value, p.stage.value)),
+        (L["capex"], fmt.musd(p.capex.initial_musd)),
+        (L["capacity"], f"{fmt.num(p.operations.ore_mtpa, 2)} Mt/yr"),
+        (L["mine_life"], f"{fmt.num(p.operations.mine_life_years, 0)} {L['years']}"),
+        (L["debt"], fmt.musd(p.debt.amount_musd)),
+        (L["offtake"], fmt.pct(p.offtake.eu_share, 0)),
+        (L["first_production"], " / ".join(fmt.year(_value(s, f"first_production_year_p{q}")) for q in (5, 50, 95))),
+        (L["output_mean"],
+         f"{fmt.tonnes(_value(s, 'tonnes_per_year_mean_y1_10'))} / {fmt.tonnes(_value(s, 'tonnes_per_year_mean_y11_20'))}"
+         f" {s['primary_material']}/yr"),
+    ]
+    if permitting is not None:
+        facts.insert(4, (L["permitting"], f"{fmt.num(permitting.mode, 1)} {L['years']} (mode)"))
+
+    return {
+        "lang": lang, "L": L, "kind": "project",
+        "title": p.name, "project_id": pid,
+        "run": run_info(results, fmt),
+        "recommendation": L["recommend_invest"] if position_rows else L["recommend_no"],
+        "invest": bool(position_rows),
+        "positions": position_rows,
+        "no_position_reason": L["no_position_reason"],
+        "conditions": _conditions(a, results, pid, positions, fmt, L),
+        "key_figures": _key_figures(results, pid, fmt, L),
+        "facts": [{"label": k, "value": v} for k, v in facts],
+        "distribution_chart": distribution,
+        "valuation_rows": [
+            {"label": L["equity_npv"], "mean": fmt.meur(_value(s, "equity_npv_mean_meur")),
+             **{f"p{q}": fmt.meur(_value(s, f"equity_npv_p{q}_meur")) for q in (5, 50, 95)}},
+            {"label": L["project_npv"], "mean": fmt.meur(_value(s, "npv_mean_meur")),
+             **{f"p{q}": fmt.meur(_value(s, f"npv_p{q}_meur")) for q in (5, 50, 95)}},
+            {"label": L["equity_irr"], "mean": "",
+             **{f"p{q}": fmt.pct(_value(s, f"equity_irr_p{q}")) for q in (5, 50, 95)}},
+        ],
+        "irr_undefined": fmt.pct(_value(s, "equity_irr_undefined_share")),
+        "attribution_chart": attribution, "attribution_rows": attribution_rows,
+        "attribution_scenarios": fmt.num(results.simulation["projects"][pid].get("attribution_scenarios"), 0),
+        "tornado_chart": tornado, "tornado_rows": tornado_rows,
+        "price_charts": fans, "schedule_chart": schedule_chart,
+        "pricing": pricing_rows,
+        "portfolio_effect": portfolio_effect,
+        "stress": _stress_rows(results, fmt, pid),
+        "assumptions": _assumption_rows(a, pid, fmt, L),
+        "events": {k: fmt.pct(v, 2) for k, v in results.simulation["projects"][pid].get("event_year_share", {}).items()},
+    }
+
+
+def _exposure_by(allocation: pd.DataFrame, key: pd.Series) -> pd.Series:
+    exposure = allocation["capital_meur"] + allocation["contingent_meur"]
+    return exposure.groupby(key.to_numpy()).sum()
+
+
+def portfolio_context(a: Assumptions, results: RunResults, lang: str = "en",
+                      baseline: RunResults | None = None) -> dict[str, Any]:
+    """Template context of the portfolio memo (see :func:`project_context`)."""
+    fmt, L = Formatter(lang), LABELS[lang]
+    m = results.portfolio
+    alloc = results.allocation if results.allocation is not None else pd.DataFrame()
+    limits = a.fund.portfolio
+
+    rows = []
+    for _, r in alloc.iterrows():
+        rows.append({
+            "project": r["project"], "name": a.projects[r["project"]].name if r["project"] in a.projects else r["project"],
+            "country": a.projects[r["project"]].country if r["project"] in a.projects else "",
+            "instrument": _instrument_label(L, r["instrument"], r["material"] or None),
+            "colour": charts.COLOURS.get(r["instrument"], charts.COLOURS["neutral"]),
+            "size": fmt.pct(r["size"]) if r.get("unit", "share") != "musd" else fmt.num(r["size"], 2),
+            "capital": fmt.meur(r["capital_meur"]), "contingent": fmt.meur(r["contingent_meur"]),
+            "expected_pv": fmt.meur(r["expected_pv_meur"]), "cvar": fmt.meur(r["cvar_contribution_meur"]),
+        })
+    allocation_chart = contributions_chart = None
+    if not alloc.empty:
+        projects = list(dict.fromkeys(alloc["project"]))
+        by_instrument = {}
+        for instrument in dict.fromkeys(alloc["instrument"]):
+            sub = alloc[alloc["instrument"] == instrument]
+            exp = (sub["capital_meur"] + sub["contingent_meur"]).groupby(sub["project"]).sum()
+            by_instrument[instrument] = np.array([float(exp.get(p, 0.0)) for p in projects])
+        allocation_chart = charts.allocation(projects, by_instrument, L)
+        names = [f"{r['project']} {r['instrument'].replace('_', ' ')}" + (f" {r['material']}" if r["material"] else "")
+                 for _, r in alloc.iterrows()]
+        contributions_chart = charts.contributions(names, alloc["cvar_contribution_meur"].to_numpy(), L)
+
+    frontier_chart = supply_frontier_chart = None
+    fr = results.frontier
+    if fr is not None and not fr.empty:
+        pv_points = fr[fr["frontier"] == "pv"] if "frontier" in fr.columns else fr
+        frontier_chart = charts.frontier(pv_points["cvar_meur"].to_numpy(), pv_points["expected_pv_meur"].to_numpy(),
+                                         (m["cvar_meur"], m["expected_pv_meur"]), f"{L['pv']} (EUR m)", L,
+                                         m.get("cvar_limit_meur"))
+        if "frontier" in fr.columns and (fr["frontier"] == "supply").any():
+            sp = fr[fr["frontier"] == "supply"]
+            value_col = "weighted_supply" if "weighted_supply" in sp.columns else "expected_pv_meur"
+            chosen_supply = m.get("weighted_supply", float("nan"))
+            supply_frontier_chart = charts.frontier(sp["cvar_meur"].to_numpy(), sp[value_col].to_numpy(),
+                                                    (m["cvar_meur"], chosen_supply), L["weighted_supply"], L,
+                                                    m.get("cvar_limit_meur"))
+
+    concentration = {}
+    if not alloc.empty:
+        exposure_total = float((alloc["capital_meur"] + alloc["contingent_meur"]).sum())
+        countries = alloc["project"].map(lambda p: a.projects[p].country if p in a.projects else "?")
+        materials = alloc["project"].map(lambda p: a.projects[p].materials[0] if p in a.projects else "?")
+        for label, key, limit in (("country", countries, limits.max_country_share),
+                                  ("material", materials, limits.max_material_share)):
+            shares = _exposure_by(alloc, key) / exposure_total if exposure_total > 0 else _exposure_by(alloc, key) * 0
+            shares = shares.sort_values(ascending=False)
+            concentration[label] = {
+                "chart": charts.shares_vs_limit(list(shares.index), shares.to_numpy(), limit, L[label], L),
+                "rows": [{"group": g, "share": fmt.pct(v), "limit": fmt.pct(limit)} for g, v in shares.items()],
+            }
+
+    secured = m.get("supply_secured_t_per_year", {})
+    targets = dict(limits.min_supply_t_per_year)
+    materials = sorted(set(secured) | set(targets))
+    supply_chart = charts.supply(materials, np.array([secured.get(x, 0.0) for x in materials]),
+                                 np.array([targets.get(x, 0.0) for x in materials]), L) if materials else None
+    supply_rows = [{"material": a.markets.materials[x].name if x in a.markets.materials else x,
+                    "secured": fmt.tonnes(secured.get(x, 0.0)),
+                    "target": fmt.tonnes(targets[x]) if x in targets else "-"} for x in materials]
+
+    constraint_rows = []
+    for name, c in m.get("constraints", {}).items():
+        if not c.get("binding") and not name.startswith(("capital budget", "contingent limit", "min supply", "return")):
+            continue
+        constraint_rows.append({"name": name, "value": fmt.num(c.get("value")), "limit": fmt.num(c.get("limit")),
+                                "binding": L["yes"] if c.get("binding") else L["no"],
+                                "shadow": fmt.num(c.get("shadow_price"), 3)})
+    if m.get("cvar_limit_meur") is not None:
+        constraint_rows.append({"name": "CVaR limit", "value": fmt.num(m["cvar_meur"]),
+                                "limit": fmt.num(m["cvar_limit_meur"]),
+                                "binding": L["yes"] if abs(m["cvar_meur"] - m["cvar_limit_meur"]) < 1e-6 * max(
+                                    1.0, m["cvar_limit_meur"]) else L["no"],
+                                "shadow": fmt.num(m.get("cvar_cap_shadow_price"), 3)})
+
+    headline = [
+        {"label": f"{L['pv']} ({L['chosen']})", "value": fmt.meur(m["expected_pv_meur"]), "key": "expected_pv_meur"},
+        {"label": f"{L['var']} {fmt.pct(m['cvar_beta'], 0)}", "value": fmt.meur(m["var_meur"]), "key": "var_meur"},
+        {"label": f"{L['cvar']} {fmt.pct(m['cvar_beta'], 0)}", "value": fmt.meur(m["cvar_meur"]), "key": "cvar_meur"},
+        {"label": L["budget"], "value": f"{fmt.meur(m['capital_used_meur'])} / {fmt.meur(m['budget_meur'])}",
+         "key": "capital_used_meur"},
+        {"label": L["contingent_limit"],
+         "value": f"{fmt.meur(m['contingent_used_meur'])} / {fmt.meur(m['contingent_limit_meur'])}",
+         "key": "contingent_used_meur"},
+    ]
+    if m.get("cvar_limit_meur") is not None:
+        headline.append({"label": L["cvar_limit"], "value": fmt.meur(m["cvar_limit_meur"]), "key": "cvar_limit_meur"})
+
+    changes = None
+    if baseline is not None and baseline.portfolio is not None:
+        bm = baseline.portfolio
+        changes = []
+        for key, label in (("expected_pv_meur", L["pv"]), ("var_meur", L["var"]), ("cvar_meur", L["cvar"]),
+                           ("capital_used_meur", L["capital"]), ("contingent_used_meur", L["contingent"])):
+            before, after = bm.get(key), m.get(key)
+            changes.append({"item": label, "before": fmt.meur(before), "after": fmt.meur(after),
+                            "change": fmt.meur(None if before is None or after is None else after - before)})
+        old = baseline.allocation if baseline.allocation is not None else pd.DataFrame()
+
+        def sized(frame):
+            if frame.empty:
+                return {}
+            return {(r["project"], r["instrument"], r["material"] or ""): float(r["size"]) for _, r in frame.iterrows()}
+
+        old_sizes, new_sizes = sized(old), sized(alloc)
+        for key in sorted(set(old_sizes) | set(new_sizes)):
+            b, n = old_sizes.get(key, 0.0), new_sizes.get(key, 0.0)
+            if abs(b - n) > 1e-6:
+                changes.append({"item": f"{key[0]} {_instrument_label(L, key[1], key[2] or None)}",
+                                "before": fmt.pct(b), "after": fmt.pct(n), "change": fmt.pct(n - b)})
+        for pid in results.projects:
+            if pid in baseline.summary.index:
+                b = _value(baseline.summary.loc[pid], "equity_npv_mean_meur")
+                n = _value(results.summary.loc[pid], "equity_npv_mean_meur")
+                if b is not None and n is not None and abs(b - n) > 0.05:
+                    changes.append({"item": f"{pid}: {L['equity_npv']}, {L['mean'].lower()}", "before": fmt.meur(b),
+                                    "after": fmt.meur(n), "change": fmt.meur(n - b)})
+
+    project_rows = []
+    for pid in results.projects:
+        s = results.summary.loc[pid]
+        project_rows.append({"project": pid, "name": s["name"], "country": s["country"],
+                             "stage": STAGES[lang].get(s["stage"], s["stage"]),
+                             "npv": fmt.meur(_value(s, "equity_npv_mean_meur")),
+                             "p5": fmt.meur(_value(s, "equity_npv_p5_meur")),
+                             "prob_loss": fmt.pct(_value(s, "prob_equity_npv_negative")),
+                             "in_portfolio": L["yes"] if not results.positions(pid).empty else L["no"]})
+
+    return {
+        "lang": lang, "L": L, "kind": "portfolio",
+        "title": a.fund.name, "project_id": "portfolio",
+        "run": run_info(results, fmt),
+        "objective": m.get("objective"), "beta": fmt.pct(m["cvar_beta"], 0),
+        "headline": headline,
+        "allocation": rows, "allocation_chart": allocation_chart,
+        "frontier_chart": frontier_chart, "supply_frontier_chart": supply_frontier_chart,
+        "contributions_chart": contributions_chart,
+        "concentration": concentration,
+        "supply_chart": supply_chart, "supply_rows": supply_rows,
+        "constraints": constraint_rows,
+        "stress": _stress_rows(results, fmt),
+        "projects": project_rows,
+        "changes": changes,
+    }

@@ -1,0 +1,430 @@
+"""Headings, labels and number formats of the memos in English and German.
+
+Every visible word of a memo that is not data comes from :data:`LABELS`, so a German memo
+(``--lang de``) has no English headings left. Numbers are formatted here, once, with their
+units; the templates never format a number themselves.
+"""
+
+from __future__ import annotations
+
+import math
+
+LANGUAGES = ("en", "de")
+
+LABELS: dict[str, dict[str, str]] = {
+    "en": {
+        "project_memo": "Investment memo",
+        "portfolio_memo": "Portfolio memo",
+        "executive_summary": "Executive summary",
+        "recommendation": "Recommendation",
+        "recommend_invest": "Invest",
+        "recommend_no": "Do not invest on the modelled terms",
+        "no_position_reason": ("The optimiser allocates nothing to this project under the fund's limits: "
+                               "no instrument adds expected value per unit of capital, contingent exposure "
+                               "and tail risk as much as the positions chosen instead."),
+        "conditions": "Conditions",
+        "key_figures": "Key figures",
+        "the_project": "The project",
+        "valuation": "Valuation",
+        "risk_drivers": "Risk drivers",
+        "prices": "Prices of the project's materials",
+        "schedule_risk": "Schedule risk",
+        "financing": "Financing",
+        "portfolio_effect": "Effect on the portfolio",
+        "stress_results": "Stress scenarios",
+        "key_assumptions": "Key assumptions and sources",
+        "run_manifest": "Run manifest",
+        "contents": "Contents",
+        "allocation": "Allocation",
+        "risk_return": "Return and tail risk",
+        "frontier": "Efficient frontier",
+        "risk_contributions": "Risk contributions",
+        "concentration": "Concentration",
+        "supply_secured": "Supply secured for European buyers",
+        "limits": "Limits and binding constraints",
+        "changes": "Changes since the previous run",
+        "no_baseline": "No baseline given (use --baseline DIR to compare with an earlier output).",
+        "country": "Country",
+        "material": "Material",
+        "materials": "Materials",
+        "stage": "Stage",
+        "capex": "Initial capex",
+        "capacity": "Ore throughput",
+        "mine_life": "Mine life",
+        "offtake": "Offtake to European buyers",
+        "construction": "Construction",
+        "permitting": "Permitting",
+        "rampup": "Ramp-up",
+        "debt": "Senior debt",
+        "first_production": "First production (P5 / P50 / P95)",
+        "prob_production": "Probability the mine produces",
+        "equity_npv": "Equity NPV",
+        "project_npv": "Project NPV",
+        "equity_irr": "Equity IRR",
+        "mean": "Mean",
+        "prob_loss": "Probability of loss (NPV < 0)",
+        "prob_total_loss": "Probability of total equity loss",
+        "prob_default": "Probability of senior-debt default",
+        "irr_undefined": "Scenarios without a defined IRR",
+        "value_lost": "Value lost to each risk (project NPV, EUR m)",
+        "risk": "Risk",
+        "price_risk": "Price",
+        "political_risk": "Political",
+        "schedule_risk_short": "Delay and overrun",
+        "std_error": "standard error",
+        "driver": "Input",
+        "low": "Low",
+        "high": "High",
+        "swing": "Swing",
+        "instrument": "Instrument",
+        "size": "Size",
+        "capital": "Capital",
+        "contingent": "Contingent exposure",
+        "expected_pv": "Expected PV to the fund",
+        "cvar_contribution": "CVaR contribution",
+        "tonnes_secured": "Tonnes secured per year",
+        "premium": "Premium (PV)",
+        "expected_loss": "Expected loss (PV)",
+        "premium_to_el": "Premium / expected loss",
+        "oecd_mpr": "OECD minimum premium (PV)",
+        "subsidy": "Subsidy visible",
+        "per_unit": "per unit",
+        "stress": "Stress",
+        "pv": "Expected PV",
+        "change": "Change",
+        "cvar": "CVaR",
+        "var": "VaR",
+        "item": "Item",
+        "value": "Value",
+        "source": "Source",
+        "limit": "Limit",
+        "used": "Used",
+        "binding": "Binding",
+        "shadow_price": "Shadow price",
+        "yes": "yes",
+        "no": "no",
+        "target": "Target",
+        "share": "Share",
+        "exposure": "Exposure",
+        "project": "Project",
+        "position_none": "No position",
+        "budget": "Capital budget",
+        "contingent_limit": "Contingent-liability limit",
+        "cvar_limit": "CVaR limit",
+        "scenarios": "scenarios",
+        "seed": "seed",
+        "version": "version",
+        "commit": "commit",
+        "assumption_file": "Assumption file",
+        "sha256": "SHA-256",
+        "page": "Page",
+        "of": "of",
+        "generated": "Results of",
+        "chosen": "chosen portfolio",
+        "before": "Before",
+        "after": "After",
+        "prob_of_npv": "Probability",
+        "years": "years",
+        "never_produces": "never produces",
+        "not_modelled": "not modelled in this run",
+        "confidential": "For the investment committee",
+        "eu_buyers": "for European buyers",
+        "price_floor": "Price floor with offtake",
+        "equity": "Equity stake",
+        "loan_guarantee": "Loan guarantee",
+        "political_risk_cover": "Political-risk cover",
+        "mezzanine_loan": "Mezzanine loan",
+        "direct_loan": "Direct loan",
+        "share_of": "share of",
+        "political_events": "Political events (share of scenario-years)",
+        "valuation_date": "Valuation date",
+        "assumptions_digest": "Assumptions digest",
+        "output_mean": "Output (mean, years 1-10 / 11-20)",
+        "operating_cost": "Operating cost",
+        "royalty_tax": "Royalty, income tax",
+        "grade_recovery": "grade, recovery, payability",
+        "spot_long_run": "spot / long-run price",
+        "vol_reversion": "volatility, mean reversion",
+        "overrun": "Capex overrun: mean, P(≥ 100 %)",
+        "hazards": "annual hazards (expropriation / fiscal grab / transfer / unrest)",
+        "exploration": "Exploration",
+        "grace": "grace",
+        "acquisition": "acquisition",
+        "note_valuation": "Scenarios without a defined IRR: {irr}. NPVs in EUR at the fund's nominal discount rate, valuation date {date}.",
+        "note_attribution": ("Each risk switched off on the same {n} scenarios (common random numbers); bars show "
+                             "±1.96 standard errors. A negative value means the risk adds value on average "
+                             "(convex payoffs: the option to produce more when prices are high)."),
+        "note_tornado": "Mean equity NPV with one input moved to its low and high setting, all else equal (common random numbers).",
+        "note_unit": ("One unit: 100 % of equity (cover), 100 % of the senior loan (guarantee), 100 % of EU-available "
+                      "output (floor). A premium below the modelled expected loss or the OECD minimum premium rate "
+                      "is a subsidy and is flagged."),
+        "note_size": ("Size: share of project equity (equity), of the senior loan (guarantee), of private equity insured "
+                      "(cover) or of EU-available output (floor). Capital is the expected PV of cash deployed; "
+                      "contingent exposure the largest amount the fund may have to pay."),
+        "note_euler": "Euler contributions add up to the portfolio CVaR; a negative contribution hedges the tail.",
+        "note_shadow": "Shadow price: expected PV (EUR m) gained per EUR 1 m more of the limit.",
+        "reproduce": "Reproduce: check out commit {commit}, restore the assumption files with these hashes and run",
+        "no_change": "No change.",
+        "in_portfolio": "In portfolio",
+        "supply_frontier": "Efficient frontier (weighted supply)",
+        "weighted_supply": "Weighted supply",
+        "objective": "objective",
+        "pos_equity": "{label}: {size} (capital {capital})",
+        "pos_guarantee": "{label}: {size} of the senior loan (contingent exposure {contingent})",
+        "pos_cover": "{label}: {size} of private equity (contingent exposure {contingent})",
+        "pos_floor": "{label} ({material}): {size} of EU-available output at USD {floor}/t for {tenor} years (contingent exposure {contingent})",
+        "cond_equity": "Equity of {share} within the cap of {cap}; the fund is not to be the sole largest shareholder (a co-investor holds at least as much).",
+        "cond_offtake": "Offtake rights pro rata to the stake for European buyers: {tonnes} per year (expected, over the supply window).",
+        "cond_default": "Senior debt defaults in {p} of scenarios: require a debt-service reserve, sponsor completion support or lower gearing before financial close.",
+        "cond_subsidy": "{instrument}: premium {ratio} the modelled expected loss or below the OECD minimum premium: the subsidy must be approved explicitly.",
+        "cond_staging": "The mine reaches production in only {p} of scenarios: stage the commitment (tranches tied to permits and a bankable feasibility study).",
+    },
+    "de": {
+        "project_memo": "Investitionsvorlage",
+        "portfolio_memo": "Portfoliovorlage",
+        "executive_summary": "Zusammenfassung",
+        "recommendation": "Empfehlung",
+        "recommend_invest": "Investieren",
+        "recommend_no": "Zu den modellierten Konditionen nicht investieren",
+        "no_position_reason": ("Der Optimierer weist diesem Projekt unter den Limits des Fonds nichts zu: "
+                               "kein Instrument bringt je Einheit Kapital, Eventualverbindlichkeit und "
+                               "Extremrisiko so viel erwarteten Wert wie die stattdessen gewählten Positionen."),
+        "conditions": "Auflagen",
+        "key_figures": "Kennzahlen",
+        "the_project": "Das Projekt",
+        "valuation": "Bewertung",
+        "risk_drivers": "Risikotreiber",
+        "prices": "Preise der Rohstoffe des Projekts",
+        "schedule_risk": "Terminrisiko",
+        "financing": "Finanzierung",
+        "portfolio_effect": "Wirkung auf das Portfolio",
+        "stress_results": "Stressszenarien",
+        "key_assumptions": "Wesentliche Annahmen und Quellen",
+        "run_manifest": "Laufprotokoll",
+        "contents": "Inhalt",
+        "allocation": "Allokation",
+        "risk_return": "Ertrag und Extremrisiko",
+        "frontier": "Effizienzkurve",
+        "risk_contributions": "Risikobeiträge",
+        "concentration": "Konzentration",
+        "supply_secured": "Gesicherte Versorgung europäischer Abnehmer",
+        "limits": "Limits und bindende Nebenbedingungen",
+        "changes": "Änderungen seit dem vorigen Lauf",
+        "no_baseline": "Kein Vergleichslauf angegeben (--baseline DIR vergleicht mit einer früheren Ausgabe).",
+        "country": "Land",
+        "material": "Rohstoff",
+        "materials": "Rohstoffe",
+        "stage": "Phase",
+        "capex": "Anfangsinvestition",
+        "capacity": "Erzdurchsatz",
+        "mine_life": "Lebensdauer der Mine",
+        "offtake": "Abnahme durch europäische Käufer",
+        "construction": "Bau",
+        "permitting": "Genehmigung",
+        "rampup": "Hochlauf",
+        "debt": "Vorrangiges Darlehen",
+        "first_production": "Produktionsbeginn (P5 / P50 / P95)",
+        "prob_production": "Wahrscheinlichkeit der Produktion",
+        "equity_npv": "Kapitalwert Eigenkapital",
+        "project_npv": "Kapitalwert Projekt",
+        "equity_irr": "Eigenkapitalrendite (IRR)",
+        "mean": "Mittelwert",
+        "prob_loss": "Verlustwahrscheinlichkeit (Kapitalwert < 0)",
+        "prob_total_loss": "Wahrscheinlichkeit des Totalverlusts",
+        "prob_default": "Ausfallwahrscheinlichkeit des Darlehens",
+        "irr_undefined": "Szenarien ohne definierten IRR",
+        "value_lost": "Wertverlust je Risiko (Projektkapitalwert, Mio. EUR)",
+        "risk": "Risiko",
+        "price_risk": "Preis",
+        "political_risk": "Politisch",
+        "schedule_risk_short": "Verzögerung und Kostenüberschreitung",
+        "std_error": "Standardfehler",
+        "driver": "Eingangsgröße",
+        "low": "Niedrig",
+        "high": "Hoch",
+        "swing": "Spanne",
+        "instrument": "Instrument",
+        "size": "Umfang",
+        "capital": "Kapital",
+        "contingent": "Eventualverbindlichkeit",
+        "expected_pv": "Erwarteter Barwert für den Fonds",
+        "cvar_contribution": "CVaR-Beitrag",
+        "tonnes_secured": "Gesicherte Tonnen pro Jahr",
+        "premium": "Prämie (Barwert)",
+        "expected_loss": "Erwarteter Verlust (Barwert)",
+        "premium_to_el": "Prämie / erwarteter Verlust",
+        "oecd_mpr": "OECD-Mindestprämie (Barwert)",
+        "subsidy": "Subvention sichtbar",
+        "per_unit": "je Einheit",
+        "stress": "Stress",
+        "pv": "Erwarteter Barwert",
+        "change": "Veränderung",
+        "cvar": "CVaR",
+        "var": "VaR",
+        "item": "Position",
+        "value": "Wert",
+        "source": "Quelle",
+        "limit": "Limit",
+        "used": "Genutzt",
+        "binding": "Bindend",
+        "shadow_price": "Schattenpreis",
+        "yes": "ja",
+        "no": "nein",
+        "target": "Ziel",
+        "share": "Anteil",
+        "exposure": "Engagement",
+        "project": "Projekt",
+        "position_none": "Keine Position",
+        "budget": "Kapitalbudget",
+        "contingent_limit": "Limit für Eventualverbindlichkeiten",
+        "cvar_limit": "CVaR-Limit",
+        "scenarios": "Szenarien",
+        "seed": "Startwert",
+        "version": "Version",
+        "commit": "Commit",
+        "assumption_file": "Annahmendatei",
+        "sha256": "SHA-256",
+        "page": "Seite",
+        "of": "von",
+        "generated": "Ergebnisse vom",
+        "chosen": "gewähltes Portfolio",
+        "before": "Vorher",
+        "after": "Nachher",
+        "prob_of_npv": "Wahrscheinlichkeit",
+        "years": "Jahre",
+        "never_produces": "produziert nie",
+        "not_modelled": "in diesem Lauf nicht modelliert",
+        "confidential": "Für den Investitionsausschuss",
+        "eu_buyers": "für europäische Abnehmer",
+        "price_floor": "Preisuntergrenze mit Abnahme",
+        "equity": "Eigenkapitalbeteiligung",
+        "loan_guarantee": "Kreditgarantie",
+        "political_risk_cover": "Deckung politischer Risiken",
+        "mezzanine_loan": "Mezzanine-Darlehen",
+        "direct_loan": "Direktdarlehen",
+        "share_of": "Anteil an",
+        "political_events": "Politische Ereignisse (Anteil der Szenario-Jahre)",
+        "valuation_date": "Bewertungsstichtag",
+        "assumptions_digest": "Prüfsumme der Annahmen",
+        "output_mean": "Produktion (Mittel, Jahre 1-10 / 11-20)",
+        "operating_cost": "Betriebskosten",
+        "royalty_tax": "Förderabgabe, Ertragsteuer",
+        "grade_recovery": "Gehalt, Ausbringen, Vergütung",
+        "spot_long_run": "Kassa- / langfristiger Preis",
+        "vol_reversion": "Volatilität, Mean Reversion",
+        "overrun": "Kostenüberschreitung: Mittel, P(≥ 100 %)",
+        "hazards": "jährliche Eintrittswahrscheinlichkeiten (Enteignung / Steuererhöhung / Transfer / Unruhen)",
+        "exploration": "Exploration",
+        "grace": "tilgungsfrei",
+        "acquisition": "Kaufpreis",
+        "note_valuation": "Szenarien ohne definierten IRR: {irr}. Kapitalwerte in EUR zum nominalen Diskontsatz des Fonds, Stichtag {date}.",
+        "note_attribution": ("Jedes Risiko auf denselben {n} Szenarien abgeschaltet (gemeinsame Zufallszahlen); Balken "
+                             "zeigen ±1,96 Standardfehler. Ein negativer Wert bedeutet, dass das Risiko im Mittel Wert "
+                             "schafft (konvexe Auszahlungen)."),
+        "note_tornado": "Mittlerer Eigenkapital-Kapitalwert, wenn eine Eingangsgröße auf ihren niedrigen bzw. hohen Wert gesetzt wird, alles andere gleich (gemeinsame Zufallszahlen).",
+        "note_unit": ("Eine Einheit: 100 % des Eigenkapitals (Deckung), 100 % des vorrangigen Darlehens (Garantie), "
+                      "100 % der für die EU verfügbaren Produktion (Preisuntergrenze). Eine Prämie unter dem "
+                      "modellierten erwarteten Verlust oder der OECD-Mindestprämie ist eine Subvention und wird markiert."),
+        "note_size": ("Umfang: Anteil am Eigenkapital (Beteiligung), am vorrangigen Darlehen (Garantie), am versicherten "
+                      "privaten Eigenkapital (Deckung) oder an der für die EU verfügbaren Produktion (Preisuntergrenze). "
+                      "Kapital ist der erwartete Barwert der eingesetzten Mittel; die Eventualverbindlichkeit der "
+                      "höchste Betrag, den der Fonds zahlen muss."),
+        "note_euler": "Die Euler-Beiträge summieren sich zum CVaR des Portfolios; ein negativer Beitrag sichert das Extremrisiko ab.",
+        "note_shadow": "Schattenpreis: zusätzlicher erwarteter Barwert (Mio. EUR) je 1 Mio. EUR mehr Limit.",
+        "reproduce": "Reproduzieren: Commit {commit} auschecken, die Annahmendateien mit diesen Prüfsummen wiederherstellen und ausführen",
+        "no_change": "Keine Änderung.",
+        "in_portfolio": "Im Portfolio",
+        "supply_frontier": "Effizienzkurve (gewichtete Versorgung)",
+        "weighted_supply": "Gewichtete Versorgung",
+        "objective": "Ziel",
+        "pos_equity": "{label}: {size} (Kapital {capital})",
+        "pos_guarantee": "{label}: {size} des vorrangigen Darlehens (Eventualverbindlichkeit {contingent})",
+        "pos_cover": "{label}: {size} des privaten Eigenkapitals (Eventualverbindlichkeit {contingent})",
+        "pos_floor": "{label} ({material}): {size} der für die EU verfügbaren Produktion zu USD {floor}/t für {tenor} Jahre (Eventualverbindlichkeit {contingent})",
+        "cond_equity": "Beteiligung von {share} innerhalb der Obergrenze von {cap}; der Fonds darf nicht alleiniger größter Anteilseigner sein (ein Mitinvestor hält mindestens ebenso viel).",
+        "cond_offtake": "Abnahmerechte anteilig zur Beteiligung für europäische Käufer: {tonnes} pro Jahr (erwartet, über das Versorgungsfenster).",
+        "cond_default": "Das vorrangige Darlehen fällt in {p} der Szenarien aus: Schuldendienstreserve, Fertigstellungsgarantie der Sponsoren oder geringere Verschuldung vor dem Financial Close verlangen.",
+        "cond_subsidy": "{instrument}: Prämie {ratio} des modellierten erwarteten Verlusts oder unter der OECD-Mindestprämie: die Subvention ist ausdrücklich zu genehmigen.",
+        "cond_staging": "Die Mine erreicht nur in {p} der Szenarien die Produktion: Zusage stufen (Tranchen gebunden an Genehmigungen und eine bankfähige Machbarkeitsstudie).",
+    },
+}
+
+STAGES = {
+    "en": {"exploration": "exploration", "feasibility": "feasibility", "construction": "construction",
+           "production": "production"},
+    "de": {"exploration": "Exploration", "feasibility": "Machbarkeitsstudie", "construction": "Bau",
+           "production": "Produktion"},
+}
+
+
+class Formatter:
+    """Number formats with units for one language.
+
+    Parameters
+    ----------
+    lang : {"en", "de"}
+        English uses ``1,234.5``; German ``1.234,5``.
+
+    Examples
+    --------
+    >>> Formatter("en").meur(1234.56)
+    'EUR 1,234.6 m'
+    >>> Formatter("de").meur(1234.56)
+    '1.234,6 Mio. EUR'
+    >>> Formatter("en").pct(0.2345)
+    '23.5 %'
+    >>> Formatter("en").num(None)
+    'n/a'
+    """
+
+    def __init__(self, lang: str = "en"):
+        if lang not in LANGUAGES:
+            raise ValueError(f"language must be one of {', '.join(LANGUAGES)}, got {lang!r}")
+        self.lang = lang
+
+    def num(self, value, decimals: int = 1) -> str:
+        """A number with thousands separators; ``n/a`` for None or NaN."""
+        if value is None or (isinstance(value, float) and not math.isfinite(value)):
+            return "n/a"
+        text = f"{value:,.{decimals}f}"
+        if text.startswith("-") and float(text.replace(",", "")) == 0.0:
+            text = text[1:]  # no "-0.0"
+        if self.lang == "de":
+            text = text.replace(",", "\u2009").replace(".", ",").replace("\u2009", ".")
+        return text.replace("-", "\u2212")  # a real minus sign
+
+    def meur(self, value, decimals: int = 1) -> str:
+        """EUR millions, e.g. ``EUR 1,234.6 m``."""
+        if value is None or (isinstance(value, float) and not math.isfinite(value)):
+            return "n/a"
+        return f"EUR {self.num(value, decimals)} m" if self.lang == "en" else f"{self.num(value, decimals)} Mio. EUR"
+
+    def musd(self, value, decimals: int = 0) -> str:
+        """USD millions."""
+        if value is None:
+            return "n/a"
+        return f"USD {self.num(value, decimals)} m" if self.lang == "en" else f"{self.num(value, decimals)} Mio. USD"
+
+    def pct(self, value, decimals: int = 1) -> str:
+        """A fraction as per cent, e.g. ``23.5 %``."""
+        if value is None or (isinstance(value, float) and not math.isfinite(value)):
+            return "n/a"
+        return f"{self.num(100.0 * value, decimals)} %"
+
+    def tonnes(self, value, decimals: int = 0) -> str:
+        """Tonnes, e.g. ``1,234 t``."""
+        if value is None or (isinstance(value, float) and not math.isfinite(value)):
+            return "n/a"
+        return f"{self.num(value, decimals)} t"
+
+    def year(self, value) -> str:
+        """A calendar year without separators."""
+        if value is None or (isinstance(value, float) and not math.isfinite(value)):
+            return "n/a"
+        return f"{int(round(value))}"
+
+    def ratio(self, value, decimals: int = 2) -> str:
+        """A multiple, e.g. ``1.25×``."""
+        if value is None or (isinstance(value, float) and not math.isfinite(value)):
+            return "n/a"
+        return f"{self.num(value, decimals)}\u00d7"

@@ -1,0 +1,170 @@
+"""Render memos: jinja2 templates -> HTML -> PDF (WeasyPrint), written atomically.
+
+Text from assumption files is data, never markup: the jinja2 environment autoescapes every
+value and fails on an undefined name, charts are generated SVG inlined by the package
+itself, and WeasyPrint gets a URL fetcher that refuses every URL, so a project note with
+``<img src="http://...">`` or ``url(file:///etc/passwd)`` prints as text and loads nothing.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from pathlib import Path
+from typing import Iterable
+
+import jinja2
+
+from ..assumptions import Assumptions
+from ..errors import UsageError
+from .context import portfolio_context, project_context
+from .data import RunResults
+from .labels import LANGUAGES
+
+_TEMPLATES = Path(__file__).with_name("templates")
+
+
+def environment() -> jinja2.Environment:
+    """The memos' jinja2 environment: package templates, autoescaping, strict undefined names."""
+    return jinja2.Environment(
+        loader=jinja2.FileSystemLoader(str(_TEMPLATES)),
+        autoescape=True,  # every value is escaped, whatever the template file's extension
+        undefined=jinja2.StrictUndefined,
+        trim_blocks=True, lstrip_blocks=True,
+    )
+
+
+def refusing_url_fetcher():
+    """A WeasyPrint URL fetcher that loads nothing (memos need no external resource).
+
+    Every URL it was asked for is kept in its ``refused`` list, so tests can check that a
+    hostile assumption file did not even try.
+    """
+    from weasyprint.urls import URLFetcher
+
+    class RefusingFetcher(URLFetcher):
+        def __init__(self):
+            super().__init__(allowed_protocols=())
+            self.refused: list[str] = []
+
+        def fetch(self, url, headers=None):  # noqa: D102
+            self.refused.append(url)
+            raise ValueError(f"memos load no external resources (refused {url[:80]!r})")
+
+    return RefusingFetcher()
+
+
+def render_html(template: str, context: dict) -> str:
+    """Render one memo template to a self-contained HTML string (stylesheet inlined)."""
+    css = (_TEMPLATES / "memo.css").read_text(encoding="utf-8")
+    html = environment().get_template(template).render(**context)
+    # The stylesheet is the package's own asset, inserted after rendering so it is never escaped.
+    return html.replace("</head>", f"<style>\n{css}</style>\n</head>", 1)
+
+
+def html_to_pdf(html: str, path: Path, title: str) -> list[str]:
+    """Write ``html`` as a PDF; returns the URLs WeasyPrint asked for (all refused)."""
+    import weasyprint
+
+    # WeasyPrint logs every refused URL as a warning; the refusal is the point, keep the console quiet.
+    logging.getLogger("weasyprint").setLevel(logging.ERROR)
+    fetcher = refusing_url_fetcher()
+    document = weasyprint.HTML(string=html, base_url=str(_TEMPLATES), url_fetcher=fetcher).render()
+    document.metadata.title = title
+    document.metadata.authors = ["fundmodel"]
+    document.write_pdf(path)
+    return fetcher.refused
+
+
+_WORKER: dict = {}
+
+
+def _worker_init(a: Assumptions, results_dir: Path, stage: Path, lang: str, baseline_dir: Path | None) -> None:
+    from .data import load_results
+
+    results = load_results(results_dir, require_portfolio=False)
+    baseline = load_results(baseline_dir) if baseline_dir is not None else None
+    _WORKER.update(a=a, results=results, stage=stage, lang=lang, baseline=baseline)
+
+
+def _render_one(name: str) -> str:
+    """Render one memo (``name`` = project id or ``"portfolio"``) into the staging folder."""
+    w = _WORKER
+    if name == "portfolio":
+        context, template = portfolio_context(w["a"], w["results"], w["lang"], w["baseline"]), "portfolio.html"
+    else:
+        context, template = project_context(w["a"], w["results"], name, w["lang"]), "project.html"
+    html = render_html(template, context)
+    (w["stage"] / f"{name}.html").write_text(html, encoding="utf-8")
+    html_to_pdf(html, w["stage"] / f"{name}.pdf", context["title"])
+    return name
+
+
+def render_memos(a: Assumptions, results: RunResults, out_dir: str | Path, *, lang: str = "en",
+                 projects: Iterable[str] | None = None, baseline: RunResults | None = None,
+                 workers: int = 1, progress=None) -> list[Path]:
+    """Render the project memos and the portfolio memo into ``OUT/memos/`` atomically.
+
+    Parameters
+    ----------
+    a : Assumptions
+        The assumptions of the run (descriptions, terms and sources).
+    results : RunResults
+        The run's results (:func:`fundmodel.memo.data.load_results`).
+    out_dir : str or Path
+        Output root; memos go to ``OUT/memos/<project>.pdf`` (and ``.html``) and
+        ``OUT/memos/portfolio.pdf``. With ``projects`` given, only those project memos
+        (and the portfolio memo) are in ``memos/`` afterwards.
+    lang : {"en", "de"}
+    projects : iterable of str, optional
+        Only these project memos (the portfolio memo is always rendered).
+    baseline : RunResults, optional
+        Earlier results for the "changes since the previous run" section.
+    workers : int
+        Processes rendering memos in parallel (WeasyPrint is single-threaded Python);
+        the memos do not depend on it.
+    progress : callable, optional
+        Called with the name of each memo when it is done.
+
+    Returns
+    -------
+    list of Path
+        The PDFs written, project memos first.
+
+    Raises
+    ------
+    UsageError
+        Unknown language or project id.
+    """
+    from concurrent.futures import ProcessPoolExecutor
+
+    from ..io import staged_directory
+
+    if lang not in LANGUAGES:
+        raise UsageError(f"--lang must be one of {', '.join(LANGUAGES)}, got {lang!r}")
+    chosen = list(dict.fromkeys(results.projects if projects is None else projects))
+    unknown = [p for p in chosen if p not in results.summary.index or p not in a.projects]
+    if unknown:
+        raise UsageError(f"unknown project id(s): {', '.join(unknown)}; known: {', '.join(results.projects)}")
+    names = chosen + (["portfolio"] if results.portfolio is not None else [])
+    target = Path(out_dir) / "memos"
+    baseline_dir = None if baseline is None else baseline.directory
+    with staged_directory(target) as stage:
+        init_args = (a, results.directory, stage, lang, baseline_dir)
+        if workers <= 1 or len(names) <= 1:
+            _worker_init(*init_args)
+            for name in names:
+                _render_one(name)
+                if progress is not None:
+                    progress(name)
+        else:
+            import multiprocessing
+
+            # "spawn" would re-import matplotlib per worker anyway; "forkserver" avoids forking a threaded parent
+            ctx = multiprocessing.get_context("forkserver" if os.name == "posix" else "spawn")
+            with ProcessPoolExecutor(max_workers=min(workers, len(names)), mp_context=ctx,
+                                     initializer=_worker_init, initargs=init_args) as pool:
+                for name in pool.map(_render_one, names):
+                    if progress is not None:
+                        progress(name)
+    return [target / f"{name}.pdf" for name in names]

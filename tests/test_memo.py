@@ -1,0 +1,287 @@
+"""PDF memos and ``fundmodel run``: rendered from the default assumptions and read back.
+
+One small run (1,024 scenarios) of the whole pipeline is shared by the module; the PDFs are
+read with pypdf and their numbers compared with ``summary.csv`` and ``metrics.json`` of the
+same run, formatted independently here.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+from pathlib import Path
+
+import pandas as pd
+import pypdf
+import pytest
+import yaml
+
+from fundmodel.assumptions import load_assumptions
+from fundmodel.cli import main
+from fundmodel.memo import Formatter, load_results, render_memos
+from fundmodel.pipeline import run_all
+from fundmodel.simulation import RunSettings
+
+ROOT = Path(__file__).resolve().parent.parent
+SCENARIOS = 1024
+
+
+def pdf_text(path: Path) -> str:
+    """All text of a PDF, whitespace collapsed (line breaks inside table cells do not matter)."""
+    reader = pypdf.PdfReader(str(path))
+    return re.sub(r"\s+", " ", " ".join(page.extract_text() for page in reader.pages))
+
+
+def meur(value: float) -> str:
+    """EUR m as a memo prints it, formatted independently of fundmodel.memo.labels."""
+    text = f"{value:,.1f}"
+    if text in ("-0.0",):
+        text = "0.0"
+    return "EUR " + text.replace("-", "\u2212") + " m"
+
+
+def pct(value: float) -> str:
+    return f"{100 * value:,.1f} %".replace("-", "\u2212")
+
+
+def readme_commands() -> list[str]:
+    text = (ROOT / "README.md").read_text()
+    return [b.split("```", 1)[0].strip() for b in text.split("```bash")[1:3]]
+
+
+@pytest.fixture(scope="module")
+def run_dir(tmp_path_factory) -> Path:
+    """The README's first command (the main job), on a small scenario count."""
+    out = tmp_path_factory.mktemp("run")
+    command = readme_commands()[0].split("&&")[-1].split()
+    assert command[0] == "fundmodel"
+    code = main(command[1:] + ["--assumptions", str(ROOT / "assumptions"), "--scenarios", str(SCENARIOS),
+                               "--out", str(out), "--workers", "2"])
+    assert code == 0
+    return out
+
+
+def test_readme_starts_with_the_two_commands(run_dir):
+    first, second = readme_commands()
+    assert first.startswith("pip install .") and "fundmodel run" in first, "the first command runs the main job"
+    assert "pytest" in second, "the second README command runs the tests"
+    assert (run_dir / "memos" / "portfolio.pdf").is_file()
+
+
+def test_every_project_has_a_memo_and_the_portfolio_memo_exists(run_dir):
+    a = load_assumptions(ROOT / "assumptions")
+    memos = run_dir / "memos"
+    for pid in a.projects:
+        assert (memos / f"{pid}.pdf").stat().st_size > 10_000
+        assert (memos / f"{pid}.html").is_file()
+        assert len(pypdf.PdfReader(str(memos / f"{pid}.pdf")).pages) >= 3
+    reader = pypdf.PdfReader(str(memos / "portfolio.pdf"))
+    assert len(reader.pages) >= 3
+    assert sorted(p.name for p in memos.iterdir()) == sorted(
+        [f"{p}.{ext}" for p in [*a.projects, "portfolio"] for ext in ("pdf", "html")])
+
+
+def test_run_writes_the_manifest_with_every_assumption_hash(run_dir):
+    manifest = json.loads((run_dir / "manifest.json").read_text())
+    a = load_assumptions(ROOT / "assumptions")
+    assert manifest["assumption_files_sha256"] == dict(sorted(a.file_sha256.items()))
+    assert manifest["settings"]["scenarios"] == SCENARIOS
+    assert manifest["steps"] == ["simulation", "portfolio", "memos"]
+    # no staging leftovers (the lock file stays: it is how concurrent runs are refused)
+    assert [p.name for p in run_dir.iterdir() if p.name.startswith(".")] == [".lock"]
+
+
+def test_project_memo_numbers_equal_summary_csv(run_dir):
+    summary = pd.read_csv(run_dir / "simulation" / "summary.csv").set_index("project")
+    for pid in ("br_ree", "kz_tungsten", "au_nickel"):
+        s = summary.loc[pid]
+        text = pdf_text(run_dir / "memos" / f"{pid}.pdf")
+        assert s["name"] in text
+        for key in ("equity_npv_mean_meur", "equity_npv_p5_meur", "equity_npv_p50_meur", "equity_npv_p95_meur",
+                    "npv_mean_meur", "npv_p5_meur", "npv_p50_meur", "npv_p95_meur"):
+            assert meur(s[key]) in text, (pid, key, meur(s[key]))
+        for key in ("prob_equity_npv_negative", "prob_debt_default", "prob_production", "equity_irr_p50"):
+            assert pct(s[key]) in text, (pid, key, pct(s[key]))
+        assert f"{int(s['first_production_year_p50'])}" in text
+
+
+def test_project_memo_positions_equal_allocation_csv(run_dir):
+    allocation = pd.read_csv(run_dir / "portfolio" / "allocation.csv", keep_default_na=False)
+    assert not allocation.empty
+    for _, row in allocation.iterrows():
+        text = pdf_text(run_dir / "memos" / f"{row['project']}.pdf")
+        assert "Recommendation: Invest" in text
+        assert meur(row["expected_pv_meur"]) in text
+        assert meur(row["cvar_contribution_meur"]) in text
+    invested = set(allocation["project"])
+    summary = pd.read_csv(run_dir / "simulation" / "summary.csv")
+    for pid in set(summary["project"]) - invested:
+        assert "Do not invest" in pdf_text(run_dir / "memos" / f"{pid}.pdf")
+
+
+def test_portfolio_memo_numbers_equal_metrics_json(run_dir):
+    m = json.loads((run_dir / "portfolio" / "metrics.json").read_text())
+    text = pdf_text(run_dir / "memos" / "portfolio.pdf")
+    for key in ("expected_pv_meur", "var_meur", "cvar_meur", "capital_used_meur", "contingent_used_meur"):
+        assert meur(m[key]) in text, key
+    stress = pd.read_csv(run_dir / "portfolio" / "stress.csv")
+    for _, row in stress.iterrows():
+        assert row["stress"] in text
+        assert meur(row["expected_pv_meur"]) in text
+    for material, tonnes in m["supply_secured_t_per_year"].items():
+        assert f"{tonnes:,.0f} t" in text
+    # table of contents with page numbers, page numbers in the footer, the manifest
+    assert "Contents" in text and "Run manifest" in text
+    assert re.search(r"\b1 / \d+\b", text)
+
+
+def test_no_unrendered_template_syntax_and_footer_manifest(run_dir):
+    manifest = json.loads((run_dir / "manifest.json").read_text())
+    for pdf in (run_dir / "memos").glob("*.pdf"):
+        text = pdf_text(pdf)
+        assert "{{" not in text and "{%" not in text and "}}" not in text, pdf.name
+        assert "Undefined" not in text and "None" not in text and "nan" not in text.split(), pdf.name
+        assert f"seed {manifest['settings']['seed']}" in text
+        assert manifest["assumption_files_sha256"]["fund.yaml"] in text
+
+
+def test_same_results_render_the_same_html(run_dir, tmp_path):
+    a = load_assumptions(ROOT / "assumptions")
+    results = load_results(run_dir)
+    render_memos(a, results, tmp_path, projects=["kz_gallium"])
+    first = (tmp_path / "memos" / "kz_gallium.html").read_text()
+    assert first == (run_dir / "memos" / "kz_gallium.html").read_text()
+
+
+def test_german_memo_has_german_headings_and_number_format(run_dir, tmp_path):
+    a = load_assumptions(ROOT / "assumptions")
+    results = load_results(run_dir)
+    render_memos(a, results, tmp_path, projects=["br_ree"], lang="de")
+    text = pdf_text(tmp_path / "memos" / "br_ree.pdf")
+    assert "Zusammenfassung" in text and "Empfehlung" in text and "Kennzahlen" in text
+    value = results.summary.loc["br_ree", "equity_npv_mean_meur"]
+    assert Formatter("de").meur(value) in text
+    assert "Executive summary" not in text
+    assert "Inhalt" in pdf_text(tmp_path / "memos" / "portfolio.pdf")
+
+
+def test_baseline_section_lists_changes(run_dir, tmp_path):
+    baseline = tmp_path / "baseline"
+    shutil.copytree(run_dir, baseline)
+    metrics = json.loads((baseline / "portfolio" / "metrics.json").read_text())
+    metrics["expected_pv_meur"] -= 100.0
+    (baseline / "portfolio" / "metrics.json").write_text(json.dumps(metrics))
+    a = load_assumptions(ROOT / "assumptions")
+    render_memos(a, load_results(run_dir), tmp_path, projects=[], baseline=load_results(baseline))
+    text = pdf_text(tmp_path / "memos" / "portfolio.pdf")
+    assert "Changes since the previous run" in text
+    assert meur(100.0) in text  # after - before
+
+
+def test_failed_rendering_leaves_previous_memos_intact(run_dir, tmp_path, monkeypatch):
+    out = tmp_path / "out"
+    shutil.copytree(run_dir, out)
+    before = {p.name: p.read_bytes() for p in (out / "memos").iterdir()}
+    import fundmodel.memo.render as render
+
+    calls = []
+
+    def failing(html, path, title):
+        calls.append(path)
+        if len(calls) == 2:
+            raise RuntimeError("disk full")
+        return []
+
+    monkeypatch.setattr(render, "html_to_pdf", failing)
+    a = load_assumptions(ROOT / "assumptions")
+    with pytest.raises(RuntimeError):
+        render_memos(a, load_results(out), out)
+    assert {p.name: p.read_bytes() for p in (out / "memos").iterdir()} == before
+    assert [p.name for p in out.iterdir() if p.name.startswith(".")] == [".lock"]
+
+
+HOSTILE = ('<b>Bold</b> & <script>alert(1)</script> {{ 7*7 }} {% raw %} $x^2$ 100% '
+           'url(file:///etc/passwd) <img src="http://example.com/x.png"> <style>body{display:none}</style>')
+
+
+def test_hostile_text_prints_literally_and_loads_nothing(run_dir, tmp_path, monkeypatch):
+    work = tmp_path / "assumptions"
+    shutil.copytree(ROOT / "assumptions", work)
+    path = work / "projects" / "kz_gallium.yaml"
+    data = path.read_text()
+    data = re.sub(r"^name: .*$", "name: " + json.dumps(HOSTILE), data, count=1, flags=re.M)
+    data = re.sub(r"^(  capex: ).*$", r"\1" + json.dumps("See " + HOSTILE), data, count=1, flags=re.M)
+    path.write_text(data)
+    a = load_assumptions(work)
+    assert a.projects["kz_gallium"].name == HOSTILE
+    assert "See " + HOSTILE == a.projects["kz_gallium"].sources["capex"]
+
+    import fundmodel.memo.render as render
+
+    refused = []
+    original = render.html_to_pdf
+
+    def recording(html, out_path, title):
+        refused.extend(original(html, out_path, title))
+        return refused
+
+    monkeypatch.setattr(render, "html_to_pdf", recording)
+    out = tmp_path / "out"
+    # the results of the default run, described by the hostile assumption files
+    render_memos(a, load_results(run_dir), out, projects=["kz_gallium"])
+    assert refused == []  # nothing even tried to load a URL
+    html = (out / "memos" / "kz_gallium.html").read_text()
+    assert "<script>" not in html and "<img" not in html and "<b>Bold" not in html
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in html
+    text = pdf_text(out / "memos" / "kz_gallium.pdf")
+    collapsed = re.sub(r"\s+", " ", HOSTILE)
+    assert collapsed in text or collapsed.replace(" ", "") in text.replace(" ", "")
+    assert "49" not in re.findall(r"\{\{ ?(\S+)", text)
+
+
+def test_url_fetcher_refuses_everything():
+    from fundmodel.memo.render import refusing_url_fetcher
+
+    fetcher = refusing_url_fetcher()
+    for url in ("file:///etc/passwd", "http://example.com/x.png", "data:text/plain,hi"):
+        with pytest.raises(ValueError):
+            fetcher(url)
+    assert fetcher.refused == ["file:///etc/passwd", "http://example.com/x.png", "data:text/plain,hi"]
+
+
+def test_cli_memo_exit_codes(run_dir, capsys):
+    assert main(["memo", "--out", str(run_dir), "--lang", "fr"]) == 2
+    assert main(["memo", "--assumptions", str(ROOT / "assumptions"), "--out", str(run_dir),
+                 "--project", "no_such_project"]) == 2
+    err = capsys.readouterr().err
+    assert "no_such_project" in err or "results missing" in err
+
+
+def test_cli_run_bad_assumptions_exits_2_and_keeps_previous_output(run_dir, tmp_path, capsys):
+    work = tmp_path / "assumptions"
+    shutil.copytree(ROOT / "assumptions", work)
+    fund = yaml.safe_load((work / "fund.yaml").read_text())
+    fund["discount_rate_nominal"] = "eight"
+    (work / "fund.yaml").write_text(yaml.safe_dump(fund))
+    out = tmp_path / "out"
+    shutil.copytree(run_dir, out)
+    before = (out / "memos" / "portfolio.pdf").read_bytes()
+    assert main(["run", "--assumptions", str(work), "--out", str(out), "--scenarios", "64"]) == 2
+    assert "discount_rate_nominal" in capsys.readouterr().err
+    assert (out / "memos" / "portfolio.pdf").read_bytes() == before
+
+
+def test_a_second_run_into_the_same_folder_is_refused(tmp_path):
+    import fcntl
+
+    from fundmodel.errors import UsageError
+
+    out = tmp_path / "out"
+    out.mkdir()
+    a = load_assumptions(ROOT / "assumptions")
+    with open(out / ".lock", "a+") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)  # another run holds the folder
+        with pytest.raises(UsageError, match="another fundmodel run"):
+            run_all(a, RunSettings.from_assumptions(a, scenarios=64, workers=1), out)
+    assert [p.name for p in out.iterdir()] == [".lock"]

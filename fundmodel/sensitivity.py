@@ -43,7 +43,7 @@ import numpy as np
 import pandas as pd
 
 from .assumptions import Assumptions
-from .assumptions.schema import Copula, Stage, Triangular
+from .assumptions.schema import Copula, SamplingMethod, Stage, Triangular
 from .market import MarketPaths, simulate_market
 from .political import draw_political_events, geopolitical_factor
 from .sampling import BLOCK, ScenarioStreams
@@ -78,6 +78,17 @@ def scale_initial_capex(a: Assumptions, m: float) -> Assumptions:
     """Every project's initial capex budget (``capex.initial_musd``) multiplied by ``m``.
 
     The senior debt keeps its amount (it is drawn pro rata to the budgeted capex profile).
+
+    Parameters
+    ----------
+    a : Assumptions
+    m : float
+        Multiplier (0.8 = -20 %).
+
+    Returns
+    -------
+    Assumptions
+        A changed copy.
     """
     projects = {pid: p.model_copy(update={"capex": p.capex.model_copy(
         update={"initial_musd": p.capex.initial_musd * m})}) for pid, p in a.projects.items()}
@@ -85,7 +96,19 @@ def scale_initial_capex(a: Assumptions, m: float) -> Assumptions:
 
 
 def scale_opex(a: Assumptions, m: float) -> Assumptions:
-    """Every project's unit opex per tonne of ore and fixed opex per year multiplied by ``m``."""
+    """Every project's unit opex per tonne of ore and fixed opex per year multiplied by ``m``.
+
+    Parameters
+    ----------
+    a : Assumptions
+    m : float
+        Multiplier.
+
+    Returns
+    -------
+    Assumptions
+        A changed copy.
+    """
     projects = {}
     for pid, p in a.projects.items():
         ops = p.operations.model_copy(update={
@@ -101,6 +124,22 @@ def scale_political_hazards(a: Assumptions, m: float) -> Assumptions:
 
     An annual probability ``p`` becomes ``1 - (1 - p)^m`` (capped at 0.999), as in the stress
     scenarios; ``m = 1`` leaves the assumptions as they are.
+
+    Parameters
+    ----------
+    a : Assumptions
+    m : float
+        Intensity multiplier (2 = hazards doubled).
+
+    Returns
+    -------
+    Assumptions
+        A changed copy (``a`` itself when ``m == 1``).
+
+    Examples
+    --------
+    >>> round(1 - (1 - 0.02) ** 2, 4)  # an annual probability of 2 % doubled
+    0.0396
     """
     if m == 1.0:
         return a
@@ -127,6 +166,17 @@ def scale_development_durations(a: Assumptions, m: float) -> Assumptions:
     Covers the projects' own triangular durations and the countries' default permitting
     times; ramp-up is unchanged. Only the phases a project still has to go through (by stage)
     matter.
+
+    Parameters
+    ----------
+    a : Assumptions
+    m : float
+        Multiplier of every duration (1.25 = a quarter longer).
+
+    Returns
+    -------
+    Assumptions
+        A changed copy.
     """
     projects = {}
     for pid, p in a.projects.items():
@@ -144,13 +194,37 @@ def scale_development_durations(a: Assumptions, m: float) -> Assumptions:
 
 
 def scale_fx_spot(a: Assumptions, m: float) -> Assumptions:
-    """EUR/USD spot (USD per EUR) multiplied by ``m``; the long-run level is unchanged."""
+    """EUR/USD spot (USD per EUR) multiplied by ``m``; the long-run level is unchanged.
+
+    Parameters
+    ----------
+    a : Assumptions
+    m : float
+        Multiplier (1.1 = a euro 10 % stronger today).
+
+    Returns
+    -------
+    Assumptions
+        A changed copy.
+    """
     fx = a.markets.fx.model_copy(update={"spot": a.markets.fx.spot * m})
     return dataclasses.replace(a, markets=a.markets.model_copy(update={"fx": fx}))
 
 
 def shift_discount_rate(a: Assumptions, d: float) -> Assumptions:
-    """Fund's nominal discount rate plus ``d`` (0.02 = +2 percentage points)."""
+    """Fund's nominal discount rate plus ``d`` (0.02 = +2 percentage points).
+
+    Parameters
+    ----------
+    a : Assumptions
+    d : float
+        Shift of the rate.
+
+    Returns
+    -------
+    Assumptions
+        A changed copy.
+    """
     return dataclasses.replace(a, fund=a.fund.model_copy(
         update={"discount_rate_nominal": a.fund.discount_rate_nominal + d}))
 
@@ -255,7 +329,23 @@ Variant = tuple[str, float]
 
 
 def default_variants(drivers: dict[str, Driver] | None = None) -> dict[str, Variant]:
-    """``{"<driver>/low": (driver, low), "<driver>/high": (driver, high)}`` for every driver."""
+    """The low and high variant of every driver.
+
+    Parameters
+    ----------
+    drivers : dict, optional
+        Drivers by key (default :data:`DRIVERS`).
+
+    Returns
+    -------
+    dict
+        ``{"<driver>/low": (driver, low), "<driver>/high": (driver, high)}``.
+
+    Examples
+    --------
+    >>> default_variants()["political/high"]
+    ('political', 2.0)
+    """
     drivers = DRIVERS if drivers is None else drivers
     out: dict[str, Variant] = {}
     for key, d in drivers.items():
@@ -342,6 +432,45 @@ def variant_values(a: Assumptions, base: Chunk, b: Assumptions, streams: Scenari
     return out
 
 
+class _ReusedStreams(ScenarioStreams):
+    """Streams that keep every draw they hand out, for the many re-runs of one chunk.
+
+    Every draw is a pure function of (seed, stream, scenario rows), so handing the same
+    (read-only) array to each variant changes no number; it saves re-drawing the market
+    shocks, schedule uniforms and political uniforms once per variant.
+    """
+
+    def __init__(self, seed: int, method: SamplingMethod | str) -> None:
+        super().__init__(seed, method)
+        self._kept: dict[tuple, np.ndarray] = {}
+
+    def _keep(self, key: tuple, draw: Callable[[], np.ndarray]) -> np.ndarray:
+        out = self._kept.get(key)
+        if out is None:
+            out = draw()
+            out.flags.writeable = False  # shared by every variant: nobody may change it
+            self._kept[key] = out
+        return out
+
+    def uniforms(self, name: str, start: int, stop: int, dim: int, *, quasi: bool = True,
+                 sobol: bool = True) -> np.ndarray:  # noqa: D102 - as ScenarioStreams.uniforms
+        return self._keep(("u", name, start, stop, dim, quasi, sobol),
+                          lambda: super(_ReusedStreams, self).uniforms(name, start, stop, dim, quasi=quasi,
+                                                                       sobol=sobol))
+
+    def normals(self, name: str, start: int, stop: int, dim: int, *, quasi: bool = True,
+                sobol: bool = True) -> np.ndarray:  # noqa: D102 - as ScenarioStreams.normals
+        return self._keep(("n", name, start, stop, dim, quasi, sobol),
+                          lambda: super(_ReusedStreams, self).normals(name, start, stop, dim, quasi=quasi,
+                                                                      sobol=sobol))
+
+    def pseudo_uniforms_by_dim(self, name: str, start: int, stop: int, dim: int,
+                               dtype=np.float64) -> np.ndarray:  # noqa: D102 - as ScenarioStreams
+        return self._keep(("p", name, start, stop, dim, np.dtype(dtype).str),
+                          lambda: super(_ReusedStreams, self).pseudo_uniforms_by_dim(name, start, stop, dim,
+                                                                                     dtype=dtype))
+
+
 def sensitivity_chunk(a: Assumptions, settings: RunSettings, start: int, stop: int,
                       variants: dict[str, Variant], streams: ScenarioStreams | None = None,
                       *, reuse: bool = True) -> dict:
@@ -357,7 +486,8 @@ def sensitivity_chunk(a: Assumptions, settings: RunSettings, start: int, stop: i
     variants : dict
         ``{name: (driver key, setting)}``, drivers from :data:`DRIVERS`.
     streams : ScenarioStreams, optional
-        The run's streams (created from ``settings`` when omitted).
+        The run's streams (created from ``settings`` when omitted). The draws of
+        ``[start, stop)`` are kept for the variants (a private copy of the streams is used).
     reuse : bool, default True
         See :func:`variant_values`.
 
@@ -367,8 +497,8 @@ def sensitivity_chunk(a: Assumptions, settings: RunSettings, start: int, stop: i
         ``start``, ``stop`` and ``npv``: ``{variant: {project: (project_npv_meur,
         equity_npv_meur)}}`` with the base run under ``"base"``.
     """
-    if streams is None:
-        streams = ScenarioStreams(settings.seed, settings.sampling)
+    streams = _ReusedStreams(settings.seed if streams is None else streams.seed,
+                             settings.sampling if streams is None else streams.method)
     base = simulate_chunk(a, streams, start, stop, copula=settings.copula, copula_dof=settings.copula_dof,
                           with_irr=False)
     npv = {"base": {pid: (v.values.project_npv_meur, v.values.equity_npv_meur) for pid, v in base.projects.items()}}
@@ -397,7 +527,17 @@ def _worker_task(bounds: tuple[int, int]) -> dict:
 
 
 def sensitivity_scenarios(settings: RunSettings) -> int:
-    """Number of scenarios the sensitivity re-runs: the first ``attribution_scenarios`` of the run."""
+    """Number of scenarios the sensitivity re-runs: the first ``attribution_scenarios`` of the run.
+
+    Parameters
+    ----------
+    settings : RunSettings
+
+    Returns
+    -------
+    int
+        ``min(attribution_scenarios, scenarios)``.
+    """
     return min(settings.attribution_scenarios, settings.scenarios)
 
 

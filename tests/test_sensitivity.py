@@ -25,6 +25,7 @@ from fundmodel.sensitivity import (
     default_variants,
     scale_development_durations,
     scale_political_hazards,
+    sensitivity_chunk,
     sensitivity_table,
     variant_values,
 )
@@ -104,7 +105,8 @@ def test_sensitivity_csv_layout(run, small):
     assert (df.se_meur >= 0).all() and (df.scenarios == N_SENS).all()
     assert not df.drop(columns=["label", "low_setting", "high_setting"]).isna().any().any()
     assert _row(df, "mn_ree", "political").label == "Political hazards, Mongolia"
-    assert (_row(df, "kz_tungsten", "price").low_setting, _row(df, "kz_tungsten", "price").high_setting) == ("-20 %", "+20 %")
+    price = _row(df, "kz_tungsten", "price")
+    assert (price.low_setting, price.high_setting) == ("-20 %", "+20 %")
     assert _row(df, "cd_cobalt", "discount_rate").high_setting == "10.0 %"
 
 
@@ -170,15 +172,17 @@ def test_neutral_variant_reproduces_base_exactly(small, exact_chunk):
 
 
 def test_shortcuts_equal_a_full_resimulation(small, exact_chunk):
-    streams, chunk = exact_chunk
+    # the variants reuse the base chunk's pieces and draws: same numbers as re-simulating
+    # the changed assumptions from scratch on the run's streams
+    streams, _ = exact_chunk
+    fast = sensitivity_chunk(small, _settings(small), 0, N_EXACT, default_variants())["npv"]
     for name, (key, setting) in default_variants().items():
-        b = DRIVERS[key].perturb(small, setting)
-        fast = variant_values(small, chunk, b, streams)
-        full = simulate_chunk(b, streams, 0, N_EXACT, with_irr=False)
+        full = simulate_chunk(DRIVERS[key].perturb(small, setting), streams, 0, N_EXACT, with_irr=False)
         for pid in SUBSET:
-            for m in ("project_npv_meur", "equity_npv_meur"):
-                np.testing.assert_array_equal(getattr(fast[pid], m), getattr(full.projects[pid].values, m),
-                                              err_msg=f"{name}: {pid} {m}")
+            np.testing.assert_array_equal(fast[name][pid][0], full.projects[pid].values.project_npv_meur,
+                                          err_msg=f"{name}: {pid} project NPV")
+            np.testing.assert_array_equal(fast[name][pid][1], full.projects[pid].values.equity_npv_meur,
+                                          err_msg=f"{name}: {pid} equity NPV")
 
 
 def test_same_seed_same_file_whatever_the_workers(run, small):
@@ -194,9 +198,11 @@ def test_perturbations_leave_the_input_alone(small):
     after = doubled.countries.countries["MN"].events.expropriation.annual_probability
     assert after == pytest.approx(1 - (1 - before) ** 2)
     slower = scale_development_durations(small, 1.25)
-    tri, tri0 = slower.projects["kz_tungsten"].schedule.construction_years, small.projects["kz_tungsten"].schedule.construction_years
+    tri = slower.projects["kz_tungsten"].schedule.construction_years
+    tri0 = small.projects["kz_tungsten"].schedule.construction_years
     assert (tri.min, tri.mode, tri.max) == (tri0.min * 1.25, tri0.mode * 1.25, tri0.max * 1.25)
-    assert slower.countries.countries["MN"].permitting_years.mode == 1.25 * small.countries.countries["MN"].permitting_years.mode
+    permitting, permitting0 = (x.countries.countries["MN"].permitting_years for x in (slower, small))
+    assert permitting.mode == 1.25 * permitting0.mode
 
 
 def test_sensitivity_does_not_depend_on_the_portfolio():
@@ -238,7 +244,8 @@ def test_price_fan_equals_numpy_percentiles_of_the_saved_arrays(run, small):
         assert (rows.p5 <= rows.p25).all() and (rows.p25 <= rows.p50).all() and (rows.p75 <= rows.p95).all()
         assert set(rows.unit) == {"USD per EUR" if name == "EURUSD" else "USD/t nominal"}
     ndpr = fan[fan.material == "ndpr"].iloc[0]
-    assert ndpr.p5 == ndpr.p95 == pytest.approx(small.markets.materials["ndpr"].spot_usd_per_t, rel=1e-6)  # year 0: spot
+    spot = small.markets.materials["ndpr"].spot_usd_per_t
+    assert ndpr.p5 == ndpr.p95 == pytest.approx(spot, rel=1e-6)  # year 0 is priced at spot
 
 
 def test_first_production_shares(run, small):

@@ -126,6 +126,8 @@ def value_distribution(equity_npv_meur: np.ndarray, project_npv_meur: np.ndarray
             ax.hist(np.clip(irr, ilo, ihi), bins=40, color=COLOURS["equity"], alpha=0.85, histtype="stepfilled")
             ax.set_yticks([])
         ax.set_xlabel(f"{labels['equity_irr']} (%)")
+        for ax in axes:
+            ax.xaxis.set_major_locator(matplotlib.ticker.MaxNLocator(nbins=4))
         fig.tight_layout()
         return _svg(fig)
 
@@ -296,6 +298,6 @@ def supply(materials: list[str], secured_t: np.ndarray, target_t: np.ndarray, la
         ax.set_yticks(ys, materials)
         ax.set_xlabel("t / year")
         ax.grid(axis="y", visible=False)
-        ax.legend(loc="lower right")
+        ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.25), ncols=2)
         fig.tight_layout()
         return _svg(fig)

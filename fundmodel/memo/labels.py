@@ -371,7 +371,7 @@ class Formatter:
     'EUR 1,234.6 m'
     >>> Formatter("de").meur(1234.56)
     '1.234,6 Mio. EUR'
-    >>> Formatter("en").pct(0.2345)
+    >>> Formatter("en").pct(0.2346)
     '23.5 %'
     >>> Formatter("en").num(None)
     'n/a'

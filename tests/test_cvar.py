@@ -418,3 +418,37 @@ def test_inconsistent_input_is_rejected_before_solving():
         optimize_cvar(values, objective="max_sharpe")
     with pytest.raises(ValueError, match="constraint names must be unique"):
         optimize_cvar(values, A_ub=np.ones((1, 3)), b_ub=[1.0], mean_floor=0.0, constraint_names=[MEAN_FLOOR])
+
+
+def test_extra_cvar_limit_at_another_level_holds_and_matches_the_cap_at_the_same_level():
+    rng = np.random.default_rng(7)
+    values = rng.normal(0.05, 0.2, size=(800, 4)) * np.array([1.0, 2.0, 0.5, 1.5])
+    kw = dict(A_ub=[[1.0, 1.0, 1.0, 1.0]], b_ub=[1.0], bounds=(0, 1))
+    free = optimize_cvar(values, beta=0.95, objective="max_mean", cvar_cap=0.5, **kw)
+    cap90 = 0.5 * cvar_from_losses(free.losses, 0.9)
+    res = optimize_cvar(values, beta=0.95, objective="max_mean", cvar_cap=0.5,
+                        cvar_limits=[("cvar90", 0.9, cap90)], **kw)
+    assert cvar_from_losses(res.losses, 0.9) <= cap90 + 1e-9
+    assert res.cvar_limits["cvar90"] == pytest.approx(cvar_from_losses(res.losses, 0.9), abs=1e-12)
+    assert "cvar90" in res.binding and res.shadow_prices["cvar90"] > 0
+    # the same limit at the main level is the plain CVaR cap
+    same = optimize_cvar(values, beta=0.9, objective="max_mean", cvar_limits=[("c", 0.9, cap90)], **kw)
+    plain = optimize_cvar(values, beta=0.9, objective="max_mean", cvar_cap=cap90, **kw)
+    assert same.expected_value == pytest.approx(plain.expected_value, rel=1e-9)
+    assert same.shadow_prices["c"] == pytest.approx(plain.shadow_prices["cvar cap"], rel=1e-6)
+    # and the MILP path enforces it too
+    mixed = optimize_cvar(values, beta=0.95, objective="max_mean", cvar_limits=[("c", 0.9, cap90)],
+                          integrality=[1, 0, 0, 0], **kw)
+    assert cvar_from_losses(mixed.losses, 0.9) <= cap90 + 1e-7
+    assert mixed.expected_value <= same.expected_value + 1e-7, "integrality only restricts"
+
+
+def test_warm_started_frontier_equals_cold_solves():
+    rng = np.random.default_rng(11)
+    values = rng.standard_t(4, size=(1500, 6)) * 0.1 + np.linspace(0.0, 0.05, 6)
+    kw = dict(beta=0.9, A_eq=[[1.0] * 6], b_eq=[1.0], bounds=(0, 0.5))
+    warm = efficient_frontier(values, 7, warm_start=True, **kw)
+    cold = efficient_frontier(values, 7, warm_start=False, **kw)
+    np.testing.assert_allclose(warm.cvar, cold.cvar, atol=1e-9)
+    np.testing.assert_allclose(warm.expected_value, cold.expected_value, atol=1e-9)
+    np.testing.assert_allclose(warm.cvar, cvar_from_losses(-values @ warm.x.T, 0.9), atol=1e-12)

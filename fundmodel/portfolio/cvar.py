@@ -61,6 +61,7 @@ __all__ = [
     "optimize_cvar",
     "minimize_cvar",
     "efficient_frontier",
+    "efficient_frontiers",
 ]
 
 #: Name of the expected-value floor in shadow prices, ``binding`` and relaxations.
@@ -177,6 +178,9 @@ class CVaRResult:
         ``"highs (linprog)"`` or ``"highs (milp)"``.
     solve_seconds : float
         Wall time of the solve [s].
+    cvar_limits : dict of str to float
+        Exact CVaR of the solution at the level of each of the ``cvar_limits`` of
+        :func:`optimize_cvar`, by name [value units].
     """
 
     x: np.ndarray
@@ -194,6 +198,7 @@ class CVaRResult:
     binding: tuple[str, ...]
     solver: str
     solve_seconds: float
+    cvar_limits: dict[str, float] = field(default_factory=dict)
 
     def allocation(self) -> dict[str, float]:
         """``{name: x_i}`` of the solution."""
@@ -440,14 +445,17 @@ class _Model:
     """``min c_x.x + theta * (alpha + tau.u)`` over ``x`` (n), ``alpha`` (free), ``u >= 0``.
 
     Subject to the named rows ``G x (+ alpha + tau.u on the CVaR-cap row) <= h`` and
-    ``E x == e``, the tail rows ``-V x - alpha - u <= 0`` (only when ``values`` is set)
-    and ``lb <= x <= ub`` (integer where ``integrality`` is 1).
+    ``E x == e``, the tail rows ``-V x - alpha - u <= 0`` (only when ``tau`` is set)
+    and ``lb <= x <= ub`` (integer where ``integrality`` is 1). Each entry
+    ``(tau_t, row_t)`` of ``extra_tails`` adds its own ``alpha_t``, ``u_t >= 0`` with
+    ``-V x - alpha_t - u_t <= 0`` and puts ``alpha_t + tau_t.u_t`` on named row ``row_t``
+    (a CVaR cap at another confidence level); ``values`` is set whenever any tail is.
     """
 
     c_x: np.ndarray  # (n,)
     theta: float  # weight of alpha + tau.u (the CVaR) in the objective
     values: np.ndarray | None  # V, (n_scenarios, n) or None: no tail rows
-    tau: np.ndarray | None  # p / (1 - beta), (n_scenarios,)
+    tau: np.ndarray | None  # p / (1 - beta), (n_scenarios,), or None: no main tail
     g: sparse.csr_array  # (m, n)
     h: np.ndarray  # (m,)
     cap_row: int | None  # row of g that is the CVaR cap
@@ -458,6 +466,7 @@ class _Model:
     integrality: np.ndarray | None  # (n,) of 0/1, or None for an LP
     row_names: list[str]  # m names of G rows, then m_eq names of E rows
     var_names: list[str]
+    extra_tails: list[tuple[np.ndarray, int]] = field(default_factory=list)  # (tau_t, row of g)
 
     @property
     def n(self) -> int:
@@ -477,80 +486,212 @@ class _Solution:
     w: np.ndarray | None = None  # multipliers of the equality rows
 
 
-def _solve_dual(model: _Model, method: str, options: Mapping | None) -> _Solution:
-    """Solve the LP through its explicit dual, which has ``n + 1`` equality rows.
+@dataclass
+class _DualLP:
+    """Arrays of the explicit dual of a :class:`_Model` (see :func:`_dual_program`)."""
+
+    c: np.ndarray
+    a_ub: sparse.csc_array | None
+    b_ub: np.ndarray | None
+    a_eq: sparse.csc_array
+    b_eq: np.ndarray
+    lo: np.ndarray
+    hi: np.ndarray
+    n_q: int  # columns of the main tail's scenario weights, first in the column order
+    m: int  # named <= rows; their multipliers are columns n_q .. n_q + m
+    m_eq: int
+
+
+def _dual_program(model: _Model) -> _DualLP:
+    """The explicit dual of the LP, which has ``n + 1`` equality rows (+1 per extra tail).
 
     The primal has one row per scenario and dense columns, which the simplex method
     handles slowly; in the dual the scenarios are bounded columns ``q_k`` (the tail
     probabilities) and the primal ``x`` and ``alpha`` are the dual's row marginals.
     Dual variables: ``q`` (scenarios), ``y >= 0`` (named rows), ``w`` (equalities),
-    ``d_l, d_u >= 0`` (finite bounds of x). Rows: for each x_j
-    ``G^T y + E^T w - V^T q - d_l + d_u = -c_x``; for alpha ``y_cap - sum q = -theta``;
-    with a cap, ``q_k - tau_k y_cap <= theta tau_k`` (else the bound ``q_k <= theta tau_k``).
+    ``d_l, d_u >= 0`` (finite bounds of x), then ``q_t >= 0`` per extra tail. Rows: for
+    each x_j ``G^T y + E^T w - V^T q - V^T q_t - d_l + d_u = -c_x``; for alpha
+    ``y_cap - sum q = -theta``; with a cap, ``q_k - tau_k y_cap <= theta tau_k`` (else the
+    bound ``q_k <= theta tau_k``); per extra tail ``y_t - sum q_t = 0`` and
+    ``q_tk - tau_tk y_t <= 0``.
     """
     n, m, m_eq = model.n, model.g.shape[0], model.e_mat.shape[0]
-    tail = model.values is not None
-    n_q = model.values.shape[0] if tail else 0
+    main = model.tau is not None
+    n_s = model.values.shape[0] if model.values is not None else 0
+    n_q = n_s if main else 0
+    extra = model.extra_tails
     fin_l = np.flatnonzero(np.isfinite(model.lb))
     fin_u = np.flatnonzero(np.isfinite(model.ub))
     eye_n = sparse.eye_array(n, format="csc")
-    x_rows = sparse.hstack([
-        sparse.csc_array(-model.values.T) if tail else sparse.csc_array((n, 0)),
-        model.g.T, model.e_mat.T, -eye_n[:, fin_l], eye_n[:, fin_u],
-    ], format="csc")
+    neg_vt = sparse.csc_array(-model.values.T) if n_s else None
+    blocks = [neg_vt if main else sparse.csc_array((n, 0)), model.g.T, model.e_mat.T,
+              -eye_n[:, fin_l], eye_n[:, fin_u]] + [neg_vt] * len(extra)
+    x_rows = sparse.hstack(blocks, format="csc")
     n_cols = x_rows.shape[1]
+    base = n_q + m + m_eq + fin_l.size + fin_u.size  # first column of the extra tails
     rows, rhs = [x_rows], [-model.c_x]
-    if tail:
+    if main:
         alpha_row = np.zeros((1, n_cols))
         alpha_row[0, :n_q] = -1.0
         if model.cap_row is not None:
             alpha_row[0, n_q + model.cap_row] = 1.0
         rows.append(sparse.csc_array(alpha_row))
         rhs.append(np.array([-model.theta]))
+    for t, (_, row_t) in enumerate(extra):
+        alpha_row = np.zeros((1, n_cols))
+        alpha_row[0, base + t * n_s: base + (t + 1) * n_s] = -1.0
+        alpha_row[0, n_q + row_t] = 1.0
+        rows.append(sparse.csc_array(alpha_row))
+        rhs.append(np.zeros(1))
     a_eq = sparse.vstack(rows, format="csc")
     b_eq = np.concatenate(rhs)
-    a_ub = b_ub = None
+    ub_blocks, ub_rhs = [], []
     q_hi = np.full(n_q, np.inf)
-    if tail and model.cap_row is not None:
+    if main and model.cap_row is not None:
         cap_col = sparse.csc_array((-model.tau, (np.arange(n_q), np.full(n_q, n_q + model.cap_row))),
                                    shape=(n_q, n_cols))
-        a_ub = (sparse.eye_array(n_q, n_cols, format="csc") + cap_col).tocsc()
-        b_ub = model.theta * model.tau
-    elif tail:
+        ub_blocks.append((sparse.eye_array(n_q, n_cols, format="csc") + cap_col).tocsc())
+        ub_rhs.append(model.theta * model.tau)
+    elif main:
         q_hi = model.theta * model.tau
-    c = np.concatenate([np.zeros(n_q), model.h, model.e, -model.lb[fin_l], model.ub[fin_u]])
-    lo = np.concatenate([np.zeros(n_q + m), np.full(m_eq, -np.inf), np.zeros(fin_l.size + fin_u.size)])
+    k = np.arange(n_s)
+    for t, (tau_t, row_t) in enumerate(extra):
+        entries = (np.concatenate([np.ones(n_s), -tau_t]),
+                   (np.concatenate([k, k]), np.concatenate([base + t * n_s + k, np.full(n_s, n_q + row_t)])))
+        ub_blocks.append(sparse.csc_array(entries, shape=(n_s, n_cols)))
+        ub_rhs.append(np.zeros(n_s))
+    a_ub = sparse.vstack(ub_blocks, format="csc") if ub_blocks else None
+    b_ub = np.concatenate(ub_rhs) if ub_blocks else None
+    n_extra = n_s * len(extra)
+    c = np.concatenate([np.zeros(n_q), model.h, model.e, -model.lb[fin_l], model.ub[fin_u], np.zeros(n_extra)])
+    lo = np.concatenate([np.zeros(n_q + m), np.full(m_eq, -np.inf), np.zeros(fin_l.size + fin_u.size),
+                         np.zeros(n_extra)])
     hi = np.concatenate([q_hi, np.full(n_cols - n_q, np.inf)])
+    return _DualLP(c=c, a_ub=a_ub, b_ub=b_ub, a_eq=a_eq, b_eq=b_eq, lo=lo, hi=hi, n_q=n_q, m=m, m_eq=m_eq)
+
+
+def _solve_dual(model: _Model, method: str, options: Mapping | None) -> _Solution:
+    """Solve the LP through its explicit dual (:func:`_dual_program`) with ``linprog``."""
+    d = _dual_program(model)
+    n = model.n
     with warnings.catch_warnings():  # extra HiGHS options are passed through with a warning
         warnings.filterwarnings("ignore", "Unrecognized options", OptimizeWarning)
-        res = linprog(c, A_ub=a_ub, b_ub=b_ub, A_eq=a_eq, b_eq=b_eq, bounds=np.column_stack([lo, hi]),
-                      method=method, options=dict(options or {}))
+        res = linprog(d.c, A_ub=d.a_ub, b_ub=d.b_ub, A_eq=d.a_eq, b_eq=d.b_eq,
+                      bounds=np.column_stack([d.lo, d.hi]), method=method, options=dict(options or {}))
     if res.status == 0:
         marg = np.asarray(res.eqlin.marginals)
         return _Solution(x=marg[:n].copy(), fun=-float(res.fun), status=0, message=str(res.message),
-                         y=res.x[n_q:n_q + m].copy(), w=res.x[n_q + m:n_q + m + m_eq].copy())
+                         y=res.x[d.n_q:d.n_q + d.m].copy(), w=res.x[d.n_q + d.m:d.n_q + d.m + d.m_eq].copy())
     status = {2: 5, 3: 2}.get(int(res.status), 4)  # dual infeasible: primal infeasible or unbounded
     return _Solution(x=None, fun=np.nan, status=status, message=str(res.message))
 
 
+class _WarmDual:
+    """The dual LP kept in one HiGHS instance, re-solved from the last basis after cost changes.
+
+    Used by :func:`efficient_frontier`: between two points only the mean floor changes,
+    which is the cost of one dual column, so the previous optimal basis stays feasible
+    and a few simplex iterations reach the next point (about ten times faster than a
+    cold solve at 20,000 scenarios). Uses the HiGHS bindings bundled with SciPy
+    (``scipy.optimize._highspy``), the same solver and options as ``linprog(method="highs")``;
+    :meth:`create` returns ``None`` when they are unavailable, and callers then solve cold.
+    """
+
+    def __init__(self, highs, d: _DualLP, n: int, n_ub: int):
+        self.highs, self.d, self.n, self.n_ub = highs, d, n, n_ub
+
+    @classmethod
+    def create(cls, model: _Model, options: Mapping | None) -> "_WarmDual | None":
+        try:
+            from scipy.optimize._highspy import _core
+        except ImportError:  # pragma: no cover - SciPy without its HiGHS bindings
+            return None
+        try:
+            d = _dual_program(model)
+            a = d.a_eq if d.a_ub is None else sparse.vstack([d.a_ub, d.a_eq], format="csc")
+            a = sparse.csc_array(a)
+            a.sort_indices()
+            n_ub = 0 if d.b_ub is None else d.b_ub.size
+            inf = _core.kHighsInf
+            lp = _core.HighsLp()
+            lp.num_col_, lp.num_row_ = a.shape[1], a.shape[0]
+            lp.a_matrix_.num_col_, lp.a_matrix_.num_row_ = a.shape[1], a.shape[0]
+            lp.a_matrix_.format_ = _core.MatrixFormat.kColwise
+            lp.a_matrix_.start_ = a.indptr
+            lp.a_matrix_.index_ = a.indices
+            lp.a_matrix_.value_ = a.data
+            lp.col_cost_ = d.c
+            lp.col_lower_ = np.where(np.isinf(d.lo), -inf, d.lo)
+            lp.col_upper_ = np.where(np.isinf(d.hi), inf, d.hi)
+            lp.row_lower_ = np.concatenate([np.full(n_ub, -inf), d.b_eq])
+            lp.row_upper_ = np.concatenate([np.zeros(0) if d.b_ub is None else d.b_ub, d.b_eq])
+            highs = _core._Highs()
+            highs.setOptionValue("output_flag", False)
+            highs.setOptionValue("simplex_strategy", 1)  # dual simplex, as linprog(method="highs")
+            for key, val in dict(options or {}).items():
+                if val is not None and key not in ("disp", "presolve", "maxiter"):
+                    highs.setOptionValue(key, val)
+            highs.passModel(lp)
+        except Exception:  # pragma: no cover - binding API differs: solve cold instead
+            return None
+        return cls(highs, d, model.n, n_ub)
+
+    def set_floor(self, row: int, floor: float | None) -> None:
+        """Set the mean floor (named row ``row``) to ``floor``; ``None`` switches it off."""
+        col = self.d.n_q + row
+        if floor is None:
+            self.highs.changeColBounds(col, 0.0, 0.0)
+        else:
+            self.highs.changeColBounds(col, 0.0, self.highs.getInfinity())
+            self.highs.changeColCost(col, -float(floor))
+
+    def solve(self) -> _Solution | None:
+        """Solve from the current basis; ``None`` unless optimal (the caller solves cold)."""
+        try:
+            self.highs.run()
+            from scipy.optimize._highspy import _core
+
+            if self.highs.getModelStatus() != _core.HighsModelStatus.kOptimal:
+                return None
+            sol = self.highs.getSolution()
+            row_dual = np.asarray(sol.row_dual, dtype=float)
+            col = np.asarray(sol.col_value, dtype=float)
+        except Exception:  # pragma: no cover
+            return None
+        d = self.d
+        x = row_dual[self.n_ub:self.n_ub + self.n].copy()
+        fun = -float(self.highs.getInfo().objective_function_value)
+        return _Solution(x=x, fun=fun, status=0, message="Optimization terminated successfully. (warm start)",
+                         y=col[d.n_q:d.n_q + d.m].copy(), w=col[d.n_q + d.m:d.n_q + d.m + d.m_eq].copy())
+
+
 def _solve_milp(model: _Model, options: Mapping | None) -> _Solution:
-    """Solve the primal with ``scipy.optimize.milp`` over ``z = [x, alpha, u]``."""
+    """Solve the primal with ``scipy.optimize.milp`` over ``z = [x, (alpha, u) per tail]``."""
     n, m = model.n, model.g.shape[0]
-    tail = model.values is not None
-    n_q = model.values.shape[0] if tail else 0
-    n_extra = (1 + n_q) if tail else 0
-    tail_cost = np.concatenate([[1.0], model.tau]) if tail else np.zeros(0)
-    c = np.concatenate([model.c_x, model.theta * tail_cost])
-    g_extra = np.zeros((m, n_extra))
-    if model.cap_row is not None:
-        g_extra[model.cap_row] = tail_cost
+    n_s = model.values.shape[0] if model.values is not None else 0
+    tails = ([(model.tau, model.cap_row, True)] if model.tau is not None else []) + \
+        [(tau_t, row_t, False) for tau_t, row_t in model.extra_tails]
+    blk = 1 + n_s
+    n_extra = blk * len(tails)
+    c_tail, g_extra = [], np.zeros((m, n_extra))
+    for k, (tau, row, is_main) in enumerate(tails):
+        cost = np.concatenate([[1.0], tau])
+        c_tail.append(model.theta * cost if is_main else np.zeros(blk))
+        if row is not None:
+            g_extra[row, k * blk:(k + 1) * blk] = cost
+    c = np.concatenate([model.c_x] + c_tail)
     blocks = [sparse.hstack([model.g, sparse.csr_array(g_extra)], format="csr")]
     lo, hi = [np.full(m, -np.inf)], [model.h]
-    if tail:
-        blocks.append(sparse.hstack([sparse.csr_array(-model.values), sparse.csr_array(-np.ones((n_q, 1))),
-                                     -sparse.eye_array(n_q, format="csr")], format="csr"))
-        lo.append(np.full(n_q, -np.inf))
-        hi.append(np.zeros(n_q))
+    for k in range(len(tails)):
+        parts = [sparse.csr_array(-model.values)]
+        if k:
+            parts.append(sparse.csr_array((n_s, k * blk)))
+        parts += [sparse.csr_array(-np.ones((n_s, 1))), -sparse.eye_array(n_s, format="csr")]
+        if n_extra - (k + 1) * blk:
+            parts.append(sparse.csr_array((n_s, n_extra - (k + 1) * blk)))
+        blocks.append(sparse.hstack(parts, format="csr"))
+        lo.append(np.full(n_s, -np.inf))
+        hi.append(np.zeros(n_s))
     if model.e_mat.shape[0]:
         blocks.append(sparse.hstack([model.e_mat, sparse.csr_array((model.e_mat.shape[0], n_extra))],
                                     format="csr"))
@@ -558,7 +699,7 @@ def _solve_milp(model: _Model, options: Mapping | None) -> _Solution:
         hi.append(model.e)
     a = sparse.vstack(blocks, format="csr")
     cons = [LinearConstraint(a, np.concatenate(lo), np.concatenate(hi))] if a.shape[0] else []
-    lb = np.concatenate([model.lb, [-np.inf] if tail else [], np.zeros(n_q)])
+    lb = np.concatenate([model.lb] + [np.concatenate([[-np.inf], np.zeros(n_s)])] * len(tails))
     ub = np.concatenate([model.ub, np.full(n_extra, np.inf)])
     integ = np.concatenate([model.integrality, np.zeros(n_extra, dtype=int)])
     res = milp(c, integrality=integ, bounds=Bounds(lb, ub), constraints=cons, options=dict(options or {}))
@@ -603,10 +744,11 @@ def _elastic(model: _Model, allowed: Sequence[int] | None, method: str, options)
             else:
                 j = m + 2 * (i - m)
                 hi_s[j:j + 2] = np.inf
-    with_tail = model.cap_row is not None
+    with_tail = model.cap_row is not None  # the main tail matters only through its cap here
+    any_tail = with_tail or bool(model.extra_tails)
     elastic = _Model(
         c_x=np.concatenate([np.zeros(n), np.ones(n_s)]), theta=0.0,
-        values=np.hstack([model.values, np.zeros((model.values.shape[0], n_s))]) if with_tail else None,
+        values=np.hstack([model.values, np.zeros((model.values.shape[0], n_s))]) if any_tail else None,
         tau=model.tau if with_tail else None,
         g=sparse.hstack([model.g, s_ub], format="csr"), h=model.h,
         cap_row=model.cap_row,
@@ -615,6 +757,7 @@ def _elastic(model: _Model, allowed: Sequence[int] | None, method: str, options)
         integrality=None if model.integrality is None
         else np.concatenate([model.integrality, np.zeros(n_s, dtype=int)]),
         row_names=model.row_names, var_names=model.var_names + [f"slack[{i}]" for i in range(n_s)],
+        extra_tails=model.extra_tails,
     )
     sol = _solve_model(elastic, method, options)
     if sol.x is None or sol.status not in (0, 1):
@@ -737,6 +880,7 @@ def optimize_cvar(
     method: str = "highs",
     options: Mapping | None = None,
     binding_tol: float = 1e-7,
+    cvar_limits: Sequence[tuple[str, float, float]] | None = None,
 ) -> CVaRResult:
     """Optimise an allocation for CVaR over a scenario matrix (Rockafellar-Uryasev LP).
 
@@ -787,6 +931,12 @@ def optimize_cvar(
         Passed to ``linprog`` / ``milp`` (e.g. ``{"time_limit": 60}``).
     binding_tol : float, default 1e-7
         A constraint is binding when its slack is below ``binding_tol * max(1, |rhs|)``.
+    cvar_limits : sequence of (str, float, float), optional
+        Further CVaR caps ``(name, beta_t, cap_t)``: ``CVaR_beta_t(x) <= cap_t`` at their own
+        confidence levels, each a named constraint (shadow price, ``binding``, relaxation)
+        with its own auxiliary ``alpha_t, u_t``. E.g. a probability-of-loss limit
+        ``P(loss > t) <= a`` is implied by ``(name, 1 - a, t)``, because
+        ``VaR_beta <= CVaR_beta``.
 
     Returns
     -------
@@ -829,6 +979,43 @@ def optimize_cvar(
     ('fully invested',)
     """
     t0 = time.perf_counter()
+    prep = _prepare(scenario_values, beta=beta, objective=objective, mean_floor=mean_floor, cvar_cap=cvar_cap,
+                    risk_aversion=risk_aversion, A_ub=A_ub, b_ub=b_ub, A_eq=A_eq, b_eq=b_eq, bounds=bounds,
+                    integrality=integrality, names=names, constraint_names=constraint_names,
+                    probabilities=probabilities, mean_values=mean_values, cvar_limits=cvar_limits,
+                    binding_tol=binding_tol)
+    sol = _solve_model(prep.model, method, options)
+    if sol.status in (2, 5):
+        _diagnose_infeasible(prep.model, method, options)  # raises
+    if sol.status == 3:
+        raise UnboundedProblem(_unbounded_message(prep.model))
+    if sol.x is None or sol.status not in (0, 1):
+        raise SolverFailure(f"HiGHS could not solve the CVaR program (status {sol.status}): {sol.message}")
+    return _finish(prep, sol, t0)
+
+
+@dataclass
+class _Prepared:
+    """A validated problem of :func:`optimize_cvar` and what is needed to report its solution."""
+
+    model: _Model
+    v: np.ndarray
+    p: np.ndarray | None
+    mean: np.ndarray
+    objective: Objective
+    beta: float
+    ub_names: list[str]
+    eq_names: list[str]
+    cvar_cap: float | None
+    limits: list[tuple[str, float, float, int]]  # (name, beta, cap, row) of the extra CVaR caps
+    binding_tol: float
+    floor_row: int | None
+
+
+def _prepare(scenario_values, *, beta, objective, mean_floor, cvar_cap, risk_aversion, A_ub, b_ub, A_eq, b_eq,
+             bounds, integrality, names, constraint_names, probabilities, mean_values, cvar_limits,
+             binding_tol) -> _Prepared:
+    """Validate the arguments of :func:`optimize_cvar` and build its :class:`_Model`."""
     beta = _check_beta(beta)
     try:
         objective = Objective(objective)
@@ -856,6 +1043,16 @@ def optimize_cvar(
     for label, val in (("mean_floor", mean_floor), ("cvar_cap", cvar_cap)):
         if val is not None and not np.isfinite(val):
             raise ValueError(f"{label} must be finite, got {val!r}")
+    limits_in = []
+    for item in cvar_limits or ():
+        try:
+            lname, lbeta, lcap = item
+        except (TypeError, ValueError):
+            raise ValueError(f"cvar_limits entries must be (name, beta, cap) triples, got {item!r}") from None
+        lbeta = _check_beta(lbeta)
+        if not np.isfinite(float(lcap)):
+            raise ValueError(f"cap of CVaR limit '{lname}' must be finite, got {lcap!r}")
+        limits_in.append((str(lname), lbeta, float(lcap)))
     integ = None
     if integrality is not None:
         integ_x = np.broadcast_to(np.asarray(integrality, dtype=int), (n,)).copy()
@@ -868,8 +1065,9 @@ def optimize_cvar(
     theta = {Objective.MIN_CVAR: 1.0, Objective.MAX_MEAN: 0.0, Objective.BLEND: float(risk_aversion)}[objective]
     c_x = np.zeros(n) if objective is Objective.MIN_CVAR else -mean
     g_rows, h = [a_ub], [b_ub_]
-    cap_row = None
+    cap_row = floor_row = None
     if mean_floor is not None:
+        floor_row = sum(r.shape[0] for r in g_rows)
         g_rows.append(-mean[None, :])
         h.append(np.array([-float(mean_floor)]))
         ub_names.append(MEAN_FLOOR)
@@ -878,46 +1076,59 @@ def optimize_cvar(
         g_rows.append(np.zeros((1, n)))
         h.append(np.array([float(cvar_cap)]))
         ub_names.append(CVAR_CAP)
+    limits, extra_tails = [], []
+    for lname, lbeta, lcap in limits_in:
+        row = sum(r.shape[0] for r in g_rows)
+        g_rows.append(np.zeros((1, n)))
+        h.append(np.array([lcap]))
+        ub_names.append(lname)
+        limits.append((lname, lbeta, lcap, row))
+        extra_tails.append((p_eff / (1.0 - lbeta), row))
     row_names = ub_names + eq_names
     if len(set(row_names)) != len(row_names):
         raise ValueError(f"constraint names must be unique and differ from '{MEAN_FLOOR}' and "
                          f"'{CVAR_CAP}', got {row_names}")
     model = _Model(
-        c_x=c_x, theta=theta, values=v if need_tail else None,
+        c_x=c_x, theta=theta, values=v if (need_tail or extra_tails) else None,
         tau=p_eff / (1.0 - beta) if need_tail else None,
         g=sparse.csr_array(np.vstack(g_rows)), h=np.concatenate(h), cap_row=cap_row,
         e_mat=sparse.csr_array(a_eq), e=b_eq_, lb=lb, ub=ub, integrality=integ,
-        row_names=row_names, var_names=var_names,
+        row_names=row_names, var_names=var_names, extra_tails=extra_tails,
     )
-    sol = _solve_model(model, method, options)
-    if sol.status in (2, 5):
-        _diagnose_infeasible(model, method, options)  # raises
-    if sol.status == 3:
-        raise UnboundedProblem(_unbounded_message(model))
-    if sol.x is None or sol.status not in (0, 1):
-        raise SolverFailure(f"HiGHS could not solve the CVaR program (status {sol.status}): {sol.message}")
+    return _Prepared(model=model, v=v, p=p, mean=mean, objective=objective, beta=beta, ub_names=ub_names,
+                     eq_names=eq_names, cvar_cap=None if cvar_cap is None else float(cvar_cap), limits=limits,
+                     binding_tol=binding_tol, floor_row=floor_row)
 
-    x = np.clip(sol.x, lb, ub) + 0.0  # remove round-off outside the bounds (and -0.0)
-    losses = -(v @ x)
-    cvar = cvar_from_losses(losses, beta, p)
-    var = var_from_losses(losses, beta, p)
-    ev = float(mean @ x)
-    objective_value = sol.fun if objective is Objective.MIN_CVAR else -sol.fun
+
+def _finish(prep: _Prepared, sol: _Solution, t0: float) -> CVaRResult:
+    """The :class:`CVaRResult` of a usable solution (exact VaR and CVaR from its losses)."""
+    model = prep.model
+    x = np.clip(sol.x, model.lb, model.ub) + 0.0  # remove round-off outside the bounds (and -0.0)
+    losses = -(prep.v @ x)
+    cvar = cvar_from_losses(losses, prep.beta, prep.p)
+    var = var_from_losses(losses, prep.beta, prep.p)
+    ev = float(prep.mean @ x)
+    objective_value = sol.fun if prep.objective is Objective.MIN_CVAR else -sol.fun
     shadow = None
     if sol.y is not None:
-        shadow = {name: float(val) + 0.0 for name, val in zip(row_names, np.concatenate([sol.y, sol.w]))}
+        shadow = {name: float(val) + 0.0 for name, val in zip(model.row_names, np.concatenate([sol.y, sol.w]))}
     slack = model.h - model.g @ x
-    if cap_row is not None:  # the exact CVaR, not the LP's bound on it
-        slack[cap_row] = float(cvar_cap) - cvar
+    if model.cap_row is not None:  # the exact CVaR, not the LP's bound on it
+        slack[model.cap_row] = prep.cvar_cap - cvar
+    limit_cvar = {}
+    for lname, lbeta, lcap, row in prep.limits:
+        limit_cvar[lname] = float(cvar_from_losses(losses, lbeta, prep.p))
+        slack[row] = lcap - limit_cvar[lname]
     scale = np.maximum(1.0, np.abs(model.h))
-    binding = [ub_names[i] for i in range(len(ub_names)) if slack[i] <= binding_tol * scale[i]]
-    binding += eq_names
+    ub_names = prep.ub_names
+    binding = [ub_names[i] for i in range(len(ub_names)) if slack[i] <= prep.binding_tol * scale[i]]
+    binding += prep.eq_names
     return CVaRResult(
-        x=x, names=tuple(var_names), objective=objective, objective_value=objective_value,
-        expected_value=ev, var=float(var), cvar=float(cvar), beta=beta, losses=losses,
+        x=x, names=tuple(model.var_names), objective=prep.objective, objective_value=objective_value,
+        expected_value=ev, var=float(var), cvar=float(cvar), beta=prep.beta, losses=losses,
         status=sol.status, message=sol.message, shadow_prices=shadow, binding=tuple(binding),
-        solver="highs (milp)" if integ is not None else "highs (linprog)",
-        solve_seconds=time.perf_counter() - t0,
+        solver="highs (milp)" if model.integrality is not None else "highs (linprog)",
+        solve_seconds=time.perf_counter() - t0, cvar_limits=limit_cvar,
     )
 
 
@@ -968,13 +1179,18 @@ def efficient_frontier(
     mean_values=None,
     method: str = "highs",
     options: Mapping | None = None,
+    cvar_limits: Sequence[tuple[str, float, float]] | None = None,
+    warm_start: bool = True,
 ) -> EfficientFrontier:
     """Mean-CVaR efficient frontier: minimal CVaR at a grid of expected-value floors.
 
     The first point is the min-CVaR allocation (floor = its mean); the last is the
     least-CVaR allocation among those with the largest attainable expected value; in
     between, floors are evenly spaced. Constraint keywords are those of
-    :func:`optimize_cvar` and apply at every point.
+    :func:`optimize_cvar` and apply at every point. With ``mean_values`` the "expected
+    value" is any linear figure of merit (e.g. weighted tonnes of supply), giving the
+    frontier of that figure against the CVaR: the least CVaR at each level of the figure,
+    equivalently (where the frontier rises strictly) the most of the figure at each CVaR.
 
     Parameters
     ----------
@@ -984,6 +1200,13 @@ def efficient_frontier(
         Number of points (>= 2).
     beta : float, default 0.95
         Confidence level.
+    warm_start : bool, default True
+        For LPs, keep one HiGHS instance and re-solve each point from the previous
+        point's optimal basis (only the floor changes between points, about ten times
+        faster than cold solves at 20,000 scenarios). Points where the warm solve does not
+        end optimal, and every point of a MILP, are solved cold by :func:`optimize_cvar`.
+        The minimal CVaR of each point does not depend on this; when several allocations
+        reach it, the one returned may.
 
     Returns
     -------
@@ -1001,28 +1224,144 @@ def efficient_frontier(
     >>> f.expected_value.round(4).tolist(), f.cvar.round(4).tolist()
     ([0.0275, 0.0388, 0.05], [-0.015, 0.0425, 0.1])
     """
+    return efficient_frontiers(
+        scenario_values, {"frontier": mean_values}, n_points, beta=beta, A_ub=A_ub, b_ub=b_ub, A_eq=A_eq,
+        b_eq=b_eq, bounds=bounds, integrality=integrality, names=names, constraint_names=constraint_names,
+        probabilities=probabilities, method=method, options=options, cvar_limits=cvar_limits,
+        warm_start=warm_start)["frontier"]
+
+
+def efficient_frontiers(
+    scenario_values,
+    merits: Mapping[str, object],
+    n_points: int = 15,
+    *,
+    beta: float = 0.95,
+    A_ub=None,
+    b_ub=None,
+    A_eq=None,
+    b_eq=None,
+    bounds=None,
+    integrality=None,
+    names: Sequence[str] | None = None,
+    constraint_names: Sequence[str] | None = None,
+    probabilities=None,
+    method: str = "highs",
+    options: Mapping | None = None,
+    cvar_limits: Sequence[tuple[str, float, float]] | None = None,
+    warm_start: bool = True,
+) -> dict[str, EfficientFrontier]:
+    """Frontiers of several figures of merit against the CVaR, under the same constraints.
+
+    Each figure of merit is a vector of per-unit values (``None``: the expected value
+    ``probabilities @ scenario_values``); each frontier is :func:`efficient_frontier` for
+    ``mean_values=merits[name]``. They share the min-CVaR allocation, which is solved
+    once; with ``warm_start`` (LPs) each frontier's points are re-solved from the
+    previous point's basis in one HiGHS instance holding one floor row per figure.
+
+    Parameters
+    ----------
+    scenario_values : array_like of shape (n_scenarios, n_assets)
+        Value of one unit of each variable in each scenario [value units].
+    merits : mapping of str to array_like of shape (n_assets,) or None
+        Figure of merit of each frontier, per unit of each variable.
+    n_points : int, default 15
+        Points per frontier (>= 2).
+    beta, A_ub, b_ub, A_eq, b_eq, bounds, integrality, names, constraint_names, probabilities,
+    method, options, cvar_limits, warm_start
+        As :func:`efficient_frontier`.
+
+    Returns
+    -------
+    dict of str to EfficientFrontier
+        ``expected_value`` of each frontier is its figure of merit.
+
+    Examples
+    --------
+    >>> values = np.array([[0.3, 0.05], [-0.2, 0.02], [0.1, 0.03], [0.0, 0.01]])
+    >>> f = efficient_frontiers(values, {"mean": None, "first": [1.0, 0.0]}, 3, beta=0.5,
+    ...                         A_eq=[[1, 1]], b_eq=[1])
+    >>> f["first"].expected_value.round(4).tolist(), f["first"].cvar.round(4).tolist()
+    ([0.0, 0.5, 1.0], [-0.015, 0.0425, 0.1])
+    """
     if int(n_points) < 2:
         raise ValueError(f"n_points must be at least 2, got {n_points!r}")
+    if not merits:
+        raise ValueError("merits must name at least one figure of merit")
     n_points = int(n_points)
+    v = _as_scenarios(scenario_values)
+    n = v.shape[1]
     common = dict(beta=beta, A_ub=A_ub, b_ub=b_ub, A_eq=A_eq, b_eq=b_eq, bounds=bounds,
                   integrality=integrality, names=names, constraint_names=constraint_names,
-                  probabilities=probabilities, mean_values=mean_values, method=method,
-                  options=options)
-    low = optimize_cvar(scenario_values, objective=Objective.MIN_CVAR, **common)
-    top = optimize_cvar(scenario_values, objective=Objective.MAX_MEAN, **common)
-    m0, m1 = low.expected_value, top.objective_value
-    floors = np.linspace(m0, m1, n_points)
-    floors[-1] = m1 - 1e-9 * max(1.0, abs(m1))  # the very top, less the solver's tolerance
-    points = [low]
-    for f in floors[1:]:
-        points.append(optimize_cvar(scenario_values, objective=Objective.MIN_CVAR,
-                                    mean_floor=float(max(f, m0)), **common))
-    return EfficientFrontier(
-        mean_floor=floors,
-        expected_value=np.array([r.expected_value for r in points]),
-        cvar=np.array([r.cvar for r in points]),
-        var=np.array([r.var for r in points]),
-        x=np.vstack([r.x for r in points]),
-        names=low.names,
-        beta=low.beta,
-    )
+                  probabilities=probabilities, method=method, options=options, cvar_limits=cvar_limits)
+    p = _probabilities(probabilities, v.shape[0])
+    p_eff = np.full(v.shape[0], 1.0 / v.shape[0]) if p is None else p
+    merit_vec = {}
+    for key, mv in merits.items():
+        vec = p_eff @ v if mv is None else np.asarray(mv, dtype=float)
+        if vec.shape != (n,) or not np.all(np.isfinite(vec)):
+            raise ValueError(f"figure of merit '{key}' must be {n} finite numbers, got shape {vec.shape}")
+        merit_vec[key] = vec
+    tops = {key: optimize_cvar(v, objective=Objective.MAX_MEAN, mean_values=vec, **common).objective_value
+            for key, vec in merit_vec.items()}
+
+    warm = prep = None
+    rows = {}
+    if warm_start:
+        # one floor row per figure of merit, appended to A_ub; all switched off for the min-CVaR point
+        a_ub, b_ub_ = _matrix(A_ub, b_ub, n, "ub")
+        a_eq, _ = _matrix(A_eq, b_eq, n, "eq")
+        cnames = _check_names(constraint_names, a_ub.shape[0] + a_eq.shape[0], "constraint_names", "row")
+        if constraint_names is None:
+            cnames = [f"ub[{i}]" for i in range(a_ub.shape[0])] + [f"eq[{i}]" for i in range(a_eq.shape[0])]
+        floor_names = [f"{MEAN_FLOOR} ({key})" for key in merit_vec]
+        rows = {key: a_ub.shape[0] + i for i, key in enumerate(merit_vec)}
+        prep = _prepare(
+            v, beta=beta, objective=Objective.MIN_CVAR, mean_floor=None, cvar_cap=None, risk_aversion=1.0,
+            A_ub=np.vstack([a_ub] + [-vec[None, :] for vec in merit_vec.values()]),
+            b_ub=np.concatenate([b_ub_, [-tops[key] for key in merit_vec]]), A_eq=A_eq, b_eq=b_eq, bounds=bounds,
+            integrality=integrality, names=names,
+            constraint_names=cnames[:a_ub.shape[0]] + floor_names + cnames[a_ub.shape[0]:],
+            probabilities=probabilities, mean_values=None, cvar_limits=cvar_limits, binding_tol=1e-7)
+        if prep.model.integrality is None:
+            warm = _WarmDual.create(prep.model, options)
+
+    def point(key: str | None, floor: float | None) -> CVaRResult:
+        if warm is not None:
+            t0 = time.perf_counter()
+            for k, row in rows.items():
+                warm.set_floor(row, floor if k == key else None)
+            sol = warm.solve()
+            if sol is not None:
+                return _finish(prep, sol, t0)
+        mv = None if key is None else merit_vec[key]
+        return optimize_cvar(v, objective=Objective.MIN_CVAR, mean_floor=floor, mean_values=mv, **common)
+
+    low = point(None, None)
+    low_basis = None
+    if warm is not None and len(merit_vec) > 1:
+        try:
+            low_basis = warm.highs.getBasis()
+        except Exception:  # pragma: no cover
+            low_basis = None
+    out = {}
+    for i, (key, vec) in enumerate(merit_vec.items()):
+        if i and low_basis is not None:
+            try:
+                warm.highs.setBasis(low_basis)  # each frontier starts from the min-CVaR basis
+            except Exception:  # pragma: no cover
+                pass
+        m0, m1 = float(vec @ low.x), tops[key]
+        floors = np.linspace(m0, m1, n_points)
+        floors[-1] = m1 - 1e-9 * max(1.0, abs(m1))  # the very top, less the solver's tolerance
+        points = [low] + [point(key, float(max(f, m0))) for f in floors[1:]]
+        out[key] = EfficientFrontier(
+            mean_floor=floors,
+            expected_value=np.array([float(vec @ r.x) for r in points]),
+            cvar=np.array([r.cvar for r in points]),
+            var=np.array([r.var for r in points]),
+            x=np.vstack([r.x for r in points]),
+            names=low.names,
+            beta=low.beta,
+        )
+    return out

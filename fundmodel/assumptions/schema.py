@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import datetime as _dt
 from enum import Enum
-from typing import Annotated, Literal
+from typing import Annotated, Literal, get_args
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
 
@@ -98,9 +98,24 @@ class SimulationSettings(_Model):
 
 
 class PortfolioSettings(_Model):
-    """Fund limits and objective of the portfolio optimiser (``fund.yaml: portfolio``)."""
+    """Fund limits and objective of the portfolio optimiser (``fund.yaml: portfolio``).
 
-    objective: Literal["max_pv", "max_supply"] = "max_pv"
+    Objectives: ``max_pv`` (expected PV of the fund, EUR m), ``max_supply`` (expected tonnes
+    per year secured for European buyers weighted by ``supply_weights``, under
+    ``return_floor_meur``) or ``blend``: expected PV + ``blend_supply_value_meur_per_t`` x
+    weighted tonnes, i.e. the EUR m of expected PV the fund is willing to give up for one
+    more weighted tonne per year of secured supply (NdPr-equivalent with the default weights).
+
+    Go/no-go (``go_no_go: true``, solved as a MILP): a project is either out (all its
+    instruments zero) or in with an exposure (capital + contingent, EUR m) of at least its
+    minimum ticket (``min_ticket_by_project_meur`` or else ``min_ticket_meur``), and at most
+    ``max_projects`` projects are in.
+
+    Probability of loss (optional): ``P(fund PV < -prob_loss_threshold_meur) <= max_prob_loss``,
+    imposed through the sufficient CVaR bound ``CVaR_{1-max_prob_loss}(loss) <= threshold``.
+    """
+
+    objective: Literal["max_pv", "max_supply", "blend"] = "max_pv"
     cvar_beta: Annotated[float, Field(ge=0.5, lt=1.0)] = 0.95
     budget_meur: PositiveFloat
     contingent_limit_meur: NonNegativeFloat
@@ -110,7 +125,33 @@ class PortfolioSettings(_Model):
     max_material_share: Annotated[float, Field(gt=0.0, le=1.0)] = 1.0
     min_supply_t_per_year: dict[str, NonNegativeFloat] = {}
     supply_weights: dict[str, NonNegativeFloat] = {}
+    blend_supply_value_meur_per_t: NonNegativeFloat | None = None
+    go_no_go: bool = False
+    min_ticket_meur: NonNegativeFloat = 0.0
+    min_ticket_by_project_meur: dict[str, NonNegativeFloat] = {}
+    max_projects: Annotated[int, Field(ge=1)] | None = None
+    max_prob_loss: Annotated[float, Field(gt=0.0, lt=1.0)] | None = None
+    prob_loss_threshold_meur: NonNegativeFloat = 0.0
     source: Source
+
+    @model_validator(mode="after")
+    def _consistent(self) -> "PortfolioSettings":
+        if self.objective == "blend" and self.blend_supply_value_meur_per_t is None:
+            raise ValueError("blend_supply_value_meur_per_t: required when objective is 'blend' "
+                             "(EUR m of expected PV per weighted tonne per year secured)")
+        if self.objective in ("max_supply", "blend") and not self.supply_weights:
+            raise ValueError(f"supply_weights: must weight at least one material when objective is "
+                             f"'{self.objective}'")
+        if not self.go_no_go:
+            used = [k for k, v in (("min_ticket_meur", self.min_ticket_meur > 0),
+                                   ("min_ticket_by_project_meur", bool(self.min_ticket_by_project_meur)),
+                                   ("max_projects", self.max_projects is not None)) if v]
+            if used:
+                raise ValueError(f"{', '.join(used)}: need go_no_go: true (binary project decisions, "
+                                 "solved as a mixed-integer programme)")
+        if self.max_prob_loss is not None and self.max_prob_loss >= 0.5:
+            raise ValueError(f"max_prob_loss: must be below 0.5 (a tail probability), got {self.max_prob_loss}")
+        return self
 
 
 class FundFile(_Model):
@@ -151,6 +192,29 @@ class PriceProcess(_Model):
         return self
 
 
+class PriceCalibrationRecord(_Model):
+    """Where the fitted numbers of a material come from (written by ``fundmodel calibrate prices``).
+
+    ``*_se`` are standard errors (delta method), ``*_ci`` 95 % confidence intervals; prices are
+    real USD per tonne of valuation-date money. Optional: hand-set materials have none.
+    """
+
+    source: Source
+    series: str
+    sample: Annotated[str, Field(pattern=r"^\d{4}(-\d{2})?\.\.\d{4}(-\d{2})?$")]
+    observations: Annotated[int, Field(ge=2)]
+    frequency: Literal["monthly", "annual"]
+    fitted_on: _dt.date
+    model: PriceModel
+    mean_reversion_se: NonNegativeFloat | None = None
+    half_life_years: PositiveFloat | None = None
+    long_run_ci_usd_per_t: tuple[PositiveFloat, PositiveFloat] | None = None
+    volatility_se: NonNegativeFloat | None = None
+    drift_se: NonNegativeFloat | None = None
+    aic_ou_minus_gbm: float | None = None
+    note: str | None = None
+
+
 class Material(PriceProcess):
     """One traded product, priced in real USD per tonne of payable product."""
 
@@ -161,6 +225,7 @@ class Material(PriceProcess):
     long_run_usd_per_t: PositiveFloat
     strategic: bool = True
     source: Source
+    calibration: PriceCalibrationRecord | None = None
 
 
 class ExchangeRate(PriceProcess):
@@ -172,12 +237,23 @@ class ExchangeRate(PriceProcess):
     source: Source
 
 
+class CorrelationCalibrationRecord(_Model):
+    """Entries of the correlation matrix estimated from data (``fundmodel calibrate prices``)."""
+
+    factors: list[str]
+    sample: str
+    fitted_on: _dt.date
+    method: Source
+    source: Source
+
+
 class CorrelationMatrix(_Model):
     """Correlation of the annual shocks; ``factors`` gives the row order."""
 
     factors: list[str]
     matrix: list[list[Annotated[float, Field(ge=-1.0, le=1.0)]]]
     source: Source
+    calibration: CorrelationCalibrationRecord | None = None
 
 
 class ExportRestriction(_Model):
@@ -266,6 +342,20 @@ class PoliticalEvents(_Model):
     licence_suspension: LicenceSuspension
 
 
+class CountryCalibrationRecord(_Model):
+    """Indicators and scores behind a country's hazards (``fundmodel calibrate countries``)."""
+
+    wgi_year: Annotated[int, Field(ge=1996, le=2100)]
+    political_stability: float
+    rule_of_law: float
+    control_of_corruption: float
+    cpi_year: Annotated[int, Field(ge=2012, le=2100)]
+    cpi_score: Annotated[float, Field(ge=0.0, le=100.0)]
+    oecd_category_used: Annotated[int, Field(ge=0, le=7)]
+    fitted_on: _dt.date
+    source: Source
+
+
 class Country(_Model):
     """Political risk profile of one host country."""
 
@@ -275,6 +365,7 @@ class Country(_Model):
     permitting_years: Triangular
     events: PoliticalEvents
     source: Source
+    calibration: CountryCalibrationRecord | None = None
 
 
 class GeopoliticalFactor(_Model):
@@ -301,20 +392,36 @@ class EquityTerms(_Model):
     source: Source
 
 
-class LoanGuaranteeTerms(_Model):
+Rate = Annotated[float, Field(ge=0.0, lt=0.5)]
+
+
+class _PremiumSchedule(_Model):
+    """A premium rate per year, optionally graded by the host country's OECD risk category."""
+
+    premium_rate_per_year: Rate
+    #: rate by OECD country-risk category 1..7; countries without a category (high income,
+    #: market pricing) and categories not listed pay ``premium_rate_per_year``
+    premium_rate_by_oecd_category: dict[Annotated[int, Field(ge=1, le=7)], Rate] = {}
+
+    def rate_for(self, oecd_category: int | None) -> float:
+        """Premium rate per year for a host country of this OECD category (None: none)."""
+        if oecd_category is None:
+            return self.premium_rate_per_year
+        return self.premium_rate_by_oecd_category.get(oecd_category, self.premium_rate_per_year)
+
+
+class LoanGuaranteeTerms(_PremiumSchedule):
     """Guarantee of a share of the senior loan (JOGMEC: <= 80 %); UFK-style supply commitment."""
 
     max_cover: Annotated[float, Field(gt=0.0, le=1.0)]
-    premium_rate_per_year: Annotated[float, Field(ge=0.0, lt=0.5)]
     supply_commitment_share: Share
     source: Source
 
 
-class PoliticalRiskCoverTerms(_Model):
+class PoliticalRiskCoverTerms(_PremiumSchedule):
     """Cover of the sponsors' equity against expropriation and transfer restriction (DIA, MIGA)."""
 
     max_cover: Annotated[float, Field(gt=0.0, le=1.0)]
-    premium_rate_per_year: Annotated[float, Field(ge=0.0, lt=0.5)]
     source: Source
 
 
@@ -477,3 +584,130 @@ class Project(_Model):
     def materials(self) -> list[str]:
         """Materials produced, in file order (the first is the primary material)."""
         return list(self.products)
+
+
+# --------------------------------------------------------------------------- calibration.yaml
+Month = Annotated[str, Field(pattern=r"^\d{4}-(0[1-9]|1[0-2])$")]
+PoliticalEventName = Literal["expropriation", "forced_participation", "fiscal_grab",
+                             "transfer_restriction", "unrest", "licence_suspension"]
+GovernanceIndicator = Literal["pv", "rl", "cc", "cpi", "oecd"]
+
+
+class PriceSeriesSpec(_Model):
+    """One public price series and the material of ``markets.yaml`` it calibrates.
+
+    ``dataset`` ``pinksheet`` is monthly (World Bank Pink Sheet, nominal USD); ``usgs_lithium``
+    is annual (USGS DS140 unit values). ``material`` empty: fitted for the report only.
+    ``write: false`` keeps the hand-set values of the material even when it is fitted.
+    """
+
+    dataset: Literal["pinksheet", "usgs_lithium"] = "pinksheet"
+    column: str
+    material: str | None = None
+    write: bool = True
+    start: Month | None = None
+    note: str | None = None
+
+
+class DeflatorSettings(_Model):
+    """US CPI-U used to turn nominal prices into real valuation-date money.
+
+    1936-2021: implied by the USGS DS140 lithium file (nominal / 1998-dollar unit value x
+    ``cpi_u_1998``); later years: ``cpi_u_annual`` (BLS annual averages); after the last
+    year: the inflation of ``fund.yaml``.
+    """
+
+    cpi_u_1998: PositiveFloat = 163.0
+    cpi_u_annual: dict[Annotated[int, Field(ge=2022, le=2100)], PositiveFloat] = {}
+    source: Source
+
+
+class PriceCalibrationSettings(_Model):
+    """Defaults of ``fundmodel calibrate prices``."""
+
+    start: Month = "2000-01"
+    model: PriceModel = PriceModel.LOG_OU
+    min_observations_monthly: Annotated[int, Field(ge=24)] = 120
+    min_observations_annual: Annotated[int, Field(ge=10)] = 20
+    regime_check: bool = True
+    write_correlation: bool = True
+    series: dict[str, PriceSeriesSpec]
+    deflator: DeflatorSettings
+    source: Source
+
+
+class HazardAnchor(_Model):
+    """Annual probability of an event at a given governance score."""
+
+    score: float
+    annual_probability: Annotated[float, Field(gt=0.0, lt=1.0)]
+
+
+class HazardMapping(_Model):
+    """Monotone map governance score -> annual hazard of one event.
+
+    ``score = sum_k w_k z_k / sum_k w_k`` over the standardised indicators ``z`` (WGI pv, rl,
+    cc; CPI z-score; OECD z-score), higher = better governance. ``ln p`` is linear in the
+    score between the ``worst`` and ``best`` anchors and flat outside them, so the hazard
+    never rises when an indicator improves (weights are >= 0, ``best`` has the higher score
+    and the lower probability).
+    """
+
+    weights: dict[GovernanceIndicator, NonNegativeFloat]
+    best: HazardAnchor
+    worst: HazardAnchor
+
+    @model_validator(mode="after")
+    def _monotone(self) -> "HazardMapping":
+        if not any(w > 0 for w in self.weights.values()):
+            raise ValueError("weights: at least one indicator weight must be > 0")
+        if self.best.score <= self.worst.score:
+            raise ValueError(f"best.score must be > worst.score (higher score = better governance), "
+                             f"got {self.best.score} <= {self.worst.score}")
+        if self.best.annual_probability > self.worst.annual_probability:
+            raise ValueError(f"best.annual_probability must be <= worst.annual_probability (a monotone "
+                             f"mapping: better governance never raises a hazard), got "
+                             f"{self.best.annual_probability} > {self.worst.annual_probability}")
+        return self
+
+
+class HazardOverlay(_Model):
+    """Documented country-specific multiplier of one mapped hazard."""
+
+    multiplier: Annotated[float, Field(ge=0.0, le=10.0)]
+    reason: Source
+
+
+class CountryCalibrationSettings(_Model):
+    """Parameters of ``fundmodel calibrate countries``.
+
+    Indicators: WGI estimates (``pv``, ``rl``, ``cc``) averaged over ``wgi_years`` ending at
+    ``wgi_year``; ``cpi`` = (CPI score - mean) / sd over all countries scored in ``cpi_year``;
+    ``oecd`` = (``oecd_center`` - category) / ``oecd_scale`` with unclassified high-income
+    countries at category 0.
+    """
+
+    wgi_year: Annotated[int, Field(ge=1996, le=2100)] = 2023
+    wgi_years: Annotated[int, Field(ge=1, le=5)] = 1
+    cpi_year: Annotated[int, Field(ge=2012, le=2100)] = 2024
+    oecd_center: float = 3.5
+    oecd_scale: PositiveFloat = 2.0
+    max_annual_probability: Annotated[float, Field(gt=0.0, lt=1.0)] = 0.5
+    decimals: Annotated[int, Field(ge=2, le=6)] = 4
+    events: dict[PoliticalEventName, HazardMapping]
+    overlays: dict[str, dict[PoliticalEventName, HazardOverlay]] = {}
+    source: Source
+
+    @model_validator(mode="after")
+    def _every_event(self) -> "CountryCalibrationSettings":
+        missing = [e for e in get_args(PoliticalEventName) if e not in self.events]
+        if missing:
+            raise ValueError(f"events: must map every political event; missing {missing}")
+        return self
+
+
+class CalibrationFile(_Model):
+    """``calibration.yaml``: what ``fundmodel calibrate`` fits and how (optional file)."""
+
+    prices: PriceCalibrationSettings
+    countries: CountryCalibrationSettings

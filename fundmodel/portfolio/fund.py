@@ -14,24 +14,51 @@ contingent limit        contingent per unit . x <= contingent_limit_meur
 country concentration   exposure of the country's columns . x <= share x exposure of all columns . x
 material concentration  the same per primary material of the project
 minimum supply          E[tonnes of m per unit] . x >= min_supply_t_per_year[m]
-return floor            E[PV per unit] . x >= return_floor_meur (objective max_supply)
+return floor            E[PV per unit] . x >= return_floor_meur (objectives max_supply, blend)
 instrument caps         0 <= x <= max_units (JOGMEC/DFC/MIGA caps from instruments.yaml)
 CVaR limit              CVaR_beta(-PV . x) <= cvar_limit_meur
+probability of loss     CVaR_(1-a)(-PV . x) <= t, which implies P(-PV . x > t) <= a (see below)
+go/no-go (binary z_p)   x_j <= max_units_j z_p for each column j of project p;
+                        min_ticket_p z_p <= exposure of p's columns . x;  sum_p z_p <= max_projects
 ======================  =========================================================================
 
 Exposure is capital plus contingent exposure per unit (EUR m). The objective is the expected
-PV (``max_pv``) or the expected tonnes secured weighted by ``supply_weights`` (``max_supply``).
+PV (``max_pv``), the expected tonnes secured weighted by ``supply_weights`` (``max_supply``), or
+their ``blend``: expected PV + ``blend_supply_value_meur_per_t`` x weighted tonnes per year,
+all in EUR m (the blend value is the PV the fund would give up for one more weighted tonne a
+year of secured supply; weights are relative to NdPr by default, so it is in EUR m per
+NdPr-equivalent tonne a year).
+
+Probability of loss: the limit ``P(L > t) <= a`` on the fund's loss ``L = -PV`` is not
+convex in the allocation; it is imposed through the sufficient condition
+``CVaR_{1-a}(L) <= t`` (Rockafellar & Uryasev 2002): ``VaR_{1-a}(L) <= CVaR_{1-a}(L) <= t``
+and ``P(L > VaR_{1-a}(L)) <= a``, so every allocation meeting the CVaR bound meets the
+probability limit, exactly on the simulated scenarios. It is conservative: the realised
+probability is usually well below ``a`` and some allocations meeting the limit are excluded.
+
+Go/no-go decisions are binary variables solved with ``scipy.optimize.milp`` (HiGHS,
+default relative gap 1e-4). The LP without them is solved first: when its solution already
+respects every ticket and the project count it is optimal for the mixed-integer programme
+too (whose feasible set it contains), and the LP's shadow prices are kept; otherwise the
+MILP is solved (about 1-2 minutes at 20,000 scenarios). The frontiers are then traced with
+the go/no-go decisions of the optimum held fixed (projects out stay out, projects in keep
+their minimum ticket), which leaves linear programmes.
 """
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 
 import numpy as np
 
 from ..assumptions import Assumptions
+from ..errors import AssumptionError, Issue
 from ..instruments import InstrumentPayoff, project_payoffs
-from .cvar import CVaRResult, optimize_cvar
+from .cvar import CVaRResult, cvar_from_losses, optimize_cvar
+
+#: Name of the probability-of-loss limit (a CVaR bound) in constraints and shadow prices.
+PROB_LOSS = "probability of loss"
 
 
 @dataclass(frozen=True)
@@ -132,39 +159,192 @@ def fund_constraints(a: Assumptions, problem: FundProblem) -> tuple[np.ndarray, 
     for material, minimum in limits.min_supply_t_per_year.items():
         tonnes = problem.tonnes_t.get(material, np.zeros(len(problem.names)))
         add(-tonnes, -minimum, f"min supply {material}")
-    if limits.objective == "max_supply" and limits.return_floor_meur is not None:
+    if limits.objective in ("max_supply", "blend") and limits.return_floor_meur is not None:
         add(-problem.values_meur.mean(axis=0), -limits.return_floor_meur, "return floor")
     return np.vstack(rows), np.array(rhs), names
 
 
-def optimize_fund(a: Assumptions, problem: FundProblem) -> CVaRResult:
+def supply_weights(a: Assumptions, problem: FundProblem) -> np.ndarray:
+    """Weighted tonnes per year secured by one unit of each column (``supply_weights``).
+
+    Returns
+    -------
+    ndarray of shape (n_columns,)
+        ``sum_m weight_m * tonnes_m`` per unit [weighted t/year].
+    """
+    weights = np.zeros(len(problem.names))
+    for material, w in a.fund.portfolio.supply_weights.items():
+        weights = weights + w * problem.tonnes_t.get(material, 0.0)
+    return weights
+
+
+def objective_values(a: Assumptions, problem: FundProblem) -> np.ndarray:
+    """Per-unit objective of each column: expected PV, weighted supply or their blend.
+
+    Returns
+    -------
+    ndarray of shape (n_columns,)
+        EUR m (``max_pv``, ``blend``) or weighted t/year (``max_supply``) per unit.
+    """
+    limits = a.fund.portfolio
+    mean_pv = problem.values_meur.mean(axis=0)
+    if limits.objective == "max_supply":
+        return supply_weights(a, problem)
+    if limits.objective == "blend":
+        return mean_pv + limits.blend_supply_value_meur_per_t * supply_weights(a, problem)
+    return mean_pv
+
+
+def cvar_limits(a: Assumptions) -> list[tuple[str, float, float]]:
+    """The probability-of-loss limit as a CVaR bound ``(name, 1 - max_prob_loss, threshold)``."""
+    limits = a.fund.portfolio
+    if limits.max_prob_loss is None:
+        return []
+    return [(PROB_LOSS, 1.0 - limits.max_prob_loss, limits.prob_loss_threshold_meur)]
+
+
+def project_tickets(a: Assumptions, problem: FundProblem) -> dict[str, float]:
+    """Minimum ticket (EUR m of exposure) of every project with columns, when go/no-go is on.
+
+    Raises
+    ------
+    AssumptionError
+        When ``min_ticket_by_project_meur`` names a project that is not in the portfolio.
+    """
+    limits = a.fund.portfolio
+    projects = list(dict.fromkeys(c.project for c in problem.columns))
+    unknown = sorted(set(limits.min_ticket_by_project_meur) - set(projects))
+    if unknown:
+        raise AssumptionError([Issue("fund.yaml", f"portfolio.min_ticket_by_project_meur.{pid}",
+                                     f"must name a project of the portfolio ({', '.join(projects)})", pid)
+                               for pid in unknown])
+    return {pid: float(limits.min_ticket_by_project_meur.get(pid, limits.min_ticket_meur)) for pid in projects}
+
+
+def project_exposures(problem: FundProblem, x: np.ndarray) -> dict[str, float]:
+    """Exposure (capital + contingent, EUR m) of an allocation per project."""
+    out: dict[str, float] = {}
+    for col, e, size in zip(problem.columns, problem.exposure_meur, x):
+        out[col.project] = out.get(col.project, 0.0) + float(e * size)
+    return out
+
+
+def _selected(problem: FundProblem, x: np.ndarray, tol: float = 1e-7) -> dict[str, bool]:
+    """Projects with any position (a column above ``tol`` of its cap)."""
+    out: dict[str, bool] = {}
+    for col, size in zip(problem.columns, x):
+        out[col.project] = out.get(col.project, False) or bool(size > tol * max(col.max_units, 1e-12))
+    return out
+
+
+def _respects_go_no_go(a: Assumptions, problem: FundProblem, x: np.ndarray) -> bool:
+    """Whether an allocation already meets every ticket and the project count."""
+    tickets = project_tickets(a, problem)
+    exposure = project_exposures(problem, x)
+    chosen = _selected(problem, x)
+    n_in = sum(chosen.values())
+    if a.fund.portfolio.max_projects is not None and n_in > a.fund.portfolio.max_projects:
+        return False
+    return all(not chosen[pid] or exposure[pid] >= tickets[pid] * (1 - 1e-9) - 1e-9 for pid in tickets)
+
+
+def fixed_selection_constraints(a: Assumptions, problem: FundProblem, selection: dict[str, bool]):
+    """Bounds and ticket rows of the LP with the go/no-go decisions fixed.
+
+    Projects out have their columns bounded to zero; projects in must reach their ticket:
+    ``-exposure_p . x <= -min_ticket_p``.
+
+    Returns
+    -------
+    bounds : list of (float, float)
+    A : ndarray of shape (n_rows, n_columns)
+    b : ndarray of shape (n_rows,)
+    names : list of str
+    """
+    tickets = project_tickets(a, problem)
+    bounds = [(0.0, c.max_units if selection.get(c.project, True) else 0.0) for c in problem.columns]
+    rows, rhs, names = [], [], []
+    member = np.array([c.project for c in problem.columns])
+    for pid, chosen in selection.items():
+        if chosen and tickets[pid] > 0:
+            rows.append(-problem.exposure_meur * (member == pid))
+            rhs.append(-tickets[pid])
+            names.append(f"min ticket {pid}")
+    n = len(problem.names)
+    return bounds, np.array(rows).reshape(-1, n), np.array(rhs), names
+
+
+def optimize_fund(a: Assumptions, problem: FundProblem, *, options: dict | None = None) -> CVaRResult:
     """Solve the fund's allocation under its limits.
+
+    Parameters
+    ----------
+    a : Assumptions
+        With the fund's limits (``fund.yaml: portfolio``).
+    problem : FundProblem
+    options : dict, optional
+        HiGHS options (e.g. ``{"mip_rel_gap": 1e-6}``, ``{"time_limit": 600}``).
 
     Returns
     -------
     CVaRResult
-        Units of every column (``names`` as in the problem), expected PV, VaR and CVaR of the
-        fund's PV at ``cvar_beta``, shadow prices of the named limits.
+        Units of every column (``names`` as in the problem); ``expected_value`` is the
+        expected PV of the fund (EUR m) whatever the objective, ``objective_value`` the
+        optimised objective (expected PV, weighted supply or their blend, see
+        :func:`objective_values`); VaR and CVaR of the fund's PV at ``cvar_beta``; shadow
+        prices of the named limits in units of the objective (LP only; ``None`` when the
+        go/no-go MILP was needed, ``solver`` tells which).
 
     Raises
     ------
     InfeasibleProblem
         Naming the limits that conflict and the smallest relaxation of each.
+    AssumptionError
+        For a minimum ticket of a project that is not in the portfolio.
     """
     limits = a.fund.portfolio
     A, b, names = fund_constraints(a, problem)
     bounds = [(0.0, x.max_units) for x in problem.columns]
-    mean_values = None
-    if limits.objective == "max_supply":
-        weights = np.zeros(len(problem.names))
-        for material, w in limits.supply_weights.items():
-            weights += w * problem.tonnes_t.get(material, 0.0)
-        mean_values = weights
-    return optimize_cvar(
-        problem.values_meur, beta=limits.cvar_beta, objective="max_mean",
-        cvar_cap=limits.cvar_limit_meur, A_ub=A, b_ub=b, bounds=bounds,
-        names=problem.names, constraint_names=names, mean_values=mean_values,
-    )
+    mean_values = None if limits.objective == "max_pv" else objective_values(a, problem)
+    common = dict(beta=limits.cvar_beta, objective="max_mean", cvar_cap=limits.cvar_limit_meur,
+                  mean_values=mean_values, cvar_limits=cvar_limits(a), options=options)
+    if limits.go_no_go:
+        tickets = project_tickets(a, problem)  # checks the project names first
+    result = optimize_cvar(problem.values_meur, A_ub=A, b_ub=b, bounds=bounds, names=problem.names,
+                           constraint_names=names, **common)
+    mean_pv = problem.values_meur.mean(axis=0)
+    if not limits.go_no_go or _respects_go_no_go(a, problem, result.x):
+        # (with go/no-go: the LP optimum is feasible, hence optimal, for the MILP)
+        return dataclasses.replace(result, expected_value=float(mean_pv @ result.x))
+
+    # binary z_p per project: x_j <= cap_j z_p, ticket_p z_p <= exposure_p . x, sum z_p <= max_projects
+    projects = list(tickets)
+    n, k = len(problem.names), len(projects)
+    member = np.array([[c.project == pid for c in problem.columns] for pid in projects], dtype=float)  # (k, n)
+    caps = np.array([c.max_units for c in problem.columns])
+    link = np.hstack([np.eye(n), -(member.T * caps[:, None])])
+    ticket = np.hstack([-member * problem.exposure_meur, np.diag([tickets[p] for p in projects])])
+    rows = [np.hstack([A, np.zeros((A.shape[0], k))]), link, ticket]
+    rhs = [b, np.zeros(n), np.zeros(k)]
+    row_names = (list(names) + [f"go/no-go {name}" for name in problem.names]
+                 + [f"min ticket {pid}" for pid in projects])
+    if limits.max_projects is not None:
+        rows.append(np.concatenate([np.zeros(n), np.ones(k)])[None, :])
+        rhs.append(np.array([float(limits.max_projects)]))
+        row_names.append("max projects")
+    values = np.hstack([problem.values_meur, np.zeros((problem.values_meur.shape[0], k))])
+    if mean_values is None:
+        mean_values = problem.values_meur.mean(axis=0)
+    common["mean_values"] = np.concatenate([mean_values, np.zeros(k)])
+    milp_result = optimize_cvar(
+        values, A_ub=np.vstack(rows), b_ub=np.concatenate(rhs), bounds=bounds + [(0.0, 1.0)] * k,
+        integrality=np.concatenate([np.zeros(n, dtype=int), np.ones(k, dtype=int)]),
+        names=list(problem.names) + [f"go {pid}" for pid in projects], constraint_names=row_names, **common)
+    x = milp_result.x[:n].copy()
+    x[np.abs(x) < 1e-12] = 0.0
+    binding = tuple(name for name in milp_result.binding if not name.startswith("go/no-go "))
+    return dataclasses.replace(milp_result, x=x, names=tuple(problem.names), binding=binding,
+                               losses=-(problem.values_meur @ x), expected_value=float(mean_pv @ x))
 
 
 def allocation_table(a: Assumptions, problem: FundProblem, result: CVaRResult):
@@ -200,15 +380,84 @@ def allocation_table(a: Assumptions, problem: FundProblem, result: CVaRResult):
     return pd.DataFrame(rows)
 
 
+def _frontier_task(job: dict) -> dict:
+    """:func:`fundmodel.portfolio.cvar.efficient_frontiers` on plain arrays (picklable job)."""
+    from threadpoolctl import threadpool_limits
+
+    from .cvar import efficient_frontiers
+
+    with threadpool_limits(1):
+        return efficient_frontiers(**job)
+
+
+class _Background:
+    """A frontier job run in one spawned process (or lazily in this one when ``enabled`` is false).
+
+    ``spawn``, not ``fork``: the job calls HiGHS, whose thread pool may already exist in this
+    process and would not survive a fork.
+    """
+
+    def __init__(self, job: dict, enabled: bool):
+        self.job, self.pool, self.pending = job, None, None
+        if enabled:
+            import multiprocessing as mp
+
+            self.pool = mp.get_context("spawn").Pool(1)
+            self.pending = self.pool.apply_async(_frontier_task, (job,))
+
+    def get(self) -> dict:
+        if self.pool is None:
+            return _frontier_task(self.job)
+        try:
+            return self.pending.get()
+        finally:
+            self.pool.terminate()
+            self.pool.join()
+
+    def cancel(self) -> None:
+        if self.pool is not None:
+            self.pool.terminate()
+            self.pool.join()
+
+
+def frontier_job(a: Assumptions, problem: FundProblem, n_points: int, selection: dict[str, bool] | None = None) -> dict:
+    """Arguments of :func:`fundmodel.portfolio.cvar.efficient_frontiers` for the fund's frontiers.
+
+    Two frontiers under the fund's limits (the CVaR limit excepted, it is the frontier's axis;
+    the probability-of-loss limit included): ``"pv"``, expected PV vs minimal CVaR, and, when
+    ``supply_weights`` weight anything, ``"supply"``, weighted tonnes per year secured vs
+    minimal CVaR. With ``selection`` (go/no-go decisions of the optimum) projects out are held
+    at zero and projects in at their minimum ticket.
+    """
+    limits = a.fund.portfolio
+    A, b, names = fund_constraints(a, problem)
+    bounds = [(0.0, c.max_units) for c in problem.columns]
+    if selection is not None:
+        bounds, A2, b2, names2 = fixed_selection_constraints(a, problem, selection)
+        A, b, names = np.vstack([A, A2]), np.concatenate([b, b2]), list(names) + names2
+    merits = {"pv": None}
+    weights = supply_weights(a, problem)
+    if np.any(weights > 0):
+        merits["supply"] = weights
+    return dict(scenario_values=problem.values_meur, merits=merits, n_points=n_points, beta=limits.cvar_beta,
+                A_ub=A, b_ub=b, bounds=bounds, names=list(problem.names), constraint_names=list(names),
+                cvar_limits=cvar_limits(a))
+
+
 def optimize_to_directory(a: Assumptions, scenarios: dict, out_dir, *, n_frontier: int = 15, settings=None):
     """Optimise and write ``OUT/portfolio/`` atomically.
 
     Writes ``allocation.csv`` (see :func:`allocation_table`), ``frontier.csv`` (expected PV vs
-    minimal CVaR under the same limits, ``n_frontier`` points) and ``metrics.json`` (expected
-    PV, VaR and CVaR, limits used, supply secured per material, binding limits with shadow
-    prices, premium vs expected loss of every guarantee-like instrument) and, when the
-    assumptions have ``stress.yaml`` and ``settings`` are given, ``stress.csv`` (P&L of the
-    optimal portfolio under every named stress, in total and by instrument).
+    minimal CVaR under the same limits, ``n_frontier`` points, and beside it the supply-vs-CVaR
+    frontier, see :func:`frontier_table`) and ``metrics.json`` (expected PV, VaR and CVaR,
+    limits used, supply secured per material, binding limits with shadow prices, premium vs
+    expected loss of every guarantee-like instrument, go/no-go decisions, probability of
+    loss, both frontiers) and, when the assumptions have ``stress.yaml`` and ``settings`` are
+    given, ``stress.csv`` (P&L of the optimal portfolio under every named stress, in total
+    and by instrument).
+
+    With ``settings.workers > 1`` the frontiers are traced in a second process while this
+    one solves the allocation and runs the stresses; the numbers do not depend on it.
 
     Returns
     -------
@@ -217,21 +466,92 @@ def optimize_to_directory(a: Assumptions, scenarios: dict, out_dir, *, n_frontie
     """
     from pathlib import Path
 
-    import pandas as pd
-
-    from ..instruments import guarantee_pricing
     from ..io import staged_directory, write_json_atomic
-    from .cvar import efficient_frontier
 
     problem = build_fund_problem(a, scenarios)
-    result = optimize_fund(a, problem)
-    allocation = allocation_table(a, problem, result)
-    A, b, names = fund_constraints(a, problem)
     limits = a.fund.portfolio
-    frontier = efficient_frontier(problem.values_meur, n_frontier, beta=limits.cvar_beta, A_ub=A, b_ub=b,
-                                  bounds=[(0.0, c.max_units) for c in problem.columns],
-                                  names=problem.names, constraint_names=names)
+    parallel = settings is not None and settings.workers > 1
+    background = None
+    if not limits.go_no_go:  # the frontiers do not depend on the optimum: start them now
+        background = _Background(frontier_job(a, problem, n_frontier), parallel)
+    try:
+        result = optimize_fund(a, problem)
+        if background is None:
+            selection = _selected(problem, result.x)
+            background = _Background(frontier_job(a, problem, n_frontier, selection), parallel)
+        allocation = allocation_table(a, problem, result)
+        stress = None
+        if a.stress is not None and settings is not None:
+            from .stress import stress_test
+
+            n_stress = a.stress.stress_scenarios
+            base = problem.values_meur[:n_stress] if problem.values_meur.shape[0] >= n_stress else None
+            stress = stress_test(a, settings, problem.names, result.x, base_values=base)
+        frontiers = background.get()
+    except BaseException:
+        if background is not None:
+            background.cancel()
+        raise
+    metrics = fund_metrics(a, problem, result, frontiers)
+    if stress is not None:
+        metrics["stress"] = stress.drop(columns=["description"]).to_dict(orient="records")
+    with staged_directory(Path(out_dir) / "portfolio") as stage:
+        allocation.to_csv(stage / "allocation.csv", index=False)
+        if stress is not None:
+            stress.to_csv(stage / "stress.csv", index=False)
+        frontier_table(a, problem, frontiers).to_csv(stage / "frontier.csv", index=False)
+        write_json_atomic(stage / "metrics.json", metrics)
+    return result, allocation
+
+
+def frontier_table(a: Assumptions, problem: FundProblem, frontiers: dict):
+    """``frontier.csv``: one row per point of the PV frontier, the supply frontier beside it.
+
+    Returns
+    -------
+    pandas.DataFrame
+        ``point, expected_pv_meur, cvar_meur, var_meur`` (PV frontier: least CVaR at evenly
+        spaced expected-PV floors), ``weighted_supply_t_per_year`` (of the same allocation),
+        and ``supply_weighted_t_per_year, supply_cvar_meur, supply_var_meur,
+        supply_expected_pv_meur`` (point k of the supply frontier: least CVaR at evenly spaced
+        weighted-supply floors, i.e. the most weighted supply at that CVaR; empty when
+        ``supply_weights`` weight nothing).
+    """
+    import pandas as pd
+
+    pv = frontiers["pv"]
+    weights = supply_weights(a, problem)
+    mean_pv = problem.values_meur.mean(axis=0)
+    table = pd.DataFrame({"point": np.arange(1, len(pv.cvar) + 1), "expected_pv_meur": pv.expected_value,
+                          "cvar_meur": pv.cvar, "var_meur": pv.var,
+                          "weighted_supply_t_per_year": pv.x @ weights})
+    supply = frontiers.get("supply")
+    nan = np.full(len(pv.cvar), np.nan)
+    table["supply_weighted_t_per_year"] = nan if supply is None else supply.expected_value
+    table["supply_cvar_meur"] = nan if supply is None else supply.cvar
+    table["supply_var_meur"] = nan if supply is None else supply.var
+    table["supply_expected_pv_meur"] = nan if supply is None else supply.x @ mean_pv
+    return table
+
+
+def fund_metrics(a: Assumptions, problem: FundProblem, result: CVaRResult, frontiers: dict | None = None) -> dict:
+    """Everything ``metrics.json`` holds about the optimum (stress results are added by the caller).
+
+    Keys: ``objective, cvar_beta, expected_pv_meur, var_meur, cvar_meur, capital_used_meur,
+    budget_meur, contingent_used_meur, contingent_limit_meur, cvar_limit_meur,
+    supply_secured_t_per_year, constraints, cvar_cap_shadow_price, guarantee_pricing`` and
+    ``objective_value`` (in the objective's units), ``weighted_supply_t_per_year``,
+    ``blend_supply_value_meur_per_t``, ``solver``, ``go_no_go`` (per project: selected,
+    exposure, minimum ticket), ``prob_loss`` (limit, threshold, realised probability, the CVaR
+    bound that imposes it, method) and ``frontier`` (``pv`` and ``supply`` lists of points).
+    """
+    from ..instruments import guarantee_pricing
+
+    limits = a.fund.portfolio
+    A, b, names = fund_constraints(a, problem)
     used = A @ result.x
+    weights = supply_weights(a, problem)
+    shadow = result.shadow_prices or {}
     metrics = {
         "objective": limits.objective,
         "cvar_beta": limits.cvar_beta,
@@ -245,23 +565,40 @@ def optimize_to_directory(a: Assumptions, scenarios: dict, out_dir, *, n_frontie
         "cvar_limit_meur": limits.cvar_limit_meur,
         "supply_secured_t_per_year": {m: float(t @ result.x) for m, t in problem.tonnes_t.items()},
         "constraints": {n: {"value": float(u), "limit": float(lim), "binding": n in result.binding,
-                            "shadow_price": (result.shadow_prices or {}).get(n)}
+                            "shadow_price": shadow.get(n)}
                         for n, u, lim in zip(names, used, b)},
-        "cvar_cap_shadow_price": (result.shadow_prices or {}).get("cvar cap"),
+        "cvar_cap_shadow_price": shadow.get("cvar cap"),
         "guarantee_pricing": guarantee_pricing(a, problem.columns),
+        "objective_value": result.objective_value,
+        "weighted_supply_t_per_year": float(weights @ result.x),
+        "blend_supply_value_meur_per_t": limits.blend_supply_value_meur_per_t,
+        "solver": result.solver,
     }
-    stress = None
-    if a.stress is not None and settings is not None:
-        from .stress import stress_test
-
-        stress = stress_test(a, settings, problem.names, result.x)
-        metrics["stress"] = stress.drop(columns=["description"]).to_dict(orient="records")
-    with staged_directory(Path(out_dir) / "portfolio") as stage:
-        allocation.to_csv(stage / "allocation.csv", index=False)
-        if stress is not None:
-            stress.to_csv(stage / "stress.csv", index=False)
-        pd.DataFrame({"point": np.arange(1, len(frontier.cvar) + 1),
-                      "expected_pv_meur": frontier.expected_value, "cvar_meur": frontier.cvar,
-                      "var_meur": frontier.var}).to_csv(stage / "frontier.csv", index=False)
-        write_json_atomic(stage / "metrics.json", metrics)
-    return result, allocation
+    tickets = project_tickets(a, problem) if limits.go_no_go else {}
+    exposure = project_exposures(problem, result.x)
+    chosen = _selected(problem, result.x)
+    metrics["go_no_go"] = {
+        "enabled": limits.go_no_go,
+        "max_projects": limits.max_projects,
+        "projects_selected": int(sum(chosen.values())),
+        "projects": {pid: {"selected": chosen[pid], "exposure_meur": exposure[pid],
+                           "min_ticket_meur": tickets.get(pid)} for pid in chosen},
+    }
+    prob = {"max_prob_loss": limits.max_prob_loss, "threshold_meur": limits.prob_loss_threshold_meur,
+            "realised_prob_loss": float(np.mean(result.losses > limits.prob_loss_threshold_meur)),
+            "method": "CVaR bound: CVaR_(1-max_prob_loss)(loss) <= threshold implies P(loss > threshold) "
+                      "<= max_prob_loss (Rockafellar-Uryasev 2002)"}
+    if limits.max_prob_loss is not None:
+        prob["cvar_bound_meur"] = result.cvar_limits.get(PROB_LOSS)
+        prob["binding"] = bool(PROB_LOSS in result.binding)
+        prob["shadow_price"] = shadow.get(PROB_LOSS)
+    metrics["prob_loss"] = prob
+    if frontiers is not None:
+        mean_pv = problem.values_meur.mean(axis=0)
+        metrics["frontier"] = {
+            key: [{"point": i + 1, "expected_pv_meur": float(x @ mean_pv), "cvar_meur": float(c),
+                   "var_meur": float(v), "weighted_supply_t_per_year": float(x @ weights)}
+                  for i, (x, c, v) in enumerate(zip(f.x, f.cvar, f.var))]
+            for key, f in frontiers.items()
+        }
+    return metrics

@@ -59,18 +59,29 @@ def apply_stress(a: Assumptions, stress: StressScenario) -> Assumptions:
 
 
 def _position_values(a: Assumptions, settings, names: list[str], x: np.ndarray) -> dict[str, np.ndarray]:
-    """Per-scenario PV of each named position of the portfolio, on a fresh simulation."""
-    from ..results import simulate_to_directory
-    from ..simulation import load_scenarios
+    """Per-scenario PV of each named position of the portfolio, on a fresh simulation.
 
+    Only the projects the portfolio holds are simulated: every random stream is keyed by
+    its source (market, project), so their scenarios are those of a run of every project.
+    """
+    from ..simulation import load_scenarios, simulate
+
+    sizes = {n: size for n, size in zip(names, x) if abs(size) > 1e-12}
+    held = {n.split("/")[0] for n in sizes}
+    if not held:
+        return {}
+    sub = dataclasses.replace(a, projects={pid: p for pid, p in a.projects.items() if pid in held})
     with tempfile.TemporaryDirectory() as tmp:
-        simulate_to_directory(a, settings, tmp)
-        problem = build_fund_problem(a, load_scenarios(f"{tmp}/simulation/scenarios"))
+        result = simulate(sub, settings, scenario_dir=tmp)
+        scenarios = load_scenarios(tmp)
+        for pid in sub.projects:  # the per-scenario results beside the yearly arrays
+            scenarios[pid] = {**scenarios[pid], **result.scalars[pid]}
+        problem = build_fund_problem(sub, scenarios)
         index = {n: k for k, n in enumerate(problem.names)}
-        return {n: problem.values_meur[:, index[n]] * size for n, size in zip(names, x) if abs(size) > 1e-12}
+        return {n: problem.values_meur[:, index[n]] * size for n, size in sizes.items()}
 
 
-def stress_test(a: Assumptions, settings, names: list[str], x: np.ndarray):
+def stress_test(a: Assumptions, settings, names: list[str], x: np.ndarray, base_values: np.ndarray | None = None):
     """P&L of a portfolio under every scenario of ``stress.yaml``.
 
     Parameters
@@ -78,11 +89,17 @@ def stress_test(a: Assumptions, settings, names: list[str], x: np.ndarray):
     a : Assumptions
         With ``stress.yaml``, ``instruments.yaml`` and the fund's limits.
     settings : RunSettings
-        Seed, sampling and workers; the scenario count is ``stress.yaml: stress_scenarios``.
+        Seed, sampling, copula; the scenario count is ``stress.yaml: stress_scenarios``. The
+        stressed runs simulate in this process (one worker), only the projects held.
     names : list of str
         Column names of the portfolio (``FundProblem.names``).
     x : ndarray
         Size of every column.
+    base_values : ndarray of shape (stress_scenarios, len(names)), optional
+        PV per unit of every column in the first ``stress_scenarios`` scenarios of a run on
+        the same assumptions, seed, sampling and copula (e.g. ``FundProblem.values_meur`` of
+        the optimisation): the base case, which is then not simulated again. Scenarios do not
+        depend on the scenario count, so this is the base run itself.
 
     Returns
     -------
@@ -95,13 +112,20 @@ def stress_test(a: Assumptions, settings, names: list[str], x: np.ndarray):
 
     from .cvar import cvar_from_losses
 
-    run = dataclasses.replace(settings, scenarios=a.stress.stress_scenarios, risk_attribution=False)
+    n_stress = a.stress.stress_scenarios
+    run = dataclasses.replace(settings, scenarios=n_stress, risk_attribution=False, workers=1)
     beta = a.fund.portfolio.cvar_beta
-    base = _position_values(a, run, names, x)
+    if base_values is not None:
+        base_values = np.asarray(base_values, dtype=float)
+        if base_values.shape != (n_stress, len(names)):
+            raise ValueError(f"base_values must have shape ({n_stress}, {len(names)}), got {base_values.shape}")
+        base = {n: base_values[:, k] * size for k, (n, size) in enumerate(zip(names, x)) if abs(size) > 1e-12}
+    else:
+        base = _position_values(a, run, names, x)
     instruments = sorted({n.split("/")[1].split(":")[0] for n in base})
 
     def summary(values: dict[str, np.ndarray]) -> dict:
-        total = sum(values.values())
+        total = sum(values.values(), np.zeros(n_stress))
         row = {"expected_pv_meur": float(total.mean()), "cvar_meur": float(cvar_from_losses(-total, beta))}
         for inst in instruments:
             row[f"pv_{inst}_meur"] = float(sum(v.mean() for n, v in values.items() if n.split("/")[1].startswith(inst)))

@@ -122,6 +122,7 @@ def project_payoffs(a: Assumptions, scenarios: dict, project_id: str) -> list[In
     window = min(terms.supply_window_years, n_years)
     eu_tonnes = {m: np.asarray(s["tonnes_eu_t"][k], dtype=float) for k, m in enumerate(p.products)}
     eu_share = p.offtake.eu_share
+    category = a.countries.countries[p.country].oecd_category
     out: list[InstrumentPayoff] = []
 
     # --- equity: its share of every equity flow and of the entry price ----------------------
@@ -149,7 +150,7 @@ def project_payoffs(a: Assumptions, scenarios: dict, project_id: str) -> list[In
         # loan is outstanding at the valuation date)
         at_start = p.debt.amount_musd if p.stage is Stage.PRODUCTION else 0.0
         opening = np.concatenate([np.full((n, 1), at_start), outstanding[:, :-1]], axis=1)
-        premium = _pv_eur(g.premium_rate_per_year * opening, fx, df)
+        premium = _pv_eur(g.rate_for(category) * opening, fx, df)
         loss = _pv_eur(np.asarray(s["lender_loss_musd"], dtype=float), fx, df)
         out.append(InstrumentPayoff(
             project=project_id, instrument="loan_guarantee", unit="share of the senior loan covered",
@@ -163,7 +164,7 @@ def project_payoffs(a: Assumptions, scenarios: dict, project_id: str) -> list[In
     c = terms.political_risk_cover
     invested = np.maximum(-np.cumsum(np.asarray(s["equity_cf_meur"], dtype=float), axis=1) + entry_eur, 0.0)
     opening_invested = np.concatenate([np.full((n, 1), entry_eur), invested[:, :-1]], axis=1)
-    premium = (c.premium_rate_per_year * opening_invested) @ df
+    premium = (c.rate_for(category) * opening_invested) @ df
     loss = _pv_eur(np.asarray(s["insurable_loss_musd"], dtype=float), fx, df)
     out.append(InstrumentPayoff(
         project=project_id, instrument="political_risk_cover", unit="share of the sponsors' equity insured",

@@ -53,7 +53,8 @@ def test_loan_guarantee_pays_the_covered_write_off(a):
     scen = hand_built(a)
     g = by_instrument(project_payoffs(a, scen, PID))[("loan_guarantee", "")]
     df = discount_factors(a.fund.discount_rate_nominal, a.fund.horizon_years)
-    rate = a.instruments.loan_guarantee.premium_rate_per_year
+    rate = a.instruments.loan_guarantee.premium_rate_by_oecd_category[5]  # Kazakhstan: OECD category 5
+    assert a.countries.countries[a.projects[PID].country].oecd_category == 5
     opening = np.concatenate([np.zeros((3, 1)), scen[PID]["debt_outstanding_musd"][:, :-1]], axis=1)
     premium = rate * opening / 1.25 @ df
     loss = np.array([0.0, 120.0 / 1.25 * df[4], 0.0])
@@ -76,7 +77,7 @@ def test_equity_stake_and_political_risk_cover(a):
     assert eq.max_units == 0.5
     pri = x[("political_risk_cover", "")]
     invested = np.array([100.0 - 30.0 * k for k in range(5)])  # net investment at the start of years 1..4
-    premium = a.instruments.political_risk_cover.premium_rate_per_year * (invested[:4] @ df[1:5])
+    premium = a.instruments.political_risk_cover.premium_rate_by_oecd_category[5] * (invested[:4] @ df[1:5])
     assert pri.pv_meur[0] == pytest.approx(premium), "premium on the insured net investment"
     assert pri.pv_meur[2] == pytest.approx(premium - 80.0 / 1.25 * df[6]), "pays the insured loss"
 
@@ -125,3 +126,33 @@ def test_payoffs_from_a_simulation_run(a, tmp_path):
             g = payoffs[("loan_guarantee", "")]
             defaulted = result.scalars[pid]["default_year"] < a.fund.horizon_years
             assert (g.expected_loss_pv_meur > 0) == defaulted.any(), f"{pid}: guarantee loss iff some default"
+
+
+def test_premium_rate_graded_by_oecd_category(a):
+    g = a.instruments.loan_guarantee
+    assert g.rate_for(None) == g.premium_rate_per_year and g.rate_for(0) == g.premium_rate_per_year
+    assert g.rate_for(6) == g.premium_rate_by_oecd_category[6]
+    rates = [g.rate_for(c) for c in (3, 4, 5, 6)]
+    assert rates == sorted(rates), "riskier categories pay at least as much (3..6)"
+
+
+def test_default_loan_guarantee_premiums_cover_oecd_minimum_and_expected_loss(tmp_path_factory):
+    """On a 4,096-scenario run, every default loan guarantee earns at least max(MPR, EL)."""
+    from fundmodel.results import simulate_to_directory
+    from fundmodel.simulation import RunSettings, load_scenarios
+
+    a = load_assumptions(ROOT / "assumptions")
+    out = tmp_path_factory.mktemp("pricing")
+    simulate_to_directory(a, RunSettings.from_assumptions(a, scenarios=4096, workers=1, risk_attribution=False), out)
+    scenarios = load_scenarios(out / "simulation" / "scenarios")
+    payoffs = [x for pid in a.projects for x in project_payoffs(a, scenarios, pid)]
+    rows = guarantee_pricing(a, payoffs)
+    for r in rows:
+        if r["instrument"] == "loan_guarantee":
+            assert not r["subsidised"], r
+            mpr = r["oecd_minimum_premium_pv_meur_per_unit"]
+            assert mpr is None or r["premium_pv_meur_per_unit"] >= mpr, r
+        if r["instrument"] == "political_risk_cover":
+            assert not r["subsidised"], r
+    # the flag is the plain comparison of the two PVs
+    assert all(r["subsidised"] == (r["premium_pv_meur_per_unit"] < r["expected_loss_pv_meur_per_unit"]) for r in rows)

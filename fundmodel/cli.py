@@ -101,6 +101,19 @@ def build_parser() -> argparse.ArgumentParser:
     p_run = sub.add_parser("run", help="validate, simulate, optimise and render the memos (the main job)")
     run_options(p_run)
     memo_options(p_run)
+
+    p_cal = sub.add_parser("calibrate", help="estimate price and country-risk assumptions from public data")
+    cal = p_cal.add_subparsers(dest="target", metavar="TARGET", parser_class=_Parser)
+    p_cp = cal.add_parser("prices", help="fit log-OU/GBM price models to the World Bank Pink Sheet")
+    p_cp.add_argument("--data", metavar="FILE", help="Pink Sheet CSV (default: the shipped extract)")
+    p_cp.add_argument("--series", metavar="A,B,...", help="series to fit, e.g. COPPER,NICKEL (default: calibration.yaml)")
+    p_cp.add_argument("--start", metavar="YYYY-MM", help="first month of the sample (default: calibration.yaml)")
+    p_cp.add_argument("--model", choices=["ou", "gbm"], help="price model (default: calibration.yaml)")
+    p_cc = cal.add_parser("countries", help="map WGI, CPI and OECD category to political-event hazards")
+    for p in (p_cp, p_cc):
+        p.add_argument("--write", action="store_true", help="update the assumption file in place (comments kept)")
+        assumptions_option(p)
+        p.add_argument("--out", default="reports", metavar="DIR", help="output root (default: reports)")
     return parser
 
 
@@ -246,12 +259,19 @@ def cmd_run(args) -> int:
     return 0
 
 
+def cmd_calibrate(args) -> int:
+    """``fundmodel calibrate prices|countries``: see :mod:`fundmodel.calibration`."""
+    from .calibration.commands import cmd_calibrate as run
+
+    return run(args)
+
+
 def _command() -> str:
     return "fundmodel " + " ".join(shlex.quote(x) for x in sys.argv[1:])
 
 
 COMMANDS = {"validate": cmd_validate, "simulate": cmd_simulate, "optimize": cmd_optimize, "memo": cmd_memo,
-            "run": cmd_run}
+            "run": cmd_run, "calibrate": cmd_calibrate}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -20,7 +20,8 @@ import yaml
 from pydantic import BaseModel, ValidationError
 
 from ..errors import AssumptionError, Issue
-from .schema import CountriesFile, FundFile, InstrumentsFile, MarketsFile, Project, Stage, StressFile
+from .schema import (CalibrationFile, CountriesFile, FundFile, InstrumentsFile, MarketsFile, Project, Stage,
+                     StressFile)
 
 FX_FACTOR = "EURUSD"
 
@@ -38,6 +39,9 @@ class Assumptions:
         directory has none (the simulation does not need it).
     stress
         Parsed ``stress.yaml`` (named stress scenarios), ``None`` when absent.
+    calibration
+        Parsed ``calibration.yaml`` (settings of ``fundmodel calibrate``), ``None`` when absent.
+        Not part of ``file_sha256``: the simulation does not depend on it.
     projects
         Parsed ``projects/<id>.yaml`` files keyed by project id, sorted by id.
     directory
@@ -55,6 +59,7 @@ class Assumptions:
     file_sha256: dict[str, str] = field(default_factory=dict)
     instruments: InstrumentsFile | None = None
     stress: StressFile | None = None
+    calibration: CalibrationFile | None = None
 
     @property
     def material_ids(self) -> list[str]:
@@ -434,6 +439,11 @@ def load_assumptions(directory: str | Path = "assumptions") -> Assumptions:
                     issues.append(Issue("instruments.yaml", f"price_floor.floors_usd_per_t.{mat}",
                                         f"must be a material in markets.yaml{hint}", mat, False))
 
+    calibration = None
+    if (root / "calibration.yaml").exists():  # read but not hashed: the simulation does not use it
+        calibration = _validate("calibration.yaml", CalibrationFile,
+                                _read_yaml(root / "calibration.yaml", "calibration.yaml", issues), issues)
+
     projects: dict[str, Project] = {}
     project_dir = root / "projects"
     files = sorted(project_dir.glob("*.yaml")) + sorted(project_dir.glob("*.yml"))
@@ -462,5 +472,5 @@ def load_assumptions(directory: str | Path = "assumptions") -> Assumptions:
     return Assumptions(
         fund=fund, markets=markets, countries=countries,
         projects=dict(sorted(projects.items())), directory=root, file_sha256=hashes,
-        instruments=instruments, stress=stress,
+        instruments=instruments, stress=stress, calibration=calibration,
     )

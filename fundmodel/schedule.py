@@ -26,7 +26,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-from scipy import stats
+from scipy import special, stats
 
 from .assumptions.schema import Project, Stage, Triangular
 from .sampling import triangular_ppf
@@ -88,10 +88,10 @@ def overrun_parameters(mean: float, prob_ge_100pct: float, shift: float) -> tupl
     if a <= 0:
         raise ValueError(f"overrun_mean ({mean}) must exceed overrun_shift ({shift})")
     c = np.log((1 - shift) / a)
-    z = stats.norm.ppf(1 - prob_ge_100pct)
+    z = special.ndtri(1 - prob_ge_100pct)  # = stats.norm.ppf, without its ~1 ms of argument checks
     disc = z * z - 2 * c
     if disc < 0:
-        p_max = float(stats.norm.sf(np.sqrt(2 * c)))
+        p_max = float(special.ndtr(-np.sqrt(2 * c)))  # = stats.norm.sf
         raise ValueError(
             f"no shifted lognormal with mean {mean} and shift {shift} reaches "
             f"P(overrun >= 100 %) = {prob_ge_100pct:.4f}; the largest attainable is "

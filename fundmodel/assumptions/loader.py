@@ -125,6 +125,10 @@ def _read_yaml(path: Path, rel: str, issues: list[Issue]) -> Any:
         context, context_mark = getattr(exc, "context", None), getattr(exc, "context_mark", None)
         if context and context_mark is not None and (mark is None or context_mark.line != mark.line):
             problem += f" ({context} at line {context_mark.line + 1})"
+        if isinstance(exc, yaml.reader.ReaderError):  # a forbidden character: no mark, a two-line str()
+            line_start = text.rfind("\n", 0, exc.position) + 1
+            where = f"line {text.count(chr(10), 0, exc.position) + 1}, column {exc.position - line_start + 1}: "
+            problem = f"character #x{exc.character:04x} is not allowed ({exc.reason})"
         issues.append(Issue(rel, "", f"invalid YAML: {where}{problem}", show_value=False))
         return None
     except (ValueError, TypeError, OverflowError, RecursionError) as exc:  # last resort, no line known

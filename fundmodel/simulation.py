@@ -53,7 +53,7 @@ class RunSettings:
     copula: Copula
     copula_dof: float
     risk_attribution: bool
-    attribution_scenarios: int = 4096  #: attribution uses the first N scenarios (rounded up to chunks)
+    attribution_scenarios: int = 4096  #: attribution uses the first N scenarios (whatever the chunk size)
     workers: int = 1  #: worker processes; results do not depend on it
 
     @classmethod
@@ -330,8 +330,10 @@ def run_chunk(a: Assumptions, settings: RunSettings, start: int, stop: int,
     if scenario_dir is not None:
         ScenarioWriter.open(scenario_dir).write(chunk)
     if settings.risk_attribution and start < settings.attribution_scenarios:
+        keep = min(stop, settings.attribution_scenarios) - start  # exactly the first N: not chunk-dependent
         for risk, values in attribution_chunk(a, streams, chunk).items():
-            out["variants"][risk] = {pid: (v.project_npv_meur, v.equity_npv_meur) for pid, v in values.items()}
+            out["variants"][risk] = {pid: (v.project_npv_meur[:keep], v.equity_npv_meur[:keep])
+                                     for pid, v in values.items()}
     return out
 
 
@@ -400,8 +402,8 @@ def simulate(
     restriction_years = 0
     step = -(-settings.chunk_size // BLOCK) * BLOCK
     bounds = [(lo, min(lo + step, n)) for lo in range(0, n, step)]
-    # attribution runs on the chunks that start below attribution_scenarios
-    n_attr = max(hi for lo, hi in bounds if lo < settings.attribution_scenarios)
+    # attribution on the first attribution_scenarios scenarios (as the sensitivity), whatever the chunks
+    n_attr = min(settings.attribution_scenarios, n)
     variant_npv = {pid: {risk: {"project_npv_meur": np.empty(n_attr), "equity_npv_meur": np.empty(n_attr)}
                          for risk in ATTRIBUTION} for pid in a.projects}
     if scenario_dir is not None:
@@ -440,8 +442,8 @@ def simulate(
                     event_counts[pid][event] += count
             for risk, per_project in res["variants"].items():
                 for pid, (project_npv, equity_npv) in per_project.items():
-                    variant_npv[pid][risk]["project_npv_meur"][lo:hi] = project_npv
-                    variant_npv[pid][risk]["equity_npv_meur"][lo:hi] = equity_npv
+                    variant_npv[pid][risk]["project_npv_meur"][lo:lo + project_npv.size] = project_npv
+                    variant_npv[pid][risk]["equity_npv_meur"][lo:lo + equity_npv.size] = equity_npv
             if progress is not None:
                 progress(hi - lo)
     finally:

@@ -40,21 +40,106 @@ def staged_directory(target: str | Path) -> Iterator[Path]:
     """
     target = Path(target)
     target.parent.mkdir(parents=True, exist_ok=True)
+    remove_stale_staging(target.parent, target.name)
     stage = Path(tempfile.mkdtemp(prefix=f".{target.name}.tmp-", dir=target.parent))
     os.chmod(stage, 0o777 & ~_umask())  # mkdtemp makes it private; results are shared reports
+    lock = hold_staging_lock(stage)  # "in use" for remove_stale_staging until this process ends
     try:
-        yield stage
-    except BaseException:
-        shutil.rmtree(stage, ignore_errors=True)
+        try:
+            yield stage
+        except BaseException:
+            shutil.rmtree(stage, ignore_errors=True)
+            raise
+        old = None
+        if target.exists():
+            old = Path(tempfile.mkdtemp(prefix=f".{target.name}.old-", dir=target.parent))
+            os.rmdir(old)
+            os.replace(target, old)
+        os.replace(stage, target)
+        if old is not None:
+            shutil.rmtree(old, ignore_errors=True)
+    finally:
+        release_staging_lock(lock)
+
+
+def hold_staging_lock(folder: Path) -> int | None:
+    """Hold an advisory lock on a staging folder while this process writes it (POSIX).
+
+    The kernel releases the lock when the process ends, however it ends (``SIGKILL`` too):
+    an unlocked staging folder belongs to nobody and :func:`remove_stale_staging` may
+    remove it. Returns the descriptor to pass to :func:`release_staging_lock`.
+    """
+    try:
+        import fcntl
+    except ImportError:  # pragma: no cover - no advisory locks: nothing is ever considered stale
+        return None
+    fd = os.open(folder, os.O_RDONLY)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        os.close(fd)
         raise
-    old = None
-    if target.exists():
-        old = Path(tempfile.mkdtemp(prefix=f".{target.name}.old-", dir=target.parent))
-        os.rmdir(old)
-        os.replace(target, old)
-    os.replace(stage, target)
-    if old is not None:
-        shutil.rmtree(old, ignore_errors=True)
+    return fd
+
+
+def release_staging_lock(fd: int | None) -> None:
+    """Release a lock taken by :func:`hold_staging_lock`."""
+    if fd is not None:
+        os.close(fd)
+
+
+def _is_stale(folder: Path) -> bool:
+    """True if no live process holds the staging lock of ``folder`` (False if unsure)."""
+    try:
+        import fcntl
+    except ImportError:  # pragma: no cover
+        return False
+    try:
+        fd = os.open(folder, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0) | getattr(os, "O_NOFOLLOW", 0))
+    except OSError:
+        return False
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        return False  # a live writer holds it
+    finally:
+        os.close(fd)
+    return True
+
+
+def remove_stale_staging(parent: str | Path, name: str) -> list[Path]:
+    """Remove what killed runs left beside ``parent/name``; returns the folders removed.
+
+    Only hidden folders of this module's own patterns are touched: ``.NAME.tmp-*``
+    (a staging folder; removed when no live process holds its lock, see
+    :func:`hold_staging_lock`) and ``.NAME.old-*`` (previous results set aside during the
+    final two renames; removed only when ``NAME`` itself exists again and no staging
+    folder of ``NAME`` is in use, otherwise left alone: it may be the only copy).
+    """
+    parent = Path(parent)
+    removed: list[Path] = []
+    in_use = False
+    for stage in sorted(parent.glob(f".{glob_escape(name)}.tmp-*")):
+        if not stage.is_dir() or stage.is_symlink():
+            continue
+        if _is_stale(stage):
+            shutil.rmtree(stage, ignore_errors=True)
+            removed.append(stage)
+        else:
+            in_use = True
+    if not in_use and (parent / name).is_dir():
+        for old in sorted(parent.glob(f".{glob_escape(name)}.old-*")):
+            if old.is_dir() and not old.is_symlink():
+                shutil.rmtree(old, ignore_errors=True)
+                removed.append(old)
+    return removed
+
+
+def glob_escape(text: str) -> str:
+    """``text`` with glob metacharacters escaped (folder names are ours, but be exact)."""
+    import glob
+
+    return glob.escape(text)
 
 
 def _umask() -> int:

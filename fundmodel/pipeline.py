@@ -22,7 +22,7 @@ from typing import Callable, Iterator
 
 from .assumptions import Assumptions
 from .errors import UsageError
-from .io import write_json_atomic
+from .io import hold_staging_lock, release_staging_lock, remove_stale_staging, write_json_atomic
 from .simulation import RunSettings
 
 #: Result folders of a run, in the order they are moved into place.
@@ -92,24 +92,58 @@ def staged_run(out_dir: str | Path) -> Iterator[Path]:
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     with _exclusive(out):
+        remove_stale_run_folders(out)
         stage = Path(tempfile.mkdtemp(prefix=".run.tmp-", dir=out))
+        lock = hold_staging_lock(stage)
         try:
-            yield stage
-        except BaseException:
-            shutil.rmtree(stage, ignore_errors=True)
-            raise
-        old = Path(tempfile.mkdtemp(prefix=".run.old-", dir=out))
-        try:
-            for step in STEPS:
-                if (stage / step).exists():
-                    if (out / step).exists():
-                        os.replace(out / step, old / step)
-                    os.replace(stage / step, out / step)
-            if (stage / "manifest.json").exists():
-                os.replace(stage / "manifest.json", out / "manifest.json")
+            try:
+                yield stage
+            except BaseException:
+                shutil.rmtree(stage, ignore_errors=True)
+                raise
+            old = Path(tempfile.mkdtemp(prefix=".run.old-", dir=out))
+            try:
+                for step in STEPS:
+                    if (stage / step).exists():
+                        if (out / step).exists():
+                            os.replace(out / step, old / step)
+                        os.replace(stage / step, out / step)
+                if (stage / "manifest.json").exists():
+                    os.replace(stage / "manifest.json", out / "manifest.json")
+            finally:
+                shutil.rmtree(old, ignore_errors=True)
+                shutil.rmtree(stage, ignore_errors=True)
         finally:
-            shutil.rmtree(old, ignore_errors=True)
+            release_staging_lock(lock)
+
+
+def remove_stale_run_folders(out: Path) -> list[Path]:
+    """Remove the staging folders of runs that were killed (call with the run lock held).
+
+    ``.run.tmp-*`` (a run's stage) and ``.run.old-*`` (previous step folders set aside
+    during the final renames) in ``out``: under the run lock no other run is writing, so
+    these are left by a killed run. A step folder found only in a ``.run.old-*`` (the run
+    died between the two renames of that step) is moved back into place first, so the
+    previous results are never lost. Then the stale stages of single steps
+    (``.simulation.tmp-*``, ... of ``fundmodel simulate``, ``optimize``, ``memo``; see
+    :func:`fundmodel.io.remove_stale_staging`). Nothing else is touched.
+    """
+    removed: list[Path] = []
+    for old in sorted(out.glob(".run.old-*")):
+        if not old.is_dir() or old.is_symlink():
+            continue
+        for step in STEPS:
+            if (old / step).is_dir() and not (out / step).exists():
+                os.replace(old / step, out / step)
+        shutil.rmtree(old, ignore_errors=True)
+        removed.append(old)
+    for stage in sorted(out.glob(".run.tmp-*")):
+        if stage.is_dir() and not stage.is_symlink():
             shutil.rmtree(stage, ignore_errors=True)
+            removed.append(stage)
+    for step in STEPS:
+        removed += remove_stale_staging(out, step)
+    return removed
 
 
 @contextmanager

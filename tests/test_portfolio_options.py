@@ -223,3 +223,16 @@ def test_bad_portfolio_options_exit_2_naming_the_field(assumptions_copy, tmp_pat
     code = main(["validate", "--assumptions", str(assumptions_copy)])
     err = capsys.readouterr().err
     assert code == 2 and "fund.yaml" in err and message in err, err
+
+
+def test_stress_in_worker_processes_and_from_base_values_gives_the_same_table(small):
+    from fundmodel.portfolio.stress import stress_test
+
+    a, problem = small
+    a = dataclasses.replace(a, stress=a.stress.model_copy(update={"stress_scenarios": 512}))
+    x = optimize_fund(a, problem).x
+    one = stress_test(a, RunSettings.from_assumptions(a, workers=1), problem.names, x)
+    two = stress_test(a, RunSettings.from_assumptions(a, workers=2), problem.names, x,
+                      base_values=problem.values_meur[:512])
+    numeric = one.columns.drop(["stress", "description"])
+    np.testing.assert_array_equal(two[numeric].to_numpy(), one[numeric].to_numpy())

@@ -391,33 +391,45 @@ def _frontier_task(job: dict) -> dict:
 
 
 class _Background:
-    """A frontier job run in one spawned process (or lazily in this one when ``enabled`` is false).
+    """A frontier job run in one spawned process (or in this one when ``enabled`` is false).
 
     ``spawn``, not ``fork``: the job calls HiGHS, whose thread pool may already exist in this
-    process and would not survive a fork.
+    process and would not survive a fork. If the worker cannot start or dies (e.g. the main
+    module cannot be re-imported), the job runs here instead: the numbers are the same.
     """
 
     def __init__(self, job: dict, enabled: bool):
-        self.job, self.pool, self.pending = job, None, None
+        self.job, self.executor, self.future = job, None, None
         if enabled:
             import multiprocessing as mp
+            from concurrent.futures import ProcessPoolExecutor
 
-            self.pool = mp.get_context("spawn").Pool(1)
-            self.pending = self.pool.apply_async(_frontier_task, (job,))
+            try:
+                self.executor = ProcessPoolExecutor(1, mp_context=mp.get_context("spawn"))
+                self.future = self.executor.submit(_frontier_task, job)
+            except Exception:  # pragma: no cover - no processes available: run here later
+                self.cancel()
 
     def get(self) -> dict:
-        if self.pool is None:
+        if self.future is None:
             return _frontier_task(self.job)
+        from concurrent.futures.process import BrokenProcessPool
+
         try:
-            return self.pending.get()
+            return self.future.result()
+        except BrokenProcessPool:
+            return _frontier_task(self.job)
         finally:
-            self.pool.terminate()
-            self.pool.join()
+            self.cancel()
 
     def cancel(self) -> None:
-        if self.pool is not None:
-            self.pool.terminate()
-            self.pool.join()
+        """Stop the worker (it may be mid-solve) without waiting for it."""
+        if self.executor is None:
+            return
+        executor, self.executor, self.future = self.executor, None, None
+        for process in list((getattr(executor, "_processes", None) or {}).values()):
+            process.terminate()
+        executor.shutdown(wait=True, cancel_futures=True)
 
 
 def frontier_job(a: Assumptions, problem: FundProblem, n_points: int, selection: dict[str, bool] | None = None) -> dict:

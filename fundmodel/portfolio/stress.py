@@ -90,7 +90,8 @@ def stress_test(a: Assumptions, settings, names: list[str], x: np.ndarray, base_
         With ``stress.yaml``, ``instruments.yaml`` and the fund's limits.
     settings : RunSettings
         Seed, sampling, copula; the scenario count is ``stress.yaml: stress_scenarios``. The
-        stressed runs simulate in this process (one worker), only the projects held.
+        stressed runs simulate only the projects held, one stress per worker process
+        (``settings.workers``); the numbers do not depend on the number of workers.
     names : list of str
         Column names of the portfolio (``FundProblem.names``).
     x : ndarray
@@ -134,8 +135,20 @@ def stress_test(a: Assumptions, settings, names: list[str], x: np.ndarray, base_
     reference = summary(base)
     rows = [{"stress": "base", "description": "no stress (same seed and scenario count)", **reference,
              "change_meur": 0.0, **{f"change_{inst}_meur": 0.0 for inst in instruments}}]
-    for name, stress in a.stress.scenarios.items():
-        row = summary(_position_values(apply_stress(a, stress), run, names, x))
+    stressed = [apply_stress(a, stress) for stress in a.stress.scenarios.values()]
+    workers = min(settings.workers, len(stressed))
+    if workers > 1:  # one stress per worker process, each simulating in its process
+        import multiprocessing as mp
+        from concurrent.futures import ProcessPoolExecutor
+
+        method = "fork" if "fork" in mp.get_all_start_methods() else "spawn"
+        with ProcessPoolExecutor(workers, mp_context=mp.get_context(method)) as pool:
+            values = list(pool.map(_position_values, stressed, [run] * len(stressed), [names] * len(stressed),
+                                   [x] * len(stressed)))
+    else:
+        values = [_position_values(s, run, names, x) for s in stressed]
+    for (name, stress), stressed_values in zip(a.stress.scenarios.items(), values):
+        row = summary(stressed_values)
         row = {"stress": name, "description": stress.description, **row,
                "change_meur": row["expected_pv_meur"] - reference["expected_pv_meur"]}
         for inst in instruments:

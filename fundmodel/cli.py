@@ -214,12 +214,14 @@ def cmd_memo(args) -> int:
     """Render memos from current results, or run the model first when they are missing or stale."""
     from .assumptions import load_assumptions
     from .memo import load_results, render_memos
-    from .pipeline import results_are_current, run_all
-    from .simulation import RunSettings
+    from .pipeline import previous_settings, results_are_current, run_all
 
     started = time.perf_counter()
     a = load_assumptions(args.assumptions)
-    settings = RunSettings.from_assumptions(a, workers=args.workers)
+    unknown = [p for p in args.project or [] if p not in a.projects]
+    if unknown:
+        raise UsageError(f"unknown project id(s): {', '.join(unknown)}; known: {', '.join(a.projects)}")
+    settings = previous_settings(a, args.out, workers=args.workers)
     if results_are_current(a, settings, args.out, need_portfolio=True):
         baseline = load_results(args.baseline) if args.baseline else None
         written = render_memos(a, load_results(args.out), args.out, lang=args.lang, projects=args.project,

@@ -44,6 +44,22 @@ def _comparable(settings: dict) -> dict:
     return {k: v for k, v in settings.items() if k not in ("risk_attribution", "workers", "chunk_size")}
 
 
+def previous_settings(a: Assumptions, out_dir: str | Path, **overrides) -> RunSettings:
+    """Settings of the run recorded in ``OUT/manifest.json`` (fund.yaml defaults if there is none).
+
+    ``fundmodel memo`` repeats the previous run (same seed and scenario count) when the
+    results are stale, instead of silently switching to the defaults.
+    """
+    recorded = {}
+    try:
+        top = json.loads((Path(out_dir) / "manifest.json").read_text())
+        recorded = {k: top["settings"][k] for k in ("scenarios", "seed", "sampling", "copula", "copula_dof")
+                    if k in top.get("settings", {})}
+    except (OSError, json.JSONDecodeError, KeyError, TypeError):
+        recorded = {}
+    return RunSettings.from_assumptions(a, **{**recorded, **overrides})
+
+
 def results_are_current(a: Assumptions, settings: RunSettings, out_dir: str | Path, *,
                         need_portfolio: bool = False) -> bool:
     """True if ``OUT/simulation`` (and ``OUT/portfolio``) were made from these files and settings."""

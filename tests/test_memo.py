@@ -7,6 +7,7 @@ same run, formatted independently here.
 
 from __future__ import annotations
 
+import functools
 import json
 import re
 import shutil
@@ -27,10 +28,15 @@ ROOT = Path(__file__).resolve().parent.parent
 SCENARIOS = 1024
 
 
-def pdf_text(path: Path) -> str:
-    """All text of a PDF, whitespace collapsed (line breaks inside table cells do not matter)."""
+@functools.lru_cache(maxsize=64)
+def _pdf_text(path: Path, mtime_ns: int) -> str:
     reader = pypdf.PdfReader(str(path))
     return re.sub(r"\s+", " ", " ".join(page.extract_text() for page in reader.pages))
+
+
+def pdf_text(path: Path) -> str:
+    """All text of a PDF, whitespace collapsed (line breaks inside table cells do not matter)."""
+    return _pdf_text(Path(path), Path(path).stat().st_mtime_ns)
 
 
 def meur(value: float) -> str:
@@ -146,24 +152,32 @@ def test_no_unrendered_template_syntax_and_footer_manifest(run_dir):
         assert manifest["assumption_files_sha256"]["fund.yaml"] in text
 
 
-def test_same_results_render_the_same_html(run_dir, tmp_path):
+def test_same_results_render_the_same_html(run_dir):
+    from fundmodel.memo.context import portfolio_context, project_context
+    from fundmodel.memo.render import render_html
+
     a = load_assumptions(ROOT / "assumptions")
     results = load_results(run_dir)
-    render_memos(a, results, tmp_path, projects=["kz_gallium"])
-    first = (tmp_path / "memos" / "kz_gallium.html").read_text()
-    assert first == (run_dir / "memos" / "kz_gallium.html").read_text()
+    assert render_html("project.html", project_context(a, results, "kz_gallium")) == (
+        run_dir / "memos" / "kz_gallium.html").read_text()
+    assert render_html("portfolio.html", portfolio_context(a, results)) == (
+        run_dir / "memos" / "portfolio.html").read_text()
 
 
 def test_german_memo_has_german_headings_and_number_format(run_dir, tmp_path):
     a = load_assumptions(ROOT / "assumptions")
     results = load_results(run_dir)
-    render_memos(a, results, tmp_path, projects=["br_ree"], lang="de")
+    render_memos(a, results, tmp_path, projects=["br_ree"], lang="de", portfolio=False)
     text = pdf_text(tmp_path / "memos" / "br_ree.pdf")
     assert "Zusammenfassung" in text and "Empfehlung" in text and "Kennzahlen" in text
     value = results.summary.loc["br_ree", "equity_npv_mean_meur"]
     assert Formatter("de").meur(value) in text
     assert "Executive summary" not in text
-    assert "Inhalt" in pdf_text(tmp_path / "memos" / "portfolio.pdf")
+    from fundmodel.memo.context import portfolio_context
+    from fundmodel.memo.render import render_html
+
+    html = render_html("portfolio.html", portfolio_context(a, results, "de"))
+    assert "Inhalt" in html and "Contents" not in html
 
 
 def test_baseline_section_lists_changes(run_dir, tmp_path):
@@ -229,7 +243,7 @@ def test_hostile_text_prints_literally_and_loads_nothing(run_dir, tmp_path, monk
     monkeypatch.setattr(render, "html_to_pdf", recording)
     out = tmp_path / "out"
     # the results of the default run, described by the hostile assumption files
-    render_memos(a, load_results(run_dir), out, projects=["kz_gallium"])
+    render_memos(a, load_results(run_dir), out, projects=["kz_gallium"], portfolio=False)
     assert refused == []  # nothing even tried to load a URL
     html = (out / "memos" / "kz_gallium.html").read_text()
     assert "<script>" not in html and "<img" not in html and "<b>Bold" not in html
@@ -254,8 +268,7 @@ def test_cli_memo_exit_codes(run_dir, capsys):
     assert main(["memo", "--out", str(run_dir), "--lang", "fr"]) == 2
     assert main(["memo", "--assumptions", str(ROOT / "assumptions"), "--out", str(run_dir),
                  "--project", "no_such_project"]) == 2
-    err = capsys.readouterr().err
-    assert "no_such_project" in err or "results missing" in err
+    assert "no_such_project" in capsys.readouterr().err
 
 
 def test_cli_run_bad_assumptions_exits_2_and_keeps_previous_output(run_dir, tmp_path, capsys):
@@ -285,3 +298,25 @@ def test_a_second_run_into_the_same_folder_is_refused(tmp_path):
         with pytest.raises(UsageError, match="another fundmodel run"):
             run_all(a, RunSettings.from_assumptions(a, scenarios=64, workers=1), out)
     assert [p.name for p in out.iterdir()] == [".lock"]
+
+
+def test_cli_memo_reuses_current_results_and_repeats_the_run_when_stale(run_dir, tmp_path, capsys):
+    out = tmp_path / "out"
+    shutil.copytree(run_dir, out)
+    summary_before = (out / "simulation" / "summary.csv").read_bytes()
+    assert main(["memo", "--assumptions", str(ROOT / "assumptions"), "--out", str(out),
+                 "--project", "kz_gallium", "--workers", "1"]) == 0
+    assert "results up to date" in capsys.readouterr().out
+    assert sorted(p.name for p in (out / "memos").glob("*.pdf")) == ["kz_gallium.pdf", "portfolio.pdf"]
+    assert (out / "simulation" / "summary.csv").read_bytes() == summary_before
+
+    # an edited assumption file makes the results stale: the same run (seed, scenarios) is repeated
+    from fundmodel.pipeline import previous_settings, results_are_current
+
+    work = tmp_path / "assumptions"
+    shutil.copytree(ROOT / "assumptions", work)
+    (work / "fund.yaml").write_text((work / "fund.yaml").read_text() + "\n# edited\n")
+    a = load_assumptions(work)
+    settings = previous_settings(a, out)
+    assert settings.scenarios == SCENARIOS
+    assert not results_are_current(a, settings, out, need_portfolio=True)

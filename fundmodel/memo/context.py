@@ -408,17 +408,15 @@ def portfolio_context(a: Assumptions, results: RunResults, lang: str = "en",
     frontier_chart = supply_frontier_chart = None
     fr = results.frontier
     if fr is not None and not fr.empty:
-        pv_points = fr[fr["frontier"] == "pv"] if "frontier" in fr.columns else fr
-        frontier_chart = charts.frontier(pv_points["cvar_meur"].to_numpy(), pv_points["expected_pv_meur"].to_numpy(),
+        frontier_chart = charts.frontier(fr["cvar_meur"].to_numpy(), fr["expected_pv_meur"].to_numpy(),
                                          (m["cvar_meur"], m["expected_pv_meur"]), f"{L['pv']} (EUR m)", L,
                                          m.get("cvar_limit_meur"))
-        if "frontier" in fr.columns and (fr["frontier"] == "supply").any():
-            sp = fr[fr["frontier"] == "supply"]
-            value_col = "weighted_supply" if "weighted_supply" in sp.columns else "expected_pv_meur"
-            chosen_supply = m.get("weighted_supply", float("nan"))
-            supply_frontier_chart = charts.frontier(sp["cvar_meur"].to_numpy(), sp[value_col].to_numpy(),
-                                                    (m["cvar_meur"], chosen_supply), L["weighted_supply"], L,
-                                                    m.get("cvar_limit_meur"))
+        if "supply_cvar_meur" in fr.columns and fr["supply_cvar_meur"].notna().any():
+            sp = fr[fr["supply_cvar_meur"].notna()]
+            supply_frontier_chart = charts.frontier(
+                sp["supply_cvar_meur"].to_numpy(), sp["supply_weighted_t_per_year"].to_numpy(),
+                (m["cvar_meur"], m.get("weighted_supply_t_per_year", float("nan"))), f"{L['weighted_supply']} (t/yr)",
+                L, m.get("cvar_limit_meur"))
 
     concentration = {}
     if not alloc.empty:

@@ -102,7 +102,7 @@ def _render_one(name: str) -> str:
 
 def render_memos(a: Assumptions, results: RunResults, out_dir: str | Path, *, lang: str = "en",
                  projects: Iterable[str] | None = None, baseline: RunResults | None = None,
-                 workers: int = 1, progress=None) -> list[Path]:
+                 workers: int = 1, portfolio: bool = True, progress=None) -> list[Path]:
     """Render the project memos and the portfolio memo into ``OUT/memos/`` atomically.
 
     Parameters
@@ -120,6 +120,8 @@ def render_memos(a: Assumptions, results: RunResults, out_dir: str | Path, *, la
         Only these project memos (the portfolio memo is always rendered).
     baseline : RunResults, optional
         Earlier results for the "changes since the previous run" section.
+    portfolio : bool
+        Also render the portfolio memo (when the run optimised a portfolio).
     workers : int
         Processes rendering memos in parallel (WeasyPrint is single-threaded Python);
         the memos do not depend on it.
@@ -146,7 +148,7 @@ def render_memos(a: Assumptions, results: RunResults, out_dir: str | Path, *, la
     unknown = [p for p in chosen if p not in results.summary.index or p not in a.projects]
     if unknown:
         raise UsageError(f"unknown project id(s): {', '.join(unknown)}; known: {', '.join(results.projects)}")
-    names = chosen + (["portfolio"] if results.portfolio is not None else [])
+    names = chosen + (["portfolio"] if portfolio and results.portfolio is not None else [])
     target = Path(out_dir) / "memos"
     baseline_dir = None if baseline is None else baseline.directory
     with staged_directory(target) as stage:

@@ -377,7 +377,9 @@ def allocation_table(a: Assumptions, problem: FundProblem, result: CVaRResult):
         for material, tonnes in problem.tonnes_t.items():
             row[f"tonnes_{material}"] = size * tonnes[k]
         rows.append(row)
-    return pd.DataFrame(rows)
+    columns = ["project", "instrument", "material", "size", "unit", "capital_meur", "contingent_meur",
+               "expected_pv_meur", "cvar_contribution_meur", *(f"tonnes_{m}" for m in problem.tonnes_t)]
+    return pd.DataFrame(rows, columns=columns)  # the columns also when nothing is held
 
 
 def _frontier_task(job: dict) -> dict:

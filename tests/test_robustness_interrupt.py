@@ -88,6 +88,14 @@ def fork_cli(argv: list[str], log: Path) -> int:
     return pid
 
 
+def matches(root: Path, pattern: str) -> bool:
+    """``root.glob(pattern)`` finds something (a folder vanishing mid-glob counts as no match)."""
+    try:
+        return any(True for _ in root.glob(pattern))
+    except OSError:
+        return False
+
+
 class Victim:
     """A ``fundmodel run`` process to interrupt when ``trigger`` (a glob under OUT) matches."""
 
@@ -110,7 +118,7 @@ class Victim:
     def fire(self) -> None:
         if self.fired or self.poll() is not None:
             return
-        if list(self.out.glob(self.trigger)):
+        if matches(self.out, self.trigger):
             if self.name == "sigkill-simulation":  # hold it (and its lock), start a second run
                 os.kill(self.pid, signal.SIGSTOP)
                 self.rival = subprocess.Popen(
@@ -273,7 +281,7 @@ def test_killed_simulate_leaves_a_stage_that_the_next_simulate_removes(tmp_path)
                     "--no-attribution", "--quiet", "--out", str(out)], tmp_path / "simulate.stderr")
     try:
         deadline = time.monotonic() + 60
-        while not list(out.glob(".simulation.tmp-*/scenarios")):
+        while not matches(out, ".simulation.tmp-*/scenarios"):
             assert os.waitpid(pid, os.WNOHANG)[0] == 0, (tmp_path / "simulate.stderr").read_text()
             assert time.monotonic() < deadline
             time.sleep(0.01)
@@ -285,3 +293,26 @@ def test_killed_simulate_leaves_a_stage_that_the_next_simulate_removes(tmp_path)
     assert main(["simulate", "--assumptions", str(ROOT / "assumptions"), "--scenarios", "64", "--workers", "1",
                  "--no-attribution", "--quiet", "--out", str(out)]) == 0
     assert sorted(p.name for p in out.iterdir()) == ["simulation"]
+
+
+def test_stale_run_folders_are_removed_and_a_step_left_aside_is_put_back(tmp_path):
+    """A run killed between the two renames of a step left it only in ``.run.old-*``: restored."""
+    from fundmodel.pipeline import remove_stale_run_folders
+
+    out = tmp_path / "out"
+    (out / "portfolio").mkdir(parents=True)
+    (out / "portfolio" / "allocation.csv").write_text("new")
+    old = out / ".run.old-k1"
+    for step, text in (("simulation", "previous"), ("portfolio", "previous")):
+        (old / step).mkdir(parents=True)
+        (old / step / "file.csv").write_text(text)
+    stage = out / ".run.tmp-k1"
+    (stage / ".memos.tmp-x").mkdir(parents=True)
+    for keep in (".lock", ".git", ".run.tmpx", "notes"):
+        (out / keep).mkdir()
+    removed = remove_stale_run_folders(out)
+    assert removed == [old, stage]
+    assert (out / "simulation" / "file.csv").read_text() == "previous"  # the only copy, put back
+    assert (out / "portfolio" / "allocation.csv").read_text() == "new"  # the newer one kept
+    assert sorted(p.name for p in out.iterdir()) == [".git", ".lock", ".run.tmpx", "notes", "portfolio",
+                                                     "simulation"]

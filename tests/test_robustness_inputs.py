@@ -3,7 +3,7 @@
 Degenerate inputs (``fundmodel simulate`` and ``fundmodel optimize`` through
 :func:`fundmodel.cli.main` on a copy of the shipped assumptions): one project and one
 scenario; every political hazard and the export-restriction onset at zero; a project
-already in production; a project with no debt. Every number in every output file must be
+already in production; a project with no debt; an empty optimal portfolio. Every number in every output file must be
 finite (an empty cell or ``null`` only for the figures documented as "n/a").
 
 Impossible limits: a budget of 0 (refused by validation), a CVaR limit below the least CVaR
@@ -153,20 +153,20 @@ def test_zero_hazards_production_stage_and_no_debt(tmp_path):
         assert all(share == 0.0 for share in m["event_year_share"].values()), (pid, m["event_year_share"])
 
 
-def test_one_project_portfolio_that_must_stay_empty_is_reported_not_crashed(tmp_path):
-    """One project and a 35 % country cap: the only feasible portfolio is empty.
+def test_one_project_portfolio_that_must_stay_empty(tmp_path):
+    """One project and a 35 % country cap: the only feasible portfolio is empty, and that is a result.
 
-    Known bug (others' files): ``fundmodel.portfolio.fund.allocation_table`` returns a
-    DataFrame without columns when nothing is allocated, ``allocation.csv`` is written
-    empty and ``cli.cmd_optimize`` then fails with ``KeyError`` (exit 1).
+    (Found here: ``allocation.csv`` used to be written without columns and ``fundmodel optimize``
+    ended with ``KeyError``, exit 1; fixed in ``fundmodel.portfolio.fund.allocation_table``.)
     """
     work = make_assumptions(tmp_path, ["mn_ree"])
     out = tmp_path / "out"
     code, _, err = run_cli(["optimize", "--assumptions", str(work), "--scenarios", "64", "--workers", "1",
                             "--out", str(out)])
-    if code != 0:
-        pytest.xfail(f"empty optimal portfolio: exit {code}: {err.strip()[:200]}")
+    assert code == 0, err
     check_portfolio_outputs(out / "portfolio", "empty portfolio")
+    allocation = pd.read_csv(out / "portfolio" / "allocation.csv")
+    assert allocation.empty and "capital_meur" in allocation.columns
 
 
 # ----------------------------------------------------------------------------- impossible limits

@@ -245,6 +245,9 @@ def cmd_run(args) -> int:
     started = time.perf_counter()
     a = load_assumptions(args.assumptions)
     print(f"{args.assumptions}: valid ({len(a.projects)} projects)", file=sys.stderr)
+    unknown = [p for p in args.project or [] if p not in a.projects]
+    if unknown:  # before an expensive run, not after it
+        raise UsageError(f"unknown project id(s): {', '.join(unknown)}; known: {', '.join(a.projects)}")
     settings = RunSettings.from_assumptions(a, scenarios=args.scenarios, seed=args.seed, workers=args.workers)
     report = run_all(a, settings, args.out, lang=args.lang, projects=args.project, baseline_dir=args.baseline,
                      command=_command(), log=lambda line: print(line, file=sys.stderr))

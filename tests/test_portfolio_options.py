@@ -36,11 +36,11 @@ KEEP = ["br_ree", "kz_gallium", "cl_lithium", "kz_tungsten", "gh_lithium"]
 
 @pytest.fixture(scope="module")
 def small(tmp_path_factory):
-    """Five projects, 1,024 scenarios: small enough to enumerate every project selection."""
+    """Five projects, 512 scenarios: small enough to enumerate every project selection."""
     a = load_assumptions(ROOT / "assumptions")
     a = dataclasses.replace(a, projects={k: v for k, v in a.projects.items() if k in KEEP})
     out = tmp_path_factory.mktemp("small")
-    simulate_to_directory(a, RunSettings.from_assumptions(a, scenarios=1024, workers=1, risk_attribution=False), out)
+    simulate_to_directory(a, RunSettings.from_assumptions(a, scenarios=512, workers=1, risk_attribution=False), out)
     return a, build_fund_problem(a, load_scenarios(out / "simulation" / "scenarios"))
 
 

@@ -66,3 +66,20 @@ class UsageError(FundmodelError):
     """A command-line argument is invalid."""
 
     exit_code = 2
+
+
+def did_you_mean(name: str, options) -> str:
+    """`` (did you mean 'x'?)`` for the option closest to ``name``, ignoring case; empty if none is close.
+
+    Examples
+    --------
+    >>> did_you_mean("copr", ["copper", "nickel"])
+    " (did you mean 'copper'?)"
+    >>> did_you_mean("zzz", ["copper"])
+    ''
+    """
+    import difflib
+
+    by_case = {str(o).casefold(): str(o) for o in options}
+    close = difflib.get_close_matches(str(name).casefold(), list(by_case), n=1)
+    return f" (did you mean '{by_case[close[0]]}'?)" if close else ""

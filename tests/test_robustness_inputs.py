@@ -20,14 +20,13 @@ import math
 import re
 import shutil
 from pathlib import Path
-from typing import Any
 
 import pandas as pd
 import pytest
 import yaml
 
 from fundmodel.cli import main
-from test_robustness_mutations import check_finite_outputs
+from test_robustness_mutations import assert_finite_json, check_finite_outputs
 
 ROOT = Path(__file__).resolve().parent.parent
 _LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
@@ -79,19 +78,8 @@ def check_portfolio_outputs(portfolio: Path, what: str) -> None:
     def refuse(token):
         raise AssertionError(f"{what}: {token} in portfolio/metrics.json")
 
-    def walk(node: Any, key: str = "") -> None:
-        if isinstance(node, dict):
-            for k, v in node.items():
-                walk(v, str(k))
-        elif isinstance(node, list):
-            for v in node:
-                walk(v, key)
-        elif node is None:
-            assert PORTFOLIO_NA.match(key), f"{what}: portfolio/metrics.json {key} is null"
-        elif isinstance(node, float):
-            assert math.isfinite(node), f"{what}: portfolio/metrics.json {key} = {node}"
-
-    walk(json.loads((portfolio / "metrics.json").read_text(), parse_constant=refuse))
+    assert_finite_json(json.loads((portfolio / "metrics.json").read_text(), parse_constant=refuse),
+                       PORTFOLIO_NA, f"{what}: portfolio/metrics.json")
 
 
 def simulate_and_optimize(work: Path, out: Path, scenarios: int, what: str, attribution: bool = False) -> None:

@@ -382,6 +382,20 @@ def check_refusal(code: int, out: str, err: str, rel: str, what: str) -> None:
 NA_KEYS = re.compile(r"^(min_dscr_p50|first_production_year_p\d+|equity_irr_p\d+|.*_y11_20)$")
 
 
+def assert_finite_json(node: Any, na_keys: re.Pattern, label: str, key: str = "") -> None:
+    """Every number in a parsed JSON document is finite; ``null`` only under keys matching ``na_keys``."""
+    if isinstance(node, dict):
+        for k, v in node.items():
+            assert_finite_json(v, na_keys, label, str(k))
+    elif isinstance(node, list):
+        for v in node:
+            assert_finite_json(v, na_keys, label, key)
+    elif node is None:
+        assert na_keys.match(key), f"{label} {key} is null (NaN?)"
+    elif isinstance(node, float):
+        assert math.isfinite(node), f"{label} {key} = {node}"
+
+
 def check_finite_outputs(sim: Path, what: str) -> None:
     """No NaN/inf anywhere; empty/null only for the documented n/a figures."""
     for name in ("summary.csv", "tonnes.csv", "first_production.csv", "price_fan.csv"):
@@ -403,19 +417,7 @@ def check_finite_outputs(sim: Path, what: str) -> None:
 
     metrics = json.loads((sim / "metrics.json").read_text(), parse_constant=refuse)
 
-    def walk(node, key=""):
-        if isinstance(node, dict):
-            for k, v in node.items():
-                walk(v, str(k))
-        elif isinstance(node, list):
-            for v in node:
-                walk(v, key)
-        elif node is None:
-            assert NA_KEYS.match(key), f"{what}: metrics.json {key} is null (NaN?)"
-        elif isinstance(node, float):
-            assert math.isfinite(node), f"{what}: metrics.json {key} = {node}"
-
-    walk(metrics)
+    assert_finite_json(metrics, NA_KEYS, f"{what}: metrics.json")
 
 
 # ----------------------------------------------------------------------------- the property

@@ -20,6 +20,7 @@ import yaml
 from pydantic import BaseModel, ValidationError
 
 from ..errors import AssumptionError, Issue
+from ..errors import did_you_mean as _hint
 from .schema import (CalibrationFile, CountriesFile, FundFile, InstrumentsFile, MarketsFile, Project, Stage,
                      StressFile)
 
@@ -240,13 +241,6 @@ def _validate(rel: str, model: type[BaseModel], data: Any, issues: list[Issue]):
 
 
 # ----------------------------------------------------------------------------- cross-file rules
-def _hint(name: str, options: list[str]) -> str:
-    """`` (did you mean 'x'?)`` for the closest option, ignoring case; empty if none is close."""
-    by_case = {o.casefold(): o for o in options}
-    close = difflib.get_close_matches(name.casefold(), list(by_case), n=1)
-    return f" (did you mean '{by_case[close[0]]}'?)" if close else ""
-
-
 def _check_fund(fund: FundFile, issues: list[Issue]) -> None:
     real = (1 + fund.discount_rate_nominal) / (1 + fund.inflation) - 1
     if real <= 0:
@@ -428,8 +422,7 @@ def load_assumptions(directory: str | Path = "assumptions") -> Assumptions:
                                         ("hazard_multipliers", sc.hazard_multipliers, country_ids)):
                     for ref in ids:
                         if known is not None and ref not in known:
-                            close = difflib.get_close_matches(ref, list(known), n=1)
-                            hint = f" (did you mean '{close[0]}'?)" if close else ""
+                            hint = _hint(ref, list(known))
                             issues.append(Issue("stress.yaml", f"scenarios.{name}.{key}.{ref}",
                                                 f"is not defined in the assumptions{hint}", ref, False))
     instruments = None
@@ -438,8 +431,7 @@ def load_assumptions(directory: str | Path = "assumptions") -> Assumptions:
         if instruments is not None:
             for mat in instruments.price_floor.floors_usd_per_t:
                 if material_ids is not None and mat not in material_ids:
-                    close = difflib.get_close_matches(mat, list(material_ids), n=1)
-                    hint = f" (did you mean '{close[0]}'?)" if close else ""
+                    hint = _hint(mat, list(material_ids))
                     issues.append(Issue("instruments.yaml", f"price_floor.floors_usd_per_t.{mat}",
                                         f"must be a material in markets.yaml{hint}", mat, False))
 

@@ -7,7 +7,6 @@ NaN parameter.
 
 from __future__ import annotations
 
-import difflib
 import io
 from dataclasses import dataclass
 from importlib import resources
@@ -17,6 +16,7 @@ import numpy as np
 import pandas as pd
 
 from ..errors import FundmodelError
+from ..errors import did_you_mean as _hint
 
 #: directory of the shipped data files
 DATA_DIR = Path(str(resources.files("fundmodel") / "data"))
@@ -73,12 +73,6 @@ class PriceSeries:
     def frequency(self) -> str:
         """``monthly`` or ``annual``."""
         return "monthly" if self.dt < 1 else "annual"
-
-
-def _hint(name: str, options: list[str]) -> str:
-    by_case = {o.casefold(): o for o in options}
-    close = difflib.get_close_matches(name.casefold(), list(by_case), n=1, cutoff=0.6)
-    return f" (did you mean '{by_case[close[0]]}'?)" if close else ""
 
 
 def read_pinksheet(path: str | Path = PINKSHEET_FILE) -> pd.DataFrame:

@@ -64,6 +64,12 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--seed", type=_seed, metavar="S", help="random seed (default: fund.yaml)")
         p.add_argument("--workers", type=_positive_int, metavar="N",
                        help="worker processes (default: fund.yaml); results do not depend on it")
+        p.add_argument("--engine", choices=["serial", "dask"], default="serial",
+                       help="where scenario chunks run: serial = this machine (--workers local processes), "
+                            "dask = a Dask cluster (default: serial); results do not depend on it")
+        p.add_argument("--scheduler", metavar="ADDRESS",
+                       help="Dask scheduler, e.g. tcp://10.0.0.5:8786 (with --engine dask; default: "
+                            "DASK_SCHEDULER_ADDRESS, else a local cluster of --workers processes)")
         p.add_argument("--out", default="reports", metavar="DIR", help="output root (default: reports)")
 
     p_val = sub.add_parser("validate", help="check the assumption files; exit 2 with a report if invalid")
@@ -102,6 +108,14 @@ def build_parser() -> argparse.ArgumentParser:
     run_options(p_run)
     memo_options(p_run)
 
+    p_gen = sub.add_parser("generate-pipeline", help="write a synthetic assumption set with N generated projects "
+                                                     "(scale tests)")
+    assumptions_option(p_gen)
+    p_gen.add_argument("--projects", type=_positive_int, required=True, metavar="N", help="number of projects")
+    p_gen.add_argument("--seed", type=_seed, default=0, metavar="S", help="random seed (default: 0)")
+    p_gen.add_argument("--out", required=True, metavar="DIR", help="new assumptions directory (must not exist "
+                                                                   "or be empty)")
+
     p_cal = sub.add_parser("calibrate", help="estimate price and country-risk assumptions from public data")
     cal = p_cal.add_subparsers(dest="target", metavar="TARGET", parser_class=_Parser)
     p_cp = cal.add_parser("prices", help="fit log-OU/GBM price models to the World Bank Pink Sheet")
@@ -139,7 +153,7 @@ def cmd_simulate(args) -> int:
     settings = RunSettings.from_assumptions(
         a, scenarios=args.scenarios, seed=args.seed, sampling=args.sampling,
         copula=args.copula, chunk_size=args.chunk_size, workers=args.workers,
-        risk_attribution=False if args.no_attribution else None,
+        risk_attribution=False if args.no_attribution else None, **_engine_options(args),
     )
     started = time.perf_counter()
     command = "fundmodel " + " ".join(shlex.quote(x) for x in sys.argv[1:])
@@ -171,7 +185,7 @@ def cmd_optimize(args) -> int:
     if a.fund.portfolio is None or a.instruments is None:
         raise _UsageError(f"{args.assumptions}: optimize needs fund.yaml 'portfolio' limits and instruments.yaml")
     settings = RunSettings.from_assumptions(a, scenarios=args.scenarios, seed=args.seed, workers=args.workers,
-                                            risk_attribution=False)
+                                            risk_attribution=False, **_engine_options(args))
     sim_dir = Path(args.out) / "simulation"
     wanted = run_manifest(a, settings)
     reuse = False
@@ -181,11 +195,14 @@ def cmd_optimize(args) -> int:
                                                                                "chunk_size")}
         want = {k: v for k, v in wanted["settings"].items() if k not in ("risk_attribution", "workers", "chunk_size")}
         reuse = same == want and have.get("assumption_files_sha256") == wanted["assumption_files_sha256"]
-    if not reuse:
-        simulate_to_directory(a, settings, args.out, command="fundmodel optimize")
-    started = time.perf_counter()
-    result, allocation = optimize_to_directory(a, load_scenarios(sim_dir / "scenarios"), args.out,
-                                               settings=settings)
+    from .engine import engine_for
+
+    with engine_for(settings) as engine:  # one engine (e.g. one local Dask cluster) for both steps
+        if not reuse:
+            simulate_to_directory(a, settings, args.out, command="fundmodel optimize", engine=engine)
+        started = time.perf_counter()
+        result, allocation = optimize_to_directory(a, load_scenarios(sim_dir / "scenarios"), args.out,
+                                                   settings=settings, engine=engine)
     shown = allocation[["project", "instrument", "material", "size", "capital_meur", "contingent_meur",
                         "expected_pv_meur", "cvar_contribution_meur"]]
     print(f"Fund allocation ({a.fund.portfolio.objective}, CVaR at {a.fund.portfolio.cvar_beta:.0%}), EUR m")
@@ -201,6 +218,13 @@ def cmd_optimize(args) -> int:
           f"binding: {', '.join(result.binding) or 'none'} ({time.perf_counter() - started:.1f} s, "
           f"{'reused' if reuse else 'new'} simulation) -> {Path(args.out) / 'portfolio'}")
     return 0
+
+
+def _engine_options(args) -> dict:
+    """``engine`` and ``scheduler`` of the command line, checked before any work starts."""
+    if args.scheduler and args.engine != "dask":
+        raise UsageError("--scheduler needs --engine dask")
+    return {"engine": args.engine, "scheduler": args.scheduler}
 
 
 def _print_run(report, started: float) -> None:
@@ -248,7 +272,8 @@ def cmd_run(args) -> int:
     unknown = [p for p in args.project or [] if p not in a.projects]
     if unknown:  # before an expensive run, not after it
         raise UsageError(f"unknown project id(s): {', '.join(unknown)}; known: {', '.join(a.projects)}")
-    settings = RunSettings.from_assumptions(a, scenarios=args.scenarios, seed=args.seed, workers=args.workers)
+    settings = RunSettings.from_assumptions(a, scenarios=args.scenarios, seed=args.seed, workers=args.workers,
+                                            **_engine_options(args))
     report = run_all(a, settings, args.out, lang=args.lang, projects=args.project, baseline_dir=args.baseline,
                      command=_command(), log=lambda line: print(line, file=sys.stderr))
     summary = Path(args.out) / "portfolio" / "metrics.json"
@@ -271,12 +296,23 @@ def cmd_calibrate(args) -> int:
     return run(args)
 
 
+def cmd_generate_pipeline(args) -> int:
+    """``fundmodel generate-pipeline``: see :mod:`fundmodel.synthetic`."""
+    from .synthetic import generate_pipeline
+
+    started = time.perf_counter()
+    ids = generate_pipeline(args.assumptions, args.out, args.projects, seed=args.seed)
+    print(f"{len(ids)} synthetic projects from {args.assumptions} (seed {args.seed}) -> {args.out} "
+          f"(valid; {time.perf_counter() - started:.1f} s)")
+    return 0
+
+
 def _command() -> str:
     return "fundmodel " + " ".join(shlex.quote(x) for x in sys.argv[1:])
 
 
 COMMANDS = {"validate": cmd_validate, "simulate": cmd_simulate, "optimize": cmd_optimize, "memo": cmd_memo,
-            "run": cmd_run, "calibrate": cmd_calibrate}
+            "run": cmd_run, "calibrate": cmd_calibrate, "generate-pipeline": cmd_generate_pipeline}
 
 
 def main(argv: list[str] | None = None) -> int:

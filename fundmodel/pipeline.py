@@ -40,7 +40,7 @@ class RunReport:
 
 
 def _comparable(settings: dict) -> dict:
-    # workers, chunk size and attribution do not change the scenario results
+    # workers, chunk size, engine and attribution do not change the scenario results
     return {k: v for k, v in settings.items() if k not in ("risk_attribution", "workers", "chunk_size")}
 
 
@@ -224,6 +224,7 @@ def run_all(a: Assumptions, settings: RunSettings, out_dir: str | Path, *, lang:
     -------
     RunReport
     """
+    from .engine import engine_for
     from .memo import load_results, render_memos
     from .memo.labels import LANGUAGES
     from .portfolio.fund import optimize_to_directory
@@ -244,18 +245,20 @@ def run_all(a: Assumptions, settings: RunSettings, out_dir: str | Path, *, lang:
             not settings.risk_attribution
             or json.loads((Path(out_dir) / "simulation" / "manifest.json").read_text())["settings"].get(
                 "risk_attribution", False))
-        if current:
-            _link_or_copy_simulation(Path(out_dir) / "simulation", stage / "simulation")
-            report.reused_simulation = True
-        else:
-            simulate_to_directory(a, settings, stage, command=command)
-        report.timings["simulate"] = time.perf_counter() - started
-        log(f"simulate: {'reused' if current else 'done'} in {report.timings['simulate']:.1f} s")
+        with engine_for(settings) as engine:  # one engine (e.g. one Dask cluster) for both steps
+            if current:
+                _link_or_copy_simulation(Path(out_dir) / "simulation", stage / "simulation")
+                report.reused_simulation = True
+            else:
+                simulate_to_directory(a, settings, stage, command=command, engine=engine)
+            report.timings["simulate"] = time.perf_counter() - started
+            log(f"simulate: {'reused' if current else 'done'} in {report.timings['simulate']:.1f} s")
 
-        started = time.perf_counter()
-        optimize_to_directory(a, load_scenarios(stage / "simulation" / "scenarios"), stage, settings=settings)
-        report.timings["optimize"] = time.perf_counter() - started
-        log(f"optimize: done in {report.timings['optimize']:.1f} s")
+            started = time.perf_counter()
+            optimize_to_directory(a, load_scenarios(stage / "simulation" / "scenarios"), stage, settings=settings,
+                                  engine=engine)
+            report.timings["optimize"] = time.perf_counter() - started
+            log(f"optimize: done in {report.timings['optimize']:.1f} s")
 
         steps = ["simulation", "portfolio"]
         if memos:

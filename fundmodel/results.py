@@ -320,11 +320,14 @@ def run_manifest(a: Assumptions, settings, command: str | None = None) -> dict:
             "copula_dof": settings.copula_dof,
             "risk_attribution": settings.risk_attribution,
         },
+        # where it ran; the numbers do not depend on it (fundmodel.engine)
+        "execution": {"engine": getattr(settings, "engine", "serial"), "workers": settings.workers,
+                      "scheduler": getattr(settings, "scheduler", None)},
     }
 
 
 def simulate_to_directory(a: Assumptions, settings, out_dir, *, progress=None, command: str | None = None,
-                          keep_scenarios: bool = True):
+                          keep_scenarios: bool = True, engine=None):
     """Simulate and write ``OUT/simulation/`` atomically.
 
     Writes ``summary.csv`` (one row per project), ``tonnes.csv`` (expected tonnes per
@@ -346,6 +349,8 @@ def simulate_to_directory(a: Assumptions, settings, out_dir, *, progress=None, c
         Command line recorded in the manifest.
     keep_scenarios : bool, default True
         Write the scenario-level arrays.
+    engine : SerialEngine or DaskEngine, optional
+        Open engine (:mod:`fundmodel.engine`); default one made from ``settings``.
 
     Returns
     -------
@@ -360,7 +365,7 @@ def simulate_to_directory(a: Assumptions, settings, out_dir, *, progress=None, c
     target = Path(out_dir) / "simulation"
     with staged_directory(target) as stage:
         result = simulate(a, settings, scenario_dir=stage / "scenarios" if keep_scenarios else None,
-                          progress=progress)
+                          progress=progress, engine=engine)
         if keep_scenarios:
             for pid, values in result.scalars.items():  # per-scenario results beside the yearly arrays
                 for name, arr in values.items():
@@ -378,7 +383,7 @@ def simulate_to_directory(a: Assumptions, settings, out_dir, *, progress=None, c
         if settings.risk_attribution and a.fund.simulation.sensitivity:
             from .sensitivity import sensitivity_table
 
-            sensitivity_table(a, settings).to_csv(stage / "sensitivity.csv", index=False)
+            sensitivity_table(a, settings, engine=engine).to_csv(stage / "sensitivity.csv", index=False)
         metrics = {
             "valuation_date": a.fund.valuation_date.isoformat(),
             "currency": a.fund.reporting_currency,

@@ -510,20 +510,10 @@ def sensitivity_chunk(a: Assumptions, settings: RunSettings, start: int, stop: i
     return {"start": start, "stop": stop, "npv": npv}
 
 
-_WORKER: dict = {}
-
-
-def _worker_init(a: Assumptions, settings: RunSettings, variants: dict[str, Variant]) -> None:
-    from threadpoolctl import threadpool_limits
-
-    threadpool_limits(1)
-    _WORKER.update(a=a, settings=settings, variants=variants,
-                   streams=ScenarioStreams(settings.seed, settings.sampling))
-
-
-def _worker_task(bounds: tuple[int, int]) -> dict:
-    w = _WORKER
-    return sensitivity_chunk(w["a"], w["settings"], bounds[0], bounds[1], w["variants"], w["streams"])
+def _sensitivity_task(shared: tuple, bounds: tuple[int, int]) -> dict:
+    """One part of the sensitivity runs as an engine task: ``shared = (a, settings, variants)``."""
+    a, settings, variants = shared
+    return sensitivity_chunk(a, settings, bounds[0], bounds[1], variants)
 
 
 def sensitivity_scenarios(settings: RunSettings) -> int:
@@ -542,12 +532,13 @@ def sensitivity_scenarios(settings: RunSettings) -> int:
 
 
 def sensitivity_npvs(a: Assumptions, settings: RunSettings, *, n_scenarios: int | None = None,
-                     variants: dict[str, Variant] | None = None) -> dict[str, dict[str, dict[str, np.ndarray]]]:
+                     variants: dict[str, Variant] | None = None,
+                     engine=None) -> dict[str, dict[str, dict[str, np.ndarray]]]:
     """Per-scenario NPVs of every project in the base run and each variant.
 
-    The first ``n_scenarios`` scenarios are split into at most ``settings.workers`` parts
-    (whole random blocks, at most ``settings.chunk_size`` scenarios each) computed in worker
-    processes; the numbers do not depend on the split.
+    The first ``n_scenarios`` scenarios are split into at most one part per engine worker
+    (whole random blocks, at most ``settings.chunk_size`` scenarios each), tasks of the
+    engine (:mod:`fundmodel.engine`); the numbers do not depend on the split or the engine.
 
     Parameters
     ----------
@@ -558,6 +549,8 @@ def sensitivity_npvs(a: Assumptions, settings: RunSettings, *, n_scenarios: int 
         Default :func:`sensitivity_scenarios`.
     variants : dict, optional
         ``{name: (driver key, setting)}``; default :func:`default_variants`.
+    engine : SerialEngine or DaskEngine, optional
+        Open engine to use (default: one made from ``settings``).
 
     Returns
     -------
@@ -569,32 +562,12 @@ def sensitivity_npvs(a: Assumptions, settings: RunSettings, *, n_scenarios: int 
     variants = default_variants() if variants is None else variants
     n_blocks = -(-n // BLOCK)
     max_blocks = max(-(-settings.chunk_size // BLOCK), 1)
-    per_part = min(-(-n_blocks // max(settings.workers, 1)), max_blocks) * BLOCK
-    bounds = [(lo, min(lo + per_part, n)) for lo in range(0, n, per_part)]
-    workers = min(settings.workers, len(bounds))
+    from .engine import engine_for
 
-    from threadpoolctl import threadpool_limits
-
-    blas_limit = threadpool_limits(1)  # as in simulate: results must not depend on where a part ran
-    pool = None
-    try:
-        if workers > 1:
-            import multiprocessing as mp
-            from concurrent.futures import ProcessPoolExecutor
-
-            method = "fork" if "fork" in mp.get_all_start_methods() else "spawn"
-            pool = ProcessPoolExecutor(workers, mp_context=mp.get_context(method), initializer=_worker_init,
-                                       initargs=(a, settings, variants))
-            parts = list(pool.map(_worker_task, bounds))
-        else:
-            streams = ScenarioStreams(settings.seed, settings.sampling)
-            parts = [sensitivity_chunk(a, settings, lo, hi, variants, streams) for lo, hi in bounds]
-    finally:
-        if pool is not None:
-            pool.shutdown(cancel_futures=True)
-        blas_limit.restore_original_limits()
-
-    parts.sort(key=lambda r: r["start"])
+    with engine_for(settings, engine) as eng:
+        per_part = min(-(-n_blocks // eng.workers), max_blocks) * BLOCK
+        bounds = [(lo, min(lo + per_part, n)) for lo in range(0, n, per_part)]
+        parts = list(eng.map(_sensitivity_task, (a, settings, variants), bounds))
     return {
         name: {
             pid: {
@@ -617,7 +590,7 @@ SENSITIVITY_COLUMNS = [
 
 
 def sensitivity_table(a: Assumptions, settings: RunSettings, *, n_scenarios: int | None = None,
-                      drivers: dict[str, Driver] | None = None) -> pd.DataFrame:
+                      drivers: dict[str, Driver] | None = None, engine=None) -> pd.DataFrame:
     """Tornado data: per project and driver, mean NPVs in the base run and both variants.
 
     Parameters
@@ -628,6 +601,8 @@ def sensitivity_table(a: Assumptions, settings: RunSettings, *, n_scenarios: int
         Scenarios re-run (default :func:`sensitivity_scenarios`).
     drivers : dict, optional
         Subset of :data:`DRIVERS` (default all).
+    engine : SerialEngine or DaskEngine, optional
+        Open engine to use (default: one made from ``settings``).
 
     Returns
     -------
@@ -638,7 +613,8 @@ def sensitivity_table(a: Assumptions, settings: RunSettings, *, n_scenarios: int
         standard error of the mean of ``high - low`` over the common scenarios.
     """
     drivers = DRIVERS if drivers is None else drivers
-    npvs = sensitivity_npvs(a, settings, n_scenarios=n_scenarios, variants=default_variants(drivers))
+    npvs = sensitivity_npvs(a, settings, n_scenarios=n_scenarios, variants=default_variants(drivers),
+                            engine=engine)
     rows = []
     for pid in a.projects:
         base = npvs["base"][pid]

@@ -7,7 +7,7 @@ seed but different chunk sizes (2,048 vs 1,024 scenarios per chunk) and worker p
 ``first_production.csv``, ``price_fan.csv``, ``metrics.json``, every scenario array, and
 ``allocation.csv``, ``frontier.csv``, ``stress.csv`` and the portfolio ``metrics.json``;
 the memos rendered from them are identical HTML (same numbers). The manifests differ only
-in ``created_utc`` (a timestamp), the recorded ``command`` and ``settings.chunk_size``
+in ``created_utc`` (a timestamp), the recorded ``command``, ``execution`` (engine, workers) and ``settings.chunk_size``
 (a memory knob recorded for provenance); everything else, including the SHA-256 of every
 assumption file, the seed and the git commit, is equal, so a memo can be reproduced from
 the repository and its manifest. A different seed changes the results.
@@ -34,7 +34,7 @@ PROJECTS = ["mn_ree", "br_ree", "cd_cobalt"]
 _LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 _DUMPER = getattr(yaml, "CSafeDumper", yaml.SafeDumper)
 #: manifest fields that may differ between two runs with the same assumptions and seed
-MANIFEST_VOLATILE = {"created_utc", "command"}
+MANIFEST_VOLATILE = {"created_utc", "command", "execution"}
 
 
 def _cli(argv: list[str]) -> None:

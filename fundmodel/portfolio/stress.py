@@ -81,7 +81,14 @@ def _position_values(a: Assumptions, settings, names: list[str], x: np.ndarray) 
         return {n: problem.values_meur[:, index[n]] * size for n, size in sizes.items()}
 
 
-def stress_test(a: Assumptions, settings, names: list[str], x: np.ndarray, base_values: np.ndarray | None = None):
+def _stress_task(shared: tuple, stressed: Assumptions) -> dict[str, np.ndarray]:
+    """One stressed re-simulation as an engine task: ``shared = (settings, names, x)``."""
+    run, names, x = shared
+    return _position_values(stressed, run, names, x)
+
+
+def stress_test(a: Assumptions, settings, names: list[str], x: np.ndarray, base_values: np.ndarray | None = None,
+                engine=None):
     """P&L of a portfolio under every scenario of ``stress.yaml``.
 
     Parameters
@@ -90,8 +97,8 @@ def stress_test(a: Assumptions, settings, names: list[str], x: np.ndarray, base_
         With ``stress.yaml``, ``instruments.yaml`` and the fund's limits.
     settings : RunSettings
         Seed, sampling, copula; the scenario count is ``stress.yaml: stress_scenarios``. The
-        stressed runs simulate only the projects held, one stress per worker process
-        (``settings.workers``); the numbers do not depend on the number of workers.
+        stressed runs simulate only the projects held, one stress per engine task
+        (:mod:`fundmodel.engine`); the numbers do not depend on the engine or its workers.
     names : list of str
         Column names of the portfolio (``FundProblem.names``).
     x : ndarray
@@ -101,6 +108,8 @@ def stress_test(a: Assumptions, settings, names: list[str], x: np.ndarray, base_
         the same assumptions, seed, sampling and copula (e.g. ``FundProblem.values_meur`` of
         the optimisation): the base case, which is then not simulated again. Scenarios do not
         depend on the scenario count, so this is the base run itself.
+    engine : SerialEngine or DaskEngine, optional
+        Open engine to use (default: one made from ``settings``).
 
     Returns
     -------
@@ -114,7 +123,8 @@ def stress_test(a: Assumptions, settings, names: list[str], x: np.ndarray, base_
     from .cvar import cvar_from_losses
 
     n_stress = a.stress.stress_scenarios
-    run = dataclasses.replace(settings, scenarios=n_stress, risk_attribution=False, workers=1)
+    run = dataclasses.replace(settings, scenarios=n_stress, risk_attribution=False, workers=1, engine="serial",
+                              scheduler=None)  # each stress runs inside one task
     beta = a.fund.portfolio.cvar_beta
     if base_values is not None:
         base_values = np.asarray(base_values, dtype=float)
@@ -136,17 +146,10 @@ def stress_test(a: Assumptions, settings, names: list[str], x: np.ndarray, base_
     rows = [{"stress": "base", "description": "no stress (same seed and scenario count)", **reference,
              "change_meur": 0.0, **{f"change_{inst}_meur": 0.0 for inst in instruments}}]
     stressed = [apply_stress(a, stress) for stress in a.stress.scenarios.values()]
-    workers = min(settings.workers, len(stressed))
-    if workers > 1:  # one stress per worker process, each simulating in its process
-        import multiprocessing as mp
-        from concurrent.futures import ProcessPoolExecutor
+    from ..engine import engine_for
 
-        method = "fork" if "fork" in mp.get_all_start_methods() else "spawn"
-        with ProcessPoolExecutor(workers, mp_context=mp.get_context(method)) as pool:
-            values = list(pool.map(_position_values, stressed, [run] * len(stressed), [names] * len(stressed),
-                                   [x] * len(stressed)))
-    else:
-        values = [_position_values(s, run, names, x) for s in stressed]
+    with engine_for(settings, engine) as eng:  # one stress per task, each simulating in its worker
+        values = list(eng.map(_stress_task, (run, names, x), stressed))
     for (name, stress), stressed_values in zip(a.stress.scenarios.items(), values):
         row = summary(stressed_values)
         row = {"stress": name, "description": stress.description, **row,

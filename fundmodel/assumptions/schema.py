@@ -113,6 +113,11 @@ class PortfolioSettings(_Model):
 
     Probability of loss (optional): ``P(fund PV < -prob_loss_threshold_meur) <= max_prob_loss``,
     imposed through the sufficient CVaR bound ``CVaR_{1-max_prob_loss}(loss) <= threshold``.
+
+    Large runs: the CVaR limit and the frontiers use the first ``optimization_scenarios``
+    scenarios (a sample-average approximation of the tail; expectations and the other
+    limits use all scenarios) and the chosen portfolio's VaR and CVaR are then recomputed
+    on every scenario of the run.
     """
 
     objective: Literal["max_pv", "max_supply", "blend"] = "max_pv"
@@ -132,6 +137,8 @@ class PortfolioSettings(_Model):
     max_projects: Annotated[int, Field(ge=1)] | None = None
     max_prob_loss: Annotated[float, Field(gt=0.0, lt=1.0)] | None = None
     prob_loss_threshold_meur: NonNegativeFloat = 0.0
+    #: the CVaR of the solve uses the first N scenarios; the allocation is evaluated on all of them
+    optimization_scenarios: Annotated[int, Field(ge=1024, le=1_000_000)] = 20000
     source: Source
 
     @model_validator(mode="after")

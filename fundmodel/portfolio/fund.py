@@ -79,6 +79,9 @@ class FundProblem:
         Expected tonnes per year secured per unit, per material.
     countries, materials : list of str
         Host country and primary material of each column's project.
+    mean_values_meur : ndarray of shape (n_columns,)
+        Expected PV per unit over every scenario of the run (also when ``values_meur``
+        holds only the solve sample, see :func:`first_scenarios`).
     """
 
     columns: list[InstrumentPayoff]
@@ -89,6 +92,7 @@ class FundProblem:
     tonnes_t: dict[str, np.ndarray]
     countries: list[str]
     materials: list[str]
+    mean_values_meur: np.ndarray
 
     @property
     def exposure_meur(self) -> np.ndarray:
@@ -110,7 +114,33 @@ def build_fund_problem(a: Assumptions, scenarios: dict) -> FundProblem:
     -------
     FundProblem
     """
-    columns = [x for pid in a.projects for x in project_payoffs(a, scenarios, pid)]
+    return _problem(a, [x for pid in a.projects for x in project_payoffs(a, scenarios, pid)])
+
+
+def first_scenarios(problem: FundProblem, n_scenarios: int) -> FundProblem:
+    """The problem with its scenario matrix cut to scenarios ``[0, n_scenarios)``.
+
+    A sample-average approximation for large runs: the CVaR (and the probability-of-loss
+    bound) is computed on the first ``n_scenarios`` scenarios, which are those of a run of
+    that size with the same seed (scenarios do not depend on the count,
+    :mod:`fundmodel.sampling`); every expectation (PV, capital, tonnes) and the largest
+    contingent exposure stay those of all scenarios, so the budget, contingent, supply and
+    concentration limits and the expected PV are exact for the whole run.
+
+    Parameters
+    ----------
+    problem : FundProblem
+    n_scenarios : int
+
+    Returns
+    -------
+    FundProblem
+    """
+    return dataclasses.replace(problem, values_meur=problem.values_meur[: int(n_scenarios)])
+
+
+def _problem(a: Assumptions, columns: list[InstrumentPayoff]) -> FundProblem:
+    values = np.column_stack([x.pv_meur for x in columns])
     names = [f"{x.project}/{x.instrument}" + (f":{x.material}" if x.material else "") for x in columns]
     materials = sorted({m for x in columns for m in x.tonnes_t})
     tonnes = {m: np.array([float(x.tonnes_t[m].mean()) if m in x.tonnes_t else 0.0 for x in columns])
@@ -118,12 +148,13 @@ def build_fund_problem(a: Assumptions, scenarios: dict) -> FundProblem:
     return FundProblem(
         columns=columns,
         names=names,
-        values_meur=np.column_stack([x.pv_meur for x in columns]),
+        values_meur=values,
         capital_meur=np.array([float(x.capital_meur.mean()) for x in columns]),
         contingent_meur=np.array([x.contingent_meur for x in columns]),
         tonnes_t=tonnes,
         countries=[a.projects[x.project].country for x in columns],
         materials=[a.projects[x.project].materials[0] for x in columns],
+        mean_values_meur=values.mean(axis=0),
     )
 
 
@@ -160,7 +191,7 @@ def fund_constraints(a: Assumptions, problem: FundProblem) -> tuple[np.ndarray, 
         tonnes = problem.tonnes_t.get(material, np.zeros(len(problem.names)))
         add(-tonnes, -minimum, f"min supply {material}")
     if limits.objective in ("max_supply", "blend") and limits.return_floor_meur is not None:
-        add(-problem.values_meur.mean(axis=0), -limits.return_floor_meur, "return floor")
+        add(-problem.mean_values_meur, -limits.return_floor_meur, "return floor")
     return np.vstack(rows), np.array(rhs), names
 
 
@@ -187,7 +218,7 @@ def objective_values(a: Assumptions, problem: FundProblem) -> np.ndarray:
         EUR m (``max_pv``, ``blend``) or weighted t/year (``max_supply``) per unit.
     """
     limits = a.fund.portfolio
-    mean_pv = problem.values_meur.mean(axis=0)
+    mean_pv = problem.mean_values_meur
     if limits.objective == "max_supply":
         return supply_weights(a, problem)
     if limits.objective == "blend":
@@ -305,14 +336,14 @@ def optimize_fund(a: Assumptions, problem: FundProblem, *, options: dict | None 
     limits = a.fund.portfolio
     A, b, names = fund_constraints(a, problem)
     bounds = [(0.0, x.max_units) for x in problem.columns]
-    mean_values = None if limits.objective == "max_pv" else objective_values(a, problem)
+    mean_values = objective_values(a, problem)
     common = dict(beta=limits.cvar_beta, objective="max_mean", cvar_cap=limits.cvar_limit_meur,
                   mean_values=mean_values, cvar_limits=cvar_limits(a), options=options)
     if limits.go_no_go:
         tickets = project_tickets(a, problem)  # checks the project names first
     result = optimize_cvar(problem.values_meur, A_ub=A, b_ub=b, bounds=bounds, names=problem.names,
                            constraint_names=names, **common)
-    mean_pv = problem.values_meur.mean(axis=0)
+    mean_pv = problem.mean_values_meur
     if not limits.go_no_go or _respects_go_no_go(a, problem, result.x):
         # (with go/no-go: the LP optimum is feasible, hence optimal, for the MILP)
         return dataclasses.replace(result, expected_value=float(mean_pv @ result.x))
@@ -333,8 +364,6 @@ def optimize_fund(a: Assumptions, problem: FundProblem, *, options: dict | None 
         rhs.append(np.array([float(limits.max_projects)]))
         row_names.append("max projects")
     values = np.hstack([problem.values_meur, np.zeros((problem.values_meur.shape[0], k))])
-    if mean_values is None:
-        mean_values = problem.values_meur.mean(axis=0)
     common["mean_values"] = np.concatenate([mean_values, np.zeros(k)])
     milp_result = optimize_cvar(
         values, A_ub=np.vstack(rows), b_ub=np.concatenate(rhs), bounds=bounds + [(0.0, 1.0)] * k,
@@ -361,7 +390,7 @@ def allocation_table(a: Assumptions, problem: FundProblem, result: CVaRResult):
     from .cvar import euler_contributions
 
     contributions = euler_contributions(problem.values_meur, result.x, a.fund.portfolio.cvar_beta)
-    mean_pv = problem.values_meur.mean(axis=0)
+    mean_pv = problem.mean_values_meur
     rows = []
     for k, (col, size) in enumerate(zip(problem.columns, result.x)):
         if abs(size) < 1e-9:
@@ -449,7 +478,7 @@ def frontier_job(a: Assumptions, problem: FundProblem, n_points: int, selection:
     if selection is not None:
         bounds, A2, b2, names2 = fixed_selection_constraints(a, problem, selection)
         A, b, names = np.vstack([A, A2]), np.concatenate([b, b2]), list(names) + names2
-    merits = {"pv": None}
+    merits = {"pv": problem.mean_values_meur}
     weights = supply_weights(a, problem)
     if np.any(weights > 0):
         merits["supply"] = weights
@@ -458,7 +487,57 @@ def frontier_job(a: Assumptions, problem: FundProblem, n_points: int, selection:
                 cvar_limits=cvar_limits(a))
 
 
-def optimize_to_directory(a: Assumptions, scenarios: dict, out_dir, *, n_frontier: int = 15, settings=None):
+def evaluate_on(a: Assumptions, problem: FundProblem, result: CVaRResult) -> CVaRResult:
+    """``result`` (an allocation solved on some sample) re-evaluated on ``problem``'s scenarios.
+
+    The allocation, binding limits and shadow prices are those of the solve; expected PV,
+    VaR, CVaR, losses and the objective value are recomputed on ``problem``.
+    """
+    from .cvar import var_from_losses
+
+    beta = a.fund.portfolio.cvar_beta
+    losses = -(problem.values_meur @ result.x)
+    objective = float(objective_values(a, problem) @ result.x)
+    return dataclasses.replace(
+        result, losses=losses, expected_value=float(problem.mean_values_meur @ result.x),
+        var=float(var_from_losses(losses, beta)), cvar=float(cvar_from_losses(losses, beta)),
+        objective_value=objective)
+
+
+def sample_gap(a: Assumptions, solved: tuple[FundProblem, CVaRResult], full: tuple[FundProblem, CVaRResult]) -> dict:
+    """The optimum on the solve sample next to the same allocation on every scenario.
+
+    Returns
+    -------
+    dict
+        ``scenarios_solved``, ``scenarios_evaluated``, ``method``, ``solve_sample`` and
+        ``all_scenarios`` (expected PV, VaR, CVaR, capital used, weighted supply, objective),
+        ``gap`` (all scenarios minus solve sample) and ``cvar_limit_met`` on all scenarios.
+    """
+    def figures(problem: FundProblem, result: CVaRResult) -> dict:
+        return {"expected_pv_meur": result.expected_value, "var_meur": result.var, "cvar_meur": result.cvar,
+                "capital_used_meur": float(problem.capital_meur @ result.x),
+                "weighted_supply_t_per_year": float(supply_weights(a, problem) @ result.x),
+                "objective_value": result.objective_value}
+
+    small, big = figures(*solved), figures(*full)
+    limit = a.fund.portfolio.cvar_limit_meur
+    return {
+        "scenarios_solved": int(solved[1].losses.size),
+        "scenarios_evaluated": int(full[1].losses.size),
+        "method": "sample-average approximation of the tail: the CVaR limit (and frontiers) use the first "
+                  "optimization_scenarios scenarios (those of a run of that size with the same seed), expected "
+                  "values and every other limit all scenarios; the allocation's VaR and CVaR are then "
+                  "recomputed on every scenario",
+        "solve_sample": small,
+        "all_scenarios": big,
+        "gap": {k: big[k] - small[k] for k in small},
+        "cvar_limit_met": None if limit is None else bool(full[1].cvar <= limit * (1 + 1e-9) + 1e-9),
+    }
+
+
+def optimize_to_directory(a: Assumptions, scenarios: dict, out_dir, *, n_frontier: int = 15, settings=None,
+                          engine=None):
     """Optimise and write ``OUT/portfolio/`` atomically.
 
     Writes ``allocation.csv`` (see :func:`allocation_table`), ``frontier.csv`` (expected PV vs
@@ -471,7 +550,16 @@ def optimize_to_directory(a: Assumptions, scenarios: dict, out_dir, *, n_frontie
     and by instrument).
 
     With ``settings.workers > 1`` the frontiers are traced in a second process while this
-    one solves the allocation and runs the stresses; the numbers do not depend on it.
+    one solves the allocation and runs the stresses (on ``engine``, see
+    :mod:`fundmodel.engine`); the numbers do not depend on it.
+
+    Runs with more than ``portfolio.optimization_scenarios`` scenarios take the CVaR of the
+    solve on the first ``optimization_scenarios`` scenarios (:func:`first_scenarios`; every
+    expectation and limit uses all scenarios) and the allocation's VaR and CVaR are then
+    recomputed on all of them (:func:`evaluate_on`): ``allocation.csv`` and the headline
+    figures of ``metrics.json`` are those of all scenarios, ``metrics.json:
+    optimization_sample`` holds both and the gap (:func:`sample_gap`); the frontiers' CVaRs
+    are those of the solve sample.
 
     Returns
     -------
@@ -482,8 +570,10 @@ def optimize_to_directory(a: Assumptions, scenarios: dict, out_dir, *, n_frontie
 
     from ..io import staged_directory, write_json_atomic
 
-    problem = build_fund_problem(a, scenarios)
+    full = build_fund_problem(a, scenarios)
     limits = a.fund.portfolio
+    n_all = full.values_meur.shape[0]
+    problem = full if n_all <= limits.optimization_scenarios else first_scenarios(full, limits.optimization_scenarios)
     parallel = settings is not None and settings.workers > 1
     background = None
     if not limits.go_no_go:  # the frontiers do not depend on the optimum: start them now
@@ -493,20 +583,25 @@ def optimize_to_directory(a: Assumptions, scenarios: dict, out_dir, *, n_frontie
         if background is None:
             selection = _selected(problem, result.x)
             background = _Background(frontier_job(a, problem, n_frontier, selection), parallel)
-        allocation = allocation_table(a, problem, result)
+        solved = result
+        if problem is not full:
+            result = evaluate_on(a, full, solved)
+        allocation = allocation_table(a, full, result)
         stress = None
         if a.stress is not None and settings is not None:
             from .stress import stress_test
 
             n_stress = a.stress.stress_scenarios
-            base = problem.values_meur[:n_stress] if problem.values_meur.shape[0] >= n_stress else None
-            stress = stress_test(a, settings, problem.names, result.x, base_values=base)
+            base = full.values_meur[:n_stress] if n_all >= n_stress else None
+            stress = stress_test(a, settings, full.names, result.x, base_values=base, engine=engine)
         frontiers = background.get()
     except BaseException:
         if background is not None:
             background.cancel()
         raise
-    metrics = fund_metrics(a, problem, result, frontiers)
+    metrics = fund_metrics(a, full, result, frontiers)
+    if problem is not full:
+        metrics["optimization_sample"] = sample_gap(a, (problem, solved), (full, result))
     if stress is not None:
         metrics["stress"] = stress.drop(columns=["description"]).to_dict(orient="records")
     with staged_directory(Path(out_dir) / "portfolio") as stage:
@@ -535,7 +630,7 @@ def frontier_table(a: Assumptions, problem: FundProblem, frontiers: dict):
 
     pv = frontiers["pv"]
     weights = supply_weights(a, problem)
-    mean_pv = problem.values_meur.mean(axis=0)
+    mean_pv = problem.mean_values_meur
     table = pd.DataFrame({"point": np.arange(1, len(pv.cvar) + 1), "expected_pv_meur": pv.expected_value,
                           "cvar_meur": pv.cvar, "var_meur": pv.var,
                           "weighted_supply_t_per_year": pv.x @ weights})
@@ -608,7 +703,7 @@ def fund_metrics(a: Assumptions, problem: FundProblem, result: CVaRResult, front
         prob["shadow_price"] = shadow.get(PROB_LOSS)
     metrics["prob_loss"] = prob
     if frontiers is not None:
-        mean_pv = problem.values_meur.mean(axis=0)
+        mean_pv = problem.mean_values_meur
         metrics["frontier"] = {
             key: [{"point": i + 1, "expected_pv_meur": float(x @ mean_pv), "cvar_meur": float(c),
                    "var_meur": float(v), "weighted_supply_t_per_year": float(x @ weights)}

@@ -1,0 +1,105 @@
+"""Large runs: the allocation is solved on the first N scenarios and evaluated on all of them."""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import yaml
+
+from fundmodel.assumptions import load_assumptions
+from fundmodel.cli import main
+from fundmodel.portfolio.fund import build_fund_problem
+from fundmodel.simulation import load_scenarios
+
+ROOT = Path(__file__).resolve().parent.parent
+PROJECTS = ["mn_ree", "cd_cobalt", "cl_lithium", "au_nickel"]
+
+
+def _cli(argv: list[str]) -> None:
+    err = io.StringIO()
+    with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(err):
+        code = main(argv)
+    assert code == 0, err.getvalue()
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory):
+    """A 1,024-scenario run, and a 4,096-scenario run solved on its first 1,024 scenarios."""
+    root = tmp_path_factory.mktemp("sample")
+    work = root / "assumptions"
+    shutil.copytree(ROOT / "assumptions", work)
+    for path in (work / "projects").glob("*.yaml"):
+        if path.stem not in PROJECTS:
+            path.unlink()
+    fund = yaml.safe_load((work / "fund.yaml").read_text())
+    fund["portfolio"].update(optimization_scenarios=1024, max_country_share=1.0, max_material_share=1.0)
+    (work / "fund.yaml").write_text(yaml.safe_dump(fund, sort_keys=False))
+    stress = yaml.safe_load((work / "stress.yaml").read_text())
+    stress["stress_scenarios"] = 256
+    (work / "stress.yaml").write_text(yaml.safe_dump(stress, sort_keys=False))
+    small, large = root / "small", root / "large"
+    for out, n in ((small, 1024), (large, 4096)):
+        _cli(["optimize", "--assumptions", str(work), "--scenarios", str(n), "--seed", "21", "--workers", "1",
+              "--out", str(out)])
+    return work, small, large
+
+
+def _cvar(pv: np.ndarray, beta: float) -> float:
+    """CVaR of the loss -pv with equal scenario weights, from the sorted losses (independent of the model)."""
+    k = (1 - beta) * pv.size  # e.g. 51.2 scenarios in the tail: the worst 51 and 0.2 of the next
+    worst = np.sort(-pv)[::-1]
+    return float((worst[: int(k)].sum() + (k - int(k)) * worst[int(k)]) / k)
+
+
+def _fund_pv(work: Path, out: Path) -> tuple[np.ndarray, dict, pd.DataFrame]:
+    """Per-scenario PV of the fund's allocation on every scenario of the run in ``out``."""
+    metrics = json.loads((out / "portfolio" / "metrics.json").read_text())
+    allocation = pd.read_csv(out / "portfolio" / "allocation.csv")
+    problem = build_fund_problem(load_assumptions(work), load_scenarios(out / "simulation" / "scenarios"))
+    x = np.zeros(len(problem.names))
+    for row in allocation.itertuples():
+        name = f"{row.project}/{row.instrument}" + (f":{row.material}" if isinstance(row.material, str) else "")
+        x[problem.names.index(name)] = row.size
+    return problem.values_meur @ x, metrics, allocation
+
+
+def test_small_runs_are_solved_on_all_scenarios(runs):
+    _, small, _ = runs
+    metrics = json.loads((small / "portfolio" / "metrics.json").read_text())
+    assert "optimization_sample" not in metrics  # 1,024 scenarios = optimization_scenarios
+
+
+def test_cvar_limit_on_the_solve_sample_and_the_portfolio_evaluated_on_every_scenario(runs):
+    work, small, large = runs
+    pv, metrics, allocation = _fund_pv(work, large)
+    assert pv.shape == (4096,) and len(allocation) > 0
+    beta, limit = metrics["cvar_beta"], metrics["cvar_limit_meur"]
+    sample = metrics["optimization_sample"]
+    assert sample["scenarios_solved"] == 1024 and sample["scenarios_evaluated"] == 4096
+
+    # solve sample: the first 1,024 scenarios; the CVaR limit holds there (it binds in this set-up)
+    assert sample["solve_sample"]["cvar_meur"] == pytest.approx(_cvar(pv[:1024], beta), rel=1e-9)
+    assert sample["solve_sample"]["cvar_meur"] == pytest.approx(limit, rel=1e-6)
+    # all scenarios: headline figures, allocation.csv and the gap
+    full = sample["all_scenarios"]
+    assert full["cvar_meur"] == pytest.approx(_cvar(pv, beta), rel=1e-9)
+    assert metrics["cvar_meur"] == pytest.approx(_cvar(pv, beta), rel=1e-9)
+    assert full["expected_pv_meur"] == pytest.approx(pv.mean(), rel=1e-9)
+    assert metrics["expected_pv_meur"] == pytest.approx(pv.mean(), rel=1e-9)
+    assert allocation["expected_pv_meur"].sum() == pytest.approx(pv.mean(), rel=1e-9)
+    for key, gap in sample["gap"].items():
+        assert gap == pytest.approx(full[key] - sample["solve_sample"][key], abs=1e-9), key
+    assert sample["gap"]["expected_pv_meur"] == pytest.approx(0.0, abs=1e-9)  # expectations use all scenarios
+    assert abs(sample["gap"]["cvar_meur"]) > 1e-3  # the tail differs (else the test proves nothing)
+    assert sample["cvar_limit_met"] == (full["cvar_meur"] <= limit * (1 + 1e-9) + 1e-9)
+    # the budget holds on all scenarios (capital is an expectation over all of them)
+    assert metrics["capital_used_meur"] <= metrics["budget_meur"] * (1 + 1e-9)
+    # the stresses use their own first 256 scenarios and the same allocation logic in both runs
+    assert (large / "portfolio" / "stress.csv").is_file()

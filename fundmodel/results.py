@@ -362,8 +362,10 @@ def simulate_to_directory(a: Assumptions, settings, out_dir, *, progress=None, c
     from .io import staged_directory, write_json_atomic
     from .simulation import simulate
 
+    from .engine import engine_for
+
     target = Path(out_dir) / "simulation"
-    with staged_directory(target) as stage:
+    with staged_directory(target) as stage, engine_for(settings, engine) as engine:  # one engine for all steps
         result = simulate(a, settings, scenario_dir=stage / "scenarios" if keep_scenarios else None,
                           progress=progress, engine=engine)
         if keep_scenarios:

@@ -103,3 +103,17 @@ def test_cvar_limit_on_the_solve_sample_and_the_portfolio_evaluated_on_every_sce
     assert metrics["capital_used_meur"] <= metrics["budget_meur"] * (1 + 1e-9)
     # the stresses use their own first 256 scenarios and the same allocation logic in both runs
     assert (large / "portfolio" / "stress.csv").is_file()
+
+
+def test_portfolio_memo_states_the_solve_sample_and_the_gap(runs):
+    from fundmodel.memo import Formatter, load_results
+    from fundmodel.memo.context import portfolio_context
+    from fundmodel.memo.render import render_html
+
+    work, _, large = runs
+    sample = json.loads((large / "portfolio" / "metrics.json").read_text())["optimization_sample"]
+    html = render_html("portfolio.html", portfolio_context(load_assumptions(work), load_results(large)))
+    fmt = Formatter("en")
+    assert "the first 1,024 of 4,096 scenarios" in html
+    assert fmt.meur(sample["all_scenarios"]["cvar_meur"]) in html
+    assert f"(gap {fmt.meur(sample['gap']['cvar_meur'])})" in html

@@ -418,6 +418,16 @@ def portfolio_context(a: Assumptions, results: RunResults, lang: str = "en",
                 (m["cvar_meur"], m.get("weighted_supply_t_per_year", float("nan"))), f"{L['weighted_supply']} (t/yr)",
                 L, m.get("cvar_limit_meur"))
 
+    sample_note = None
+    sample = m.get("optimization_sample")
+    if sample:  # large run: the tail of the solve came from a subsample (fundmodel.portfolio.fund)
+        met = sample.get("cvar_limit_met")
+        sample_note = L["note_sample"].format(
+            solved=fmt.num(sample["scenarios_solved"], 0), evaluated=fmt.num(sample["scenarios_evaluated"], 0),
+            cvar_sample=fmt.meur(sample["solve_sample"]["cvar_meur"]),
+            cvar_all=fmt.meur(sample["all_scenarios"]["cvar_meur"]), gap=fmt.meur(sample["gap"]["cvar_meur"]),
+            met="—" if met is None else (L["yes"] if met else L["no"]))
+
     concentration = {}
     if not alloc.empty:
         exposure_total = float((alloc["capital_meur"] + alloc["contingent_meur"]).sum())
@@ -516,7 +526,7 @@ def portfolio_context(a: Assumptions, results: RunResults, lang: str = "en",
         "headline": headline,
         "allocation": rows, "allocation_chart": allocation_chart,
         "frontier_chart": frontier_chart, "supply_frontier_chart": supply_frontier_chart,
-        "contributions_chart": contributions_chart,
+        "contributions_chart": contributions_chart, "sample_note": sample_note,
         "concentration": concentration,
         "supply_chart": supply_chart, "supply_rows": supply_rows,
         "constraints": constraint_rows,

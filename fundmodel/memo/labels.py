@@ -162,6 +162,10 @@ LABELS: dict[str, dict[str, str]] = {
                       "(cover) or of EU-available output (floor). Capital is the expected PV of cash deployed; "
                       "contingent exposure the largest amount the fund may have to pay."),
         "note_euler": "Euler contributions add up to the portfolio CVaR; a negative contribution hedges the tail.",
+        "note_sample": ("Large run: the CVaR limit and the frontiers use the first {solved} of {evaluated} scenarios "
+                        "(CVaR there {cvar_sample}); expected values and the other limits use all scenarios. On all "
+                        "scenarios the CVaR of the chosen portfolio is {cvar_all} (gap {gap}); limit met on all "
+                        "scenarios: {met}."),
         "note_shadow": "Shadow price: expected PV (EUR m) gained per EUR 1 m more of the limit.",
         "reproduce": "Reproduce: check out commit {commit}, restore the assumption files with these hashes and run",
         "no_change": "No change.",
@@ -330,6 +334,10 @@ LABELS: dict[str, dict[str, str]] = {
                       "Kapital ist der erwartete Barwert der eingesetzten Mittel; die Eventualverbindlichkeit der "
                       "höchste Betrag, den der Fonds zahlen muss."),
         "note_euler": "Die Euler-Beiträge summieren sich zum CVaR des Portfolios; ein negativer Beitrag sichert das Extremrisiko ab.",
+        "note_sample": ("Großer Lauf: CVaR-Limit und Effizienzkurven beruhen auf den ersten {solved} von {evaluated} "
+                        "Szenarien (CVaR dort {cvar_sample}); Erwartungswerte und die übrigen Limits auf allen Szenarien. "
+                        "Über alle Szenarien beträgt der CVaR des gewählten Portfolios {cvar_all} (Abweichung {gap}); "
+                        "Limit über alle Szenarien eingehalten: {met}."),
         "note_shadow": "Schattenpreis: zusätzlicher erwarteter Barwert (Mio. EUR) je 1 Mio. EUR mehr Limit.",
         "reproduce": "Reproduzieren: Commit {commit} auschecken, die Annahmendateien mit diesen Prüfsummen wiederherstellen und ausführen",
         "no_change": "Keine Änderung.",

@@ -108,10 +108,10 @@ def test_serial_and_dask_cluster_give_identical_files(work, cluster, tmp_path):
 
 
 def test_chunk_count_and_result_transport_do_not_change_dask_results(work, cluster, tmp_path, monkeypatch):
-    """4 chunks vs 1 chunk; workers writing the files vs rows sent back (no shared file system)."""
+    """3 chunks vs 1 chunk; workers writing the files vs rows sent back (no shared file system)."""
     a = load_assumptions(work)
-    settings = RunSettings.from_assumptions(a, scenarios=4096, seed=5, chunk_size=1024, workers=1)
-    serial = simulate(a, dataclasses.replace(settings, chunk_size=4096), scenario_dir=_scenario_dir(tmp_path / "s"))
+    settings = RunSettings.from_assumptions(a, scenarios=3072, seed=5, chunk_size=1024, workers=1)
+    serial = simulate(a, dataclasses.replace(settings, chunk_size=3072), scenario_dir=_scenario_dir(tmp_path / "s"))
     direct = simulate(a, settings, engine=cluster, scenario_dir=_scenario_dir(tmp_path / "d"))
     monkeypatch.setattr(DaskEngine, "sees_path", lambda self, path: False)
     sent_back = simulate(a, settings, engine=cluster, scenario_dir=_scenario_dir(tmp_path / "b"))
@@ -133,7 +133,7 @@ def _scenario_dir(path: Path) -> Path:
 def test_worker_killed_mid_run_is_retried_and_results_are_identical(work, cluster):
     """SIGKILL one worker process after the first chunk: Dask re-runs its tasks, same numbers."""
     a = load_assumptions(work)
-    settings = RunSettings.from_assumptions(a, scenarios=8192, seed=3, chunk_size=1024, workers=1,
+    settings = RunSettings.from_assumptions(a, scenarios=6144, seed=3, chunk_size=1024, workers=1,
                                             risk_attribution=False)
     reference = simulate(a, settings)
     pids = cluster.client.run(os.getpid)
@@ -148,7 +148,7 @@ def test_worker_killed_mid_run_is_retried_and_results_are_identical(work, cluste
             killed_at.append(sum(done))
 
     result = simulate(a, settings, engine=cluster, progress=progress)
-    assert killed_at == [1024] and sum(done) == 8192
+    assert killed_at == [1024] and sum(done) == 6144
     with pytest.raises(ProcessLookupError):  # the worker really died (the nanny has reaped it)
         _wait_until_gone(victim)
     _same_scalars(reference, result)

@@ -80,6 +80,10 @@ def test_cli_optimize_writes_outputs_and_reuses_the_simulation(tmp_path, capsys)
     assert "Stress scenarios" in first
     for name in ("allocation.csv", "frontier.csv", "metrics.json", "stress.csv"):
         assert (tmp_path / "portfolio" / name).is_file(), name
+    import json
+
+    # 512 scenarios <= optimization_scenarios: solved on all of them, no sample section
+    assert "optimization_sample" not in json.loads((tmp_path / "portfolio" / "metrics.json").read_text())
     assert main(args) == 0
     assert "reused simulation" in capsys.readouterr().out
 

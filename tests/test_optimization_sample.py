@@ -19,7 +19,7 @@ from fundmodel.portfolio.fund import build_fund_problem
 from fundmodel.simulation import load_scenarios
 
 ROOT = Path(__file__).resolve().parent.parent
-PROJECTS = ["mn_ree", "cd_cobalt", "cl_lithium", "au_nickel"]
+PROJECTS = ["mn_ree", "cd_cobalt", "cl_lithium"]
 
 
 def _cli(argv: list[str]) -> None:
@@ -31,7 +31,10 @@ def _cli(argv: list[str]) -> None:
 
 @pytest.fixture(scope="module")
 def runs(tmp_path_factory):
-    """A 1,024-scenario run, and a 4,096-scenario run solved on its first 1,024 scenarios."""
+    """A 3,072-scenario run whose CVaR limit is imposed on its first 1,024 scenarios.
+
+    (A run within ``optimization_scenarios`` has no sample section: test_fund_problem.)
+    """
     root = tmp_path_factory.mktemp("sample")
     work = root / "assumptions"
     shutil.copytree(ROOT / "assumptions", work)
@@ -44,16 +47,15 @@ def runs(tmp_path_factory):
     stress = yaml.safe_load((work / "stress.yaml").read_text())
     stress["stress_scenarios"] = 256
     (work / "stress.yaml").write_text(yaml.safe_dump(stress, sort_keys=False))
-    small, large = root / "small", root / "large"
-    for out, n in ((small, 1024), (large, 4096)):
-        _cli(["optimize", "--assumptions", str(work), "--scenarios", str(n), "--seed", "21", "--workers", "1",
-              "--out", str(out)])
-    return work, small, large
+    large = root / "large"
+    _cli(["optimize", "--assumptions", str(work), "--scenarios", "3072", "--seed", "21", "--workers", "1",
+          "--out", str(large)])
+    return work, large
 
 
 def _cvar(pv: np.ndarray, beta: float) -> float:
     """CVaR of the loss -pv with equal scenario weights, from the sorted losses (independent of the model)."""
-    k = (1 - beta) * pv.size  # e.g. 51.2 scenarios in the tail: the worst 51 and 0.2 of the next
+    k = (1 - beta) * pv.size  # e.g. 153.6 scenarios in the tail: the worst 153 and 0.6 of the next
     worst = np.sort(-pv)[::-1]
     return float((worst[: int(k)].sum() + (k - int(k)) * worst[int(k)]) / k)
 
@@ -70,19 +72,13 @@ def _fund_pv(work: Path, out: Path) -> tuple[np.ndarray, dict, pd.DataFrame]:
     return problem.values_meur @ x, metrics, allocation
 
 
-def test_small_runs_are_solved_on_all_scenarios(runs):
-    _, small, _ = runs
-    metrics = json.loads((small / "portfolio" / "metrics.json").read_text())
-    assert "optimization_sample" not in metrics  # 1,024 scenarios = optimization_scenarios
-
-
 def test_cvar_limit_on_the_solve_sample_and_the_portfolio_evaluated_on_every_scenario(runs):
-    work, small, large = runs
+    work, large = runs
     pv, metrics, allocation = _fund_pv(work, large)
-    assert pv.shape == (4096,) and len(allocation) > 0
+    assert pv.shape == (3072,) and len(allocation) > 0
     beta, limit = metrics["cvar_beta"], metrics["cvar_limit_meur"]
     sample = metrics["optimization_sample"]
-    assert sample["scenarios_solved"] == 1024 and sample["scenarios_evaluated"] == 4096
+    assert sample["scenarios_solved"] == 1024 and sample["scenarios_evaluated"] == 3072
 
     # solve sample: the first 1,024 scenarios; the CVaR limit holds there (it binds in this set-up)
     assert sample["solve_sample"]["cvar_meur"] == pytest.approx(_cvar(pv[:1024], beta), rel=1e-9)
@@ -101,8 +97,6 @@ def test_cvar_limit_on_the_solve_sample_and_the_portfolio_evaluated_on_every_sce
     assert sample["cvar_limit_met"] == (full["cvar_meur"] <= limit * (1 + 1e-9) + 1e-9)
     # the budget holds on all scenarios (capital is an expectation over all of them)
     assert metrics["capital_used_meur"] <= metrics["budget_meur"] * (1 + 1e-9)
-    # the stresses use their own first 256 scenarios and the same allocation logic in both runs
-    assert (large / "portfolio" / "stress.csv").is_file()
 
 
 def test_portfolio_memo_states_the_solve_sample_and_the_gap(runs):
@@ -110,10 +104,10 @@ def test_portfolio_memo_states_the_solve_sample_and_the_gap(runs):
     from fundmodel.memo.context import portfolio_context
     from fundmodel.memo.render import render_html
 
-    work, _, large = runs
+    work, large = runs
     sample = json.loads((large / "portfolio" / "metrics.json").read_text())["optimization_sample"]
     html = render_html("portfolio.html", portfolio_context(load_assumptions(work), load_results(large)))
     fmt = Formatter("en")
-    assert "the first 1,024 of 4,096 scenarios" in html
+    assert "the first 1,024 of 3,072 scenarios" in html
     assert fmt.meur(sample["all_scenarios"]["cvar_meur"]) in html
     assert f"(gap {fmt.meur(sample['gap']['cvar_meur'])})" in html

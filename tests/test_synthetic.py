@@ -179,3 +179,20 @@ def test_unmappable_project_reference_is_refused(assumptions_copy, tmp_path):
     with pytest.raises(AssumptionError, match="kz_gallium"):
         generate_pipeline(assumptions_copy, tmp_path / "out", 4, seed=0)
     assert not (tmp_path / "out").exists()
+
+
+def test_cli_generate_pipeline_writes_a_valid_set_and_refuses_bad_input(tmp_path, shipped_assumptions_dir, capsys):
+    from fundmodel.cli import main
+
+    out = tmp_path / "pipeline"
+    code = main(["generate-pipeline", "--assumptions", str(shipped_assumptions_dir), "--projects", "5", "--seed", "3",
+                 "--out", str(out)])
+    assert code == 0
+    assert "5 synthetic projects" in capsys.readouterr().out
+    assert len(load_assumptions(out).projects) == 5
+    assert main(["validate", "--assumptions", str(out)]) == 0
+    # an existing, non-empty folder is never written over; a bad count is refused
+    assert main(["generate-pipeline", "--projects", "2", "--out", str(out)]) == 2
+    assert "not empty" in capsys.readouterr().err
+    assert main(["generate-pipeline", "--projects", "0", "--out", str(tmp_path / "other")]) == 2
+    assert not (tmp_path / "other").exists()

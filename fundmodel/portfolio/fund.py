@@ -589,9 +589,9 @@ def optimize_to_directory(a: Assumptions, scenarios: dict, out_dir, *, n_frontie
         allocation = allocation_table(a, full, result)
         stress = None
         if a.stress is not None and settings is not None:
-            from .stress import stress_test
+            from .stress import stress_scenario_count, stress_test
 
-            n_stress = a.stress.stress_scenarios
+            n_stress = stress_scenario_count(a, settings)
             base = full.values_meur[:n_stress] if n_all >= n_stress else None
             stress = stress_test(a, settings, full.names, result.x, base_values=base, engine=engine)
         frontiers = background.get()

@@ -81,6 +81,16 @@ def _position_values(a: Assumptions, settings, names: list[str], x: np.ndarray) 
         return {n: problem.values_meur[:, index[n]] * size for n, size in sizes.items()}
 
 
+def stress_scenario_count(a: Assumptions, settings) -> int:
+    """Scenarios of the stressed runs: ``stress.yaml: stress_scenarios``, at most those of the run.
+
+    The stresses re-simulate the first scenarios of the run itself (scenarios do not depend
+    on the count), so the run's own rows are the base case and a small run is not stressed
+    on more scenarios than it has.
+    """
+    return min(a.stress.stress_scenarios, settings.scenarios)
+
+
 def _stress_task(shared: tuple, stressed: Assumptions) -> dict[str, np.ndarray]:
     """One stressed re-simulation as an engine task: ``shared = (settings, names, x)``."""
     run, names, x = shared
@@ -96,15 +106,16 @@ def stress_test(a: Assumptions, settings, names: list[str], x: np.ndarray, base_
     a : Assumptions
         With ``stress.yaml``, ``instruments.yaml`` and the fund's limits.
     settings : RunSettings
-        Seed, sampling, copula; the scenario count is ``stress.yaml: stress_scenarios``. The
+        Seed, sampling, copula, scenario count of the run; the stresses use
+        :func:`stress_scenario_count` scenarios. The
         stressed runs simulate only the projects held, one stress per engine task
         (:mod:`fundmodel.engine`); the numbers do not depend on the engine or its workers.
     names : list of str
         Column names of the portfolio (``FundProblem.names``).
     x : ndarray
         Size of every column.
-    base_values : ndarray of shape (stress_scenarios, len(names)), optional
-        PV per unit of every column in the first ``stress_scenarios`` scenarios of a run on
+    base_values : ndarray of shape (stress_scenario_count, len(names)), optional
+        PV per unit of every column in the first :func:`stress_scenario_count` scenarios of a run on
         the same assumptions, seed, sampling and copula (e.g. ``FundProblem.values_meur`` of
         the optimisation): the base case, which is then not simulated again. Scenarios do not
         depend on the scenario count, so this is the base run itself.
@@ -122,7 +133,7 @@ def stress_test(a: Assumptions, settings, names: list[str], x: np.ndarray, base_
 
     from .cvar import cvar_from_losses
 
-    n_stress = a.stress.stress_scenarios
+    n_stress = stress_scenario_count(a, settings)
     run = dataclasses.replace(settings, scenarios=n_stress, risk_attribution=False, workers=1, engine="serial",
                               scheduler=None)  # each stress runs inside one task
     beta = a.fund.portfolio.cvar_beta

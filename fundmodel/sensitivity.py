@@ -48,7 +48,7 @@ from .market import MarketPaths, simulate_market
 from .political import draw_political_events, geopolitical_factor
 from .sampling import BLOCK, ScenarioStreams
 from .schedule import SCHEDULE_DRAWS, draw_schedule
-from .simulation import Chunk, RunSettings, simulate_chunk
+from .simulation import Chunk, RunSettings, chunk_rows, simulate_chunk
 from .valuation import ProjectValues, project_cash_flows, value_cash_flows
 
 # ----------------------------------------------------------------------------- perturbations
@@ -561,7 +561,7 @@ def sensitivity_npvs(a: Assumptions, settings: RunSettings, *, n_scenarios: int 
     n = sensitivity_scenarios(settings) if n_scenarios is None else min(n_scenarios, settings.scenarios)
     variants = default_variants() if variants is None else variants
     n_blocks = -(-n // BLOCK)
-    max_blocks = max(-(-settings.chunk_size // BLOCK), 1)
+    max_blocks = chunk_rows(settings.chunk_size, len(a.projects)) // BLOCK
     from .engine import engine_for
 
     with engine_for(settings, engine) as eng:

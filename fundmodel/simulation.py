@@ -345,6 +345,29 @@ def run_chunk(a: Assumptions, settings: RunSettings, start: int, stop: int,
     return out
 
 
+#: Project-scenarios per chunk at most: a chunk holds every cash-flow array of its projects
+#: (about 10 KB per project-scenario over 40 years), so this bounds a worker's memory
+#: near 0.5 GB whatever the number of projects.
+MAX_PROJECT_SCENARIOS_PER_CHUNK = 12 * 4096
+
+
+def chunk_rows(chunk_size: int, n_projects: int) -> int:
+    """Scenarios per chunk: ``chunk_size`` in whole random blocks, fewer when there are many projects.
+
+    At most :data:`MAX_PROJECT_SCENARIOS_PER_CHUNK` project-scenarios, at least one block
+    of :data:`~fundmodel.sampling.BLOCK` scenarios. Results do not depend on it (every draw
+    is keyed by scenario index); only memory does.
+
+    Examples
+    --------
+    >>> chunk_rows(4096, 12), chunk_rows(2000, 12), chunk_rows(8192, 12), chunk_rows(4096, 200)
+    (4096, 2048, 4096, 1024)
+    """
+    rows = -(-int(chunk_size) // BLOCK) * BLOCK
+    cap = max(MAX_PROJECT_SCENARIOS_PER_CHUNK // max(int(n_projects), 1) // BLOCK, 1) * BLOCK
+    return min(rows, max(cap, BLOCK))
+
+
 _STREAMS: dict[tuple[int, str], ScenarioStreams] = {}
 
 
@@ -423,7 +446,7 @@ def simulate(
                         for m in p.products} for pid, p in a.projects.items()}
     event_counts = {pid: {e: 0 for e in EVENT_BITS} for pid in a.projects}
     restriction_years = 0
-    step = -(-settings.chunk_size // BLOCK) * BLOCK
+    step = chunk_rows(settings.chunk_size, len(a.projects))
     bounds = [(lo, min(lo + step, n)) for lo in range(0, n, step)]
     # attribution on the first attribution_scenarios scenarios (as the sensitivity), whatever the chunks
     n_attr = min(settings.attribution_scenarios, n)

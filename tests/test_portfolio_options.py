@@ -36,11 +36,11 @@ KEEP = ["br_ree", "kz_gallium", "cl_lithium", "kz_tungsten", "gh_lithium"]
 
 @pytest.fixture(scope="module")
 def small(tmp_path_factory):
-    """Five projects, 512 scenarios: small enough to enumerate every project selection."""
+    """Five projects, 256 scenarios: small enough to enumerate every project selection."""
     a = load_assumptions(ROOT / "assumptions")
     a = dataclasses.replace(a, projects={k: v for k, v in a.projects.items() if k in KEEP})
     out = tmp_path_factory.mktemp("small")
-    simulate_to_directory(a, RunSettings.from_assumptions(a, scenarios=512, workers=1, risk_attribution=False), out)
+    simulate_to_directory(a, RunSettings.from_assumptions(a, scenarios=256, workers=1, risk_attribution=False), out)
     return a, build_fund_problem(a, load_scenarios(out / "simulation" / "scenarios"))
 
 
@@ -229,10 +229,10 @@ def test_stress_in_worker_processes_and_from_base_values_gives_the_same_table(sm
     from fundmodel.portfolio.stress import stress_test
 
     a, problem = small
-    a = dataclasses.replace(a, stress=a.stress.model_copy(update={"stress_scenarios": 512}))
+    a = dataclasses.replace(a, stress=a.stress.model_copy(update={"stress_scenarios": 256}))
     x = optimize_fund(a, problem).x
     one = stress_test(a, RunSettings.from_assumptions(a, workers=1), problem.names, x)
     two = stress_test(a, RunSettings.from_assumptions(a, workers=2), problem.names, x,
-                      base_values=problem.values_meur[:512])
+                      base_values=problem.values_meur[:256])
     numeric = one.columns.drop(["stress", "description"])
     np.testing.assert_array_equal(two[numeric].to_numpy(), one[numeric].to_numpy())

@@ -162,8 +162,6 @@ def cmd_simulate(args) -> int:
         _, summary = simulate_to_directory(a, settings, args.out, progress=bar.update, command=command)
     elapsed = time.perf_counter() - started
     if not args.quiet:
-        from .results import format_console_table
-
         print(format_console_table(summary))
     out = Path(args.out) / "simulation"
     print(f"{settings.scenarios:,} scenarios x {len(a.projects)} projects x {a.fund.horizon_years} years "

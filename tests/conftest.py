@@ -24,3 +24,23 @@ def assumptions_copy(tmp_path: Path, shipped_assumptions_dir: Path) -> Path:
     target = tmp_path / "assumptions"
     shutil.copytree(shipped_assumptions_dir, target)
     return target
+
+
+def copy_assumptions(target: Path, projects: list[str] | None = None, edits: dict | None = None) -> Path:
+    """Copy the shipped assumptions to ``target``, keep only ``projects``, apply YAML ``edits``.
+
+    ``edits`` maps a file (``"fund.yaml"``) to a function changing its parsed content in place;
+    the file is written back with PyYAML (its comments are lost, which tests do not need).
+    """
+    import yaml
+
+    shutil.copytree(SHIPPED_ASSUMPTIONS, target)
+    if projects is not None:
+        for path in (target / "projects").glob("*.yaml"):
+            if path.stem not in projects:
+                path.unlink()
+    for rel, change in (edits or {}).items():
+        data = yaml.safe_load((target / rel).read_text(encoding="utf-8"))
+        change(data)
+        (target / rel).write_text(yaml.safe_dump(data, sort_keys=False, allow_unicode=True), encoding="utf-8")
+    return target

@@ -12,14 +12,12 @@ import dataclasses
 import io
 import json
 import os
-import shutil
 import signal
 import time
 from pathlib import Path
 
 import numpy as np
 import pytest
-import yaml
 
 from fundmodel.assumptions import load_assumptions
 from fundmodel.cli import main
@@ -27,7 +25,8 @@ from fundmodel.engine import DaskEngine, SerialEngine, open_engine
 from fundmodel.errors import UsageError
 from fundmodel.simulation import RunSettings, load_scenarios, simulate
 
-ROOT = Path(__file__).resolve().parent.parent
+from conftest import copy_assumptions
+
 PROJECTS = ["mn_ree", "cd_cobalt", "cl_lithium"]
 RESULT_FILES = ["simulation/summary.csv", "simulation/tonnes.csv", "simulation/first_production.csv",
                 "simulation/price_fan.csv", "simulation/metrics.json", "portfolio/allocation.csv",
@@ -44,19 +43,10 @@ def _cli(argv: list[str]) -> tuple[int, str]:
 @pytest.fixture(scope="module")
 def work(tmp_path_factory) -> Path:
     """Three projects, light attribution and stresses."""
-    work = tmp_path_factory.mktemp("engine") / "assumptions"
-    shutil.copytree(ROOT / "assumptions", work)
-    for path in (work / "projects").glob("*.yaml"):
-        if path.stem not in PROJECTS:
-            path.unlink()
-    for rel, change in (("fund.yaml", lambda d: (d["simulation"].update(attribution_scenarios=512),
-                                                 d["portfolio"].update(max_country_share=1.0,
-                                                                       max_material_share=1.0))),
-                        ("stress.yaml", lambda d: d.update(stress_scenarios=128))):
-        data = yaml.safe_load((work / rel).read_text())
-        change(data)
-        (work / rel).write_text(yaml.safe_dump(data, sort_keys=False))
-    return work
+    return copy_assumptions(tmp_path_factory.mktemp("engine") / "assumptions", PROJECTS, {
+        "fund.yaml": lambda d: (d["simulation"].update(attribution_scenarios=512),
+                                d["portfolio"].update(max_country_share=1.0, max_material_share=1.0)),
+        "stress.yaml": lambda d: d.update(stress_scenarios=128)})
 
 
 @pytest.fixture(scope="module")

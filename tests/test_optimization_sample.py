@@ -5,20 +5,19 @@ from __future__ import annotations
 import contextlib
 import io
 import json
-import shutil
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
-import yaml
 
 from fundmodel.assumptions import load_assumptions
 from fundmodel.cli import main
 from fundmodel.portfolio.fund import build_fund_problem
 from fundmodel.simulation import load_scenarios
 
-ROOT = Path(__file__).resolve().parent.parent
+from conftest import copy_assumptions
+
 PROJECTS = ["mn_ree", "cd_cobalt", "cl_lithium"]
 
 
@@ -36,17 +35,10 @@ def runs(tmp_path_factory):
     (A run within ``optimization_scenarios`` has no sample section: test_fund_problem.)
     """
     root = tmp_path_factory.mktemp("sample")
-    work = root / "assumptions"
-    shutil.copytree(ROOT / "assumptions", work)
-    for path in (work / "projects").glob("*.yaml"):
-        if path.stem not in PROJECTS:
-            path.unlink()
-    fund = yaml.safe_load((work / "fund.yaml").read_text())
-    fund["portfolio"].update(optimization_scenarios=1024, max_country_share=1.0, max_material_share=1.0)
-    (work / "fund.yaml").write_text(yaml.safe_dump(fund, sort_keys=False))
-    stress = yaml.safe_load((work / "stress.yaml").read_text())
-    stress["stress_scenarios"] = 256
-    (work / "stress.yaml").write_text(yaml.safe_dump(stress, sort_keys=False))
+    work = copy_assumptions(root / "assumptions", PROJECTS, {
+        "fund.yaml": lambda d: d["portfolio"].update(optimization_scenarios=1024, max_country_share=1.0,
+                                                     max_material_share=1.0),
+        "stress.yaml": lambda d: d.update(stress_scenarios=256)})
     large = root / "large"
     _cli(["optimize", "--assumptions", str(work), "--scenarios", "3072", "--seed", "21", "--workers", "1",
           "--out", str(large)])

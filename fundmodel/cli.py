@@ -9,7 +9,10 @@ bad input, never exit 0 when a step failed.
 from __future__ import annotations
 
 import argparse
+import errno
+import json
 import os
+import signal
 import shlex
 import sys
 import time
@@ -146,7 +149,8 @@ def cmd_simulate(args) -> int:
     from tqdm import tqdm
 
     from .assumptions import load_assumptions
-    from .results import format_console_table, simulate_to_directory
+    from .pipeline import simulate_into
+    from .results import format_console_table
     from .simulation import RunSettings
 
     a = load_assumptions(args.assumptions)
@@ -156,10 +160,9 @@ def cmd_simulate(args) -> int:
         risk_attribution=False if args.no_attribution else None, **_engine_options(args),
     )
     started = time.perf_counter()
-    command = "fundmodel " + " ".join(shlex.quote(x) for x in sys.argv[1:])
     with tqdm(total=settings.scenarios, unit="scen", desc="simulate", disable=args.quiet or None,
               file=sys.stderr, leave=False) as bar:
-        _, summary = simulate_to_directory(a, settings, args.out, progress=bar.update, command=command)
+        _, summary = simulate_into(a, settings, args.out, progress=bar.update, command=_command())
     elapsed = time.perf_counter() - started
     if not args.quiet:
         print(format_console_table(summary))
@@ -171,50 +174,32 @@ def cmd_simulate(args) -> int:
 
 def cmd_optimize(args) -> int:
     """Simulate (or reuse an up-to-date simulation), optimise, write ``OUT/portfolio/``."""
-    import json
-
     from .assumptions import load_assumptions
-    from .errors import UsageError as _UsageError
-    from .portfolio.fund import optimize_to_directory
-    from .results import run_manifest, simulate_to_directory
-    from .simulation import RunSettings, load_scenarios
+    from .io import read_csv
+    from .pipeline import run_all
+    from .simulation import RunSettings
 
     a = load_assumptions(args.assumptions)
-    if a.fund.portfolio is None or a.instruments is None:
-        raise _UsageError(f"{args.assumptions}: optimize needs fund.yaml 'portfolio' limits and instruments.yaml")
     settings = RunSettings.from_assumptions(a, scenarios=args.scenarios, seed=args.seed, workers=args.workers,
                                             risk_attribution=False, **_engine_options(args))
-    sim_dir = Path(args.out) / "simulation"
-    wanted = run_manifest(a, settings)
-    reuse = False
-    if (sim_dir / "manifest.json").is_file():
-        have = json.loads((sim_dir / "manifest.json").read_text())
-        same = {k: v for k, v in have.get("settings", {}).items() if k not in ("risk_attribution", "workers",
-                                                                               "chunk_size")}
-        want = {k: v for k, v in wanted["settings"].items() if k not in ("risk_attribution", "workers", "chunk_size")}
-        reuse = same == want and have.get("assumption_files_sha256") == wanted["assumption_files_sha256"]
-    from .engine import engine_for
-
-    with engine_for(settings) as engine:  # one engine (e.g. one local Dask cluster) for both steps
-        if not reuse:
-            simulate_to_directory(a, settings, args.out, command="fundmodel optimize", engine=engine)
-        started = time.perf_counter()
-        result, allocation = optimize_to_directory(a, load_scenarios(sim_dir / "scenarios"), args.out,
-                                                   settings=settings, engine=engine)
+    report = run_all(a, settings, args.out, memos=False, command=_command())
+    port = Path(args.out) / "portfolio"
+    allocation = read_csv(port / "allocation.csv")
     shown = allocation[["project", "instrument", "material", "size", "capital_meur", "contingent_meur",
                         "expected_pv_meur", "cvar_contribution_meur"]]
     print(f"Fund allocation ({a.fund.portfolio.objective}, CVaR at {a.fund.portfolio.cvar_beta:.0%}), EUR m")
     print(shown.to_string(index=False, float_format=lambda v: f"{v:,.2f}"))
-    stress_csv = Path(args.out) / "portfolio" / "stress.csv"
-    if stress_csv.is_file():
-        import pandas as pd
-
-        table = pd.read_csv(stress_csv)[["stress", "expected_pv_meur", "change_meur", "cvar_meur"]]
+    if (port / "stress.csv").is_file():
+        table = read_csv(port / "stress.csv")[["stress", "expected_pv_meur", "change_meur", "cvar_meur"]]
         print("Stress scenarios (EUR m)")
         print(table.to_string(index=False, float_format=lambda v: f"{v:,.1f}"))
-    print(f"expected PV {result.expected_value:,.1f}, VaR {result.var:,.1f}, CVaR {result.cvar:,.1f}; "
-          f"binding: {', '.join(result.binding) or 'none'} ({time.perf_counter() - started:.1f} s, "
-          f"{'reused' if reuse else 'new'} simulation) -> {Path(args.out) / 'portfolio'}")
+    m = json.loads((port / "metrics.json").read_text())
+    binding = [name for name, c in m.get("constraints", {}).items() if c.get("binding")]
+    if m.get("cvar_cap_shadow_price"):
+        binding.append("cvar cap")
+    print(f"expected PV {m['expected_pv_meur']:,.1f}, VaR {m['var_meur']:,.1f}, CVaR {m['cvar_meur']:,.1f}; "
+          f"binding: {', '.join(binding) or 'none'} ({report.timings.get('optimize', 0):.1f} s, "
+          f"{'reused' if report.reused_simulation else 'new'} simulation) -> {port}")
     return 0
 
 
@@ -235,26 +220,21 @@ def _print_run(report, started: float) -> None:
 def cmd_memo(args) -> int:
     """Render memos from current results, or run the model first when they are missing or stale."""
     from .assumptions import load_assumptions
-    from .memo import load_results, render_memos
-    from .pipeline import previous_settings, results_are_current, run_all
+    from .pipeline import memos_into
 
     started = time.perf_counter()
     a = load_assumptions(args.assumptions)
     unknown = [p for p in args.project or [] if p not in a.projects]
     if unknown:
         raise UsageError(f"unknown project id(s): {', '.join(unknown)}; known: {', '.join(a.projects)}")
-    settings = previous_settings(a, args.out, workers=args.workers)
-    if results_are_current(a, settings, args.out, need_portfolio=True):
-        baseline = load_results(args.baseline) if args.baseline else None
-        written = render_memos(a, load_results(args.out), args.out, lang=args.lang, projects=args.project,
-                               baseline=baseline, workers=settings.workers)
+    written, report = memos_into(a, args.out, lang=args.lang, projects=args.project, baseline_dir=args.baseline,
+                                 workers=args.workers, command=_command(),
+                                 log=lambda line: print(line, file=sys.stderr))
+    if report is not None:
+        _print_run(report, started)
+    else:
         print(f"{len(written)} memos -> {Path(args.out) / 'memos'} (results up to date; "
               f"{time.perf_counter() - started:.1f} s)")
-        return 0
-    print("results missing or older than the assumption files: running the model first", file=sys.stderr)
-    report = run_all(a, settings, args.out, lang=args.lang, projects=args.project, baseline_dir=args.baseline,
-                     command=_command(), log=lambda line: print(line, file=sys.stderr))
-    _print_run(report, started)
     return 0
 
 
@@ -313,8 +293,36 @@ COMMANDS = {"validate": cmd_validate, "simulate": cmd_simulate, "optimize": cmd_
             "run": cmd_run, "calibrate": cmd_calibrate, "generate-pipeline": cmd_generate_pipeline}
 
 
+class Terminated(BaseException):
+    """``SIGTERM`` received: unwinds like Ctrl-C (staging removed, workers stopped), exit code 143."""
+
+
+def _on_sigterm(signum, frame):  # noqa: ARG001 - signal handler signature
+    raise Terminated()
+
+
+#: ``OSError`` numbers that are the user's to fix (space, permissions, file limits): exit 2.
+_USER_OS_ERRORS = {errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM, errno.EFBIG,
+                   errno.ENOTDIR, errno.EISDIR, errno.ENAMETOOLONG, errno.EMFILE}
+
+
+def _user_os_error(exc: OSError) -> str:
+    where = f"{exc.filename}: " if exc.filename else ""
+    hint = {errno.ENOSPC: "the disk is full; free space or choose another --out",
+            errno.EDQUOT: "the disk quota is exhausted; free space or choose another --out",
+            errno.EFBIG: "a file exceeds the size this system allows; lower --scenarios or choose another --out",
+            errno.EROFS: "the file system is read-only; choose another --out"}.get(exc.errno, "check the path "
+                                                                                      "and its permissions")
+    return f"error: {where}{exc.strerror or exc} ({hint}); previous results left untouched"
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``fundmodel`` console script; returns the exit code."""
+    import threading
+
+    previous = None
+    if threading.current_thread() is threading.main_thread():  # SIGTERM unwinds like Ctrl-C
+        previous = signal.signal(signal.SIGTERM, _on_sigterm)
     try:
         args = build_parser().parse_args(argv)
         if args.command is None:
@@ -327,12 +335,29 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("interrupted; previous results left untouched", file=sys.stderr)
         return 130
-    except Exception as exc:  # noqa: BLE001 - the last line of defence: exit 1, not a traceback
+    except Terminated:
+        print("terminated (SIGTERM); previous results left untouched", file=sys.stderr)
+        return 143
+    except OSError as exc:
+        if exc.errno not in _USER_OS_ERRORS:
+            return _internal_error(exc)
         if os.environ.get("FUNDMODEL_DEBUG"):
             traceback.print_exc()
-        print(f"internal error: {type(exc).__name__}: {exc} (set FUNDMODEL_DEBUG=1 for the traceback)",
-              file=sys.stderr)
-        return 1
+        print(_user_os_error(exc), file=sys.stderr)
+        return 2
+    except Exception as exc:  # noqa: BLE001 - the last line of defence: exit 1, not a traceback
+        return _internal_error(exc)
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
+
+
+def _internal_error(exc: BaseException) -> int:
+    if os.environ.get("FUNDMODEL_DEBUG"):
+        traceback.print_exc()
+    print(f"internal error: {type(exc).__name__}: {exc} (set FUNDMODEL_DEBUG=1 for the traceback)",
+          file=sys.stderr)
+    return 1
 
 
 if __name__ == "__main__":  # pragma: no cover

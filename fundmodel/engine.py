@@ -35,7 +35,9 @@ Examples
 from __future__ import annotations
 
 import itertools
+import os
 import secrets
+import sys
 import uuid
 from collections import deque
 from contextlib import contextmanager
@@ -80,6 +82,138 @@ def _pool_call(task: Any) -> Any:
     return _single_threaded_call(_SHARED["fn"], _SHARED["shared"], task)
 
 
+# ----------------------------------------------------------------------------- local worker processes
+#: Seconds between two checks of a worker's watchdog on the processes it depends on.
+WATCHDOG_SECONDS = 0.25
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # pragma: no cover - exists, owned by someone else
+        return True
+    return True
+
+
+def _watch_parents(parent: int, run: int) -> None:
+    import time
+
+    while os.getppid() == parent and _alive(run):
+        time.sleep(WATCHDOG_SECONDS)
+    os._exit(1)  # noqa: SLF001 - the run has gone: stop at once, write nothing more
+
+
+def _worker_setup(run_pid: int, initializer: Callable | None, initargs: tuple) -> None:
+    """First thing in every local worker process: die with the run, leave signals to it.
+
+    - ``PR_SET_PDEATHSIG`` (Linux): the kernel sends ``SIGKILL`` when the parent dies;
+    - a watchdog thread (every platform, and for workers forked by a ``forkserver``, whose
+      parent is not the run): exits when the parent changes or the run's process is gone;
+    - ``SIGINT`` ignored (Ctrl-C reaches the whole process group; the run decides and
+      stops its workers), ``SIGTERM`` back to the default (a forked worker inherits the
+      run's handler, which would turn termination into an exception the pool survives).
+
+    Workers never hold the output folder's lock: :func:`fundmodel.io.take_lock` closes
+    every lock descriptor in forked children.
+    """
+    import signal
+    import threading
+
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    parent = os.getppid()
+    if sys.platform.startswith("linux"):
+        try:
+            import ctypes
+
+            ctypes.CDLL(None, use_errno=True).prctl(1, int(signal.SIGKILL))  # 1 = PR_SET_PDEATHSIG
+        except (OSError, AttributeError):  # pragma: no cover - the watchdog still works
+            pass
+    if os.getppid() != parent or not _alive(run_pid):  # died before the death signal was armed
+        os._exit(1)  # noqa: SLF001
+    threading.Thread(target=_watch_parents, args=(parent, run_pid), name="fundmodel-watchdog", daemon=True).start()
+    if initializer is not None:
+        initializer(*initargs)
+
+
+def worker_pool(workers: int, *, method: str = "fork", initializer: Callable | None = None,
+                initargs: tuple = ()):
+    """A :class:`~concurrent.futures.ProcessPoolExecutor` whose workers never outlive this process.
+
+    The one way fundmodel starts local worker processes (scenario chunks, memo rendering,
+    frontiers). Use it with :func:`pool_scope`, which stops the workers at once when the
+    block is left by an error, Ctrl-C or ``SIGTERM``.
+
+    Parameters
+    ----------
+    workers : int
+        Processes.
+    method : {"fork", "forkserver", "spawn"}
+        Start method (``spawn`` where the platform lacks the one asked for).
+    initializer : callable, optional
+        Run in each worker after :func:`_worker_setup`.
+    initargs : tuple
+        Its arguments.
+    """
+    import multiprocessing as mp
+    from concurrent.futures import ProcessPoolExecutor
+
+    ctx = mp.get_context(method if method in mp.get_all_start_methods() else "spawn")
+    return ProcessPoolExecutor(max(int(workers), 1), mp_context=ctx, initializer=_worker_setup,
+                               initargs=(os.getpid(), initializer, initargs))
+
+
+def stop_pool(pool, *, kill: bool) -> None:
+    """Shut ``pool`` down; with ``kill``, kill its workers first instead of waiting for them.
+
+    Killing a worker while it sends a result leaves a partial message in the pool's result
+    pipe, and the executor's manager thread would wait for the rest for ever (the parent
+    holds a write end of that pipe too). Once the workers are dead, the parent closes its
+    write end: the manager thread reads end-of-file, marks the pool broken and stops.
+    The executor's process table and result queue are read defensively (CPython internals,
+    stable from 3.9 to 3.13; Python 3.14 has ``terminate_workers``).
+    """
+    if kill:
+        processes = list((getattr(pool, "_processes", None) or {}).values())
+        for process in processes:
+            process.kill()
+        for process in processes:
+            process.join(5)
+        writer = getattr(getattr(pool, "_result_queue", None), "_writer", None)
+        if writer is not None:
+            writer.close()
+        manager = getattr(pool, "_executor_manager_thread", None)
+        if manager is not None:  # let it fail the pending futures before they are cancelled
+            manager.join(5)
+    pool.shutdown(wait=True, cancel_futures=True)
+
+
+def map_in_order(pool, fn: Callable[[Any], Any], tasks: Iterable[Any]) -> Iterator[Any]:
+    """``fn(task)`` for every task on ``pool``, yielded in task order.
+
+    Like ``pool.map``, but leaving the generator early does not cancel the pending
+    futures: :func:`stop_pool` settles them (the executor's own ``map`` cancels them, and
+    a manager thread that then fails them as broken raises ``InvalidStateError`` on
+    CPython < 3.12).
+    """
+    futures = [pool.submit(fn, task) for task in tasks]
+    for future in futures:
+        yield future.result()
+
+
+@contextmanager
+def pool_scope(pool) -> Iterator:
+    """``with pool_scope(worker_pool(...)) as pool:``: workers stopped on exit, killed on any error."""
+    try:
+        yield pool
+    except BaseException:
+        stop_pool(pool, kill=True)
+        raise
+    stop_pool(pool, kill=False)
+
+
 class SerialEngine:
     """Tasks in this process (``workers=1``) or in ``workers`` forked local processes.
 
@@ -122,16 +256,13 @@ class SerialEngine:
             for task in tasks:
                 yield _single_threaded_call(fn, shared, task)
             return
-        import multiprocessing as mp
-        from concurrent.futures import ProcessPoolExecutor
-
-        method = "fork" if "fork" in mp.get_all_start_methods() else "spawn"
-        pool = ProcessPoolExecutor(workers, mp_context=mp.get_context(method), initializer=_pool_init,
-                                   initargs=(fn, shared))
+        pool = worker_pool(workers, method="fork", initializer=_pool_init, initargs=(fn, shared))
+        finished = False
         try:
-            yield from pool.map(_pool_call, tasks)
-        finally:
-            pool.shutdown(cancel_futures=True)
+            yield from map_in_order(pool, _pool_call, tasks)
+            finished = True
+        finally:  # interrupted, failed or abandoned by the consumer: the workers stop now
+            stop_pool(pool, kill=not finished)
 
     def describe(self) -> dict:
         """Engine, worker count (recorded in the run manifest)."""
@@ -328,4 +459,5 @@ def engine_for(settings, engine=None):
                        scheduler=getattr(settings, "scheduler", None))
 
 
-__all__ = ["ENGINES", "SerialEngine", "DaskEngine", "open_engine", "engine_for"]
+__all__ = ["ENGINES", "SerialEngine", "DaskEngine", "open_engine", "engine_for", "worker_pool", "pool_scope",
+           "stop_pool", "map_in_order"]

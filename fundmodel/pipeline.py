@@ -1,11 +1,16 @@
-"""The end-to-end job: validate -> simulate -> optimise -> memos, as one atomic run.
+"""The commands as one pipeline: validate -> simulate -> optimise -> memos, atomically, under one lock.
 
-``fundmodel run`` writes every step into a hidden staging folder beside the output and moves
-the results into place only when all steps succeeded, so a failed or interrupted run leaves
-the previous ``simulation/``, ``portfolio/`` and ``memos/`` intact and mutually consistent.
-The run manifest (package version, git commit, seed, scenario count, SHA-256 of every
-assumption file, the steps run) is written last to ``OUT/manifest.json``; ``fundmodel memo``
-uses it to decide whether the results are up to date with the assumption files.
+Every command that reads or writes an output folder goes through here
+(:func:`simulate_into`, :func:`run_all` for ``run`` and ``optimize``, :func:`memos_into`):
+it holds the folder's lock (:func:`fundmodel.outdir.output_folder`), checks that the
+machine can hold the run (:func:`fundmodel.resources.check_resources`), writes every step
+into a hidden staging folder and moves the results into place only when all steps
+succeeded, so a failed or interrupted run leaves the previous ``simulation/``,
+``portfolio/`` and ``memos/`` intact and mutually consistent, and files the tool did not
+write are never removed. The run manifest (code version and hash, git commit, seed,
+scenario count, SHA-256 of every assumption file, the steps run) is written last to
+``OUT/manifest.json``; :func:`results_are_current` is the one rule deciding whether earlier
+results can be reused.
 """
 
 from __future__ import annotations
@@ -13,20 +18,22 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import tempfile
 import time
-from contextlib import contextmanager
+from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Iterator
+from typing import Callable
+
+import numpy as np
 
 from .assumptions import Assumptions
 from .errors import UsageError
-from .io import hold_staging_lock, release_staging_lock, remove_stale_staging, write_json_atomic
+from .io import owned_files, write_json_atomic
+from .outdir import STEPS, check_output_path, output_folder, staged_run
 from .simulation import RunSettings
 
-#: Result folders of a run, in the order they are moved into place.
-STEPS = ("simulation", "portfolio", "memos")
+__all__ = ["STEPS", "RunReport", "previous_settings", "results_are_current", "simulate_into", "run_all",
+           "memos_into"]
 
 
 @dataclass
@@ -44,160 +51,140 @@ def _comparable(settings: dict) -> dict:
     return {k: v for k, v in settings.items() if k not in ("risk_attribution", "workers", "chunk_size")}
 
 
+def _read_json(path: Path) -> dict | None:
+    try:
+        value = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return value if isinstance(value, dict) else None
+
+
 def previous_settings(a: Assumptions, out_dir: str | Path, **overrides) -> RunSettings:
     """Settings of the run recorded in ``OUT/manifest.json`` (fund.yaml defaults if there is none).
 
     ``fundmodel memo`` repeats the previous run (same seed and scenario count) when the
     results are stale, instead of silently switching to the defaults.
     """
-    recorded = {}
-    try:
-        top = json.loads((Path(out_dir) / "manifest.json").read_text())
-        recorded = {k: top["settings"][k] for k in ("scenarios", "seed", "sampling", "copula", "copula_dof")
-                    if k in top.get("settings", {})}
-    except (OSError, json.JSONDecodeError, KeyError, TypeError):
-        recorded = {}
+    top = _read_json(Path(out_dir) / "manifest.json") or {}
+    recorded = top.get("settings") if isinstance(top.get("settings"), dict) else {}
+    recorded = {k: recorded[k] for k in ("scenarios", "seed", "sampling", "copula", "copula_dof") if k in recorded}
     return RunSettings.from_assumptions(a, **{**recorded, **overrides})
+
+
+def _same_run(have: dict, want: dict) -> bool:
+    """Same code, assumption files and settings (the key of reusable results)."""
+    return (have.get("code_sha256") == want["code_sha256"]
+            and have.get("assumption_files_sha256") == want["assumption_files_sha256"]
+            and isinstance(have.get("settings"), dict)
+            and _comparable(have["settings"]) == _comparable(want["settings"]))
 
 
 def results_are_current(a: Assumptions, settings: RunSettings, out_dir: str | Path, *,
                         need_portfolio: bool = False) -> bool:
-    """True if ``OUT/simulation`` (and ``OUT/portfolio``) were made from these files and settings."""
+    """True if the results in ``OUT`` were made by this code from these files and settings, and are intact.
+
+    The one rule for reusing results (``run`` reuses the simulation, ``memo`` renders
+    without re-running). Current means: ``simulation/manifest.json`` records the same code
+    (:func:`fundmodel.provenance.code_sha256`: the package's own files, whatever git
+    says), the same assumption hashes and the same settings (seed, scenarios, sampling,
+    copula); and every file the simulation listed is there, complete and unchanged
+    (:func:`verify_owned_files`: a truncated or edited cached array means "recompute",
+    never a failed run). With ``need_portfolio``, ``OUT/manifest.json`` must also record
+    an optimisation of the same run. A missing or corrupt manifest is simply "not current".
+    """
     from .results import run_manifest
 
-    sim_manifest = Path(out_dir) / "simulation" / "manifest.json"
-    if not sim_manifest.is_file():
-        return False
-    try:
-        have = json.loads(sim_manifest.read_text())
-    except (OSError, json.JSONDecodeError):
-        return False
+    out = Path(out_dir)
     want = run_manifest(a, settings)
-    if _comparable(have.get("settings", {})) != _comparable(want["settings"]):
-        return False
-    if have.get("assumption_files_sha256") != want["assumption_files_sha256"]:
+    have = _read_json(out / "simulation" / "manifest.json")
+    if have is None or not _same_run(have, want) or verify_owned_files(out / "simulation"):
         return False
     if need_portfolio:
-        run = Path(out_dir) / "manifest.json"
-        if not (Path(out_dir) / "portfolio" / "metrics.json").is_file() or not run.is_file():
+        top = _read_json(out / "manifest.json")
+        if (top is None or "portfolio" not in (top.get("steps") or []) or not _same_run(top, want)
+                or verify_owned_files(out / "portfolio")):
             return False
-        try:
-            top = json.loads(run.read_text())
-        except (OSError, json.JSONDecodeError):
-            return False
-        return ("portfolio" in top.get("steps", []) and top.get("assumption_files_sha256") == want[
-            "assumption_files_sha256"] and _comparable(top.get("settings", {})) == _comparable(want["settings"]))
     return True
 
 
-@contextmanager
-def staged_run(out_dir: str | Path) -> Iterator[Path]:
-    """A staging output root whose step folders replace those of ``out_dir`` on success.
+def verify_owned_files(folder: Path) -> list[str]:
+    """Problems with the files the tool listed in ``folder/manifest.json`` (empty: all intact).
 
-    Yields
-    ------
-    Path
-        Empty folder on the same file system; write ``simulation/``, ``portfolio/``,
-        ``memos/`` and ``manifest.json`` into it.
-
-    Notes
-    -----
-    On error nothing in ``out_dir`` changes. On success each step folder present in the
-    stage is swapped in by renames (old aside, new in place), then ``manifest.json``.
+    Each listed file must exist with its recorded size and, where recorded, SHA-256; a
+    ``.npy`` array must have a readable header whose shape and type fill the file exactly.
+    A folder without a ``files`` list (older versions) counts as unverifiable.
     """
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    with _exclusive(out):
-        remove_stale_run_folders(out)
-        stage = Path(tempfile.mkdtemp(prefix=".run.tmp-", dir=out))
-        lock = hold_staging_lock(stage)
+    import hashlib
+
+    record = _read_json(folder / "manifest.json")
+    if record is None or not isinstance(record.get("files"), dict):
+        return [f"{folder}: no list of its files"]
+    problems = []
+    for rel, meta in owned_files(folder).items():
+        path = folder / rel
         try:
-            try:
-                yield stage
-            except BaseException:
-                shutil.rmtree(stage, ignore_errors=True)
-                raise
-            old = Path(tempfile.mkdtemp(prefix=".run.old-", dir=out))
-            try:
-                for step in STEPS:
-                    if (stage / step).exists():
-                        if (out / step).exists():
-                            os.replace(out / step, old / step)
-                        os.replace(stage / step, out / step)
-                if (stage / "manifest.json").exists():
-                    os.replace(stage / "manifest.json", out / "manifest.json")
-            finally:
-                shutil.rmtree(old, ignore_errors=True)
-                shutil.rmtree(stage, ignore_errors=True)
-        finally:
-            release_staging_lock(lock)
-
-
-def remove_stale_run_folders(out: Path) -> list[Path]:
-    """Remove the staging folders of runs that were killed (call with the run lock held).
-
-    ``.run.tmp-*`` (a run's stage) and ``.run.old-*`` (previous step folders set aside
-    during the final renames) in ``out``: under the run lock no other run is writing, so
-    these are left by a killed run. A step folder found only in a ``.run.old-*`` (the run
-    died between the two renames of that step) is moved back into place first, so the
-    previous results are never lost. Then the stale stages of single steps
-    (``.simulation.tmp-*``, ... of ``fundmodel simulate``, ``optimize``, ``memo``; see
-    :func:`fundmodel.io.remove_stale_staging`). Nothing else is touched.
-    """
-    removed: list[Path] = []
-    for old in sorted(out.glob(".run.old-*")):
-        if not old.is_dir() or old.is_symlink():
-            continue
-        for step in STEPS:
-            if (old / step).is_dir() and not (out / step).exists():
-                os.replace(old / step, out / step)
-        shutil.rmtree(old, ignore_errors=True)
-        removed.append(old)
-    for stage in sorted(out.glob(".run.tmp-*")):
-        if stage.is_dir() and not stage.is_symlink():
-            shutil.rmtree(stage, ignore_errors=True)
-            removed.append(stage)
-    for step in STEPS:
-        removed += remove_stale_staging(out, step)
-    return removed
-
-
-@contextmanager
-def _exclusive(out: Path) -> Iterator[None]:
-    """Refuse a second run into the same output folder while one is running (POSIX advisory lock)."""
-    try:
-        import fcntl
-    except ImportError:  # pragma: no cover - Windows: no lock, each step is still atomic
-        yield
-        return
-    with open(out / ".lock", "a+") as handle:
-        try:
-            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            raise UsageError(f"{out}: another fundmodel run is writing to this folder; wait for it to finish "
-                             "or choose another --out") from None
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
-
-
-def _link_or_copy_simulation(source: Path, target: Path) -> None:
-    """Reuse an up-to-date simulation in a staged run (hard links: no copy of the scenario files)."""
-    def link(src, dst):
-        try:
-            os.link(src, dst)
+            size = path.stat().st_size
         except OSError:
-            shutil.copy2(src, dst)
+            problems.append(f"{path}: missing")
+            continue
+        if meta.get("bytes") != size:
+            problems.append(f"{path}: {size} bytes, {meta.get('bytes')} written")
+        elif "sha256" in meta:
+            with open(path, "rb") as fh:
+                if hashlib.sha256(fh.read()).hexdigest() != meta["sha256"]:
+                    problems.append(f"{path}: changed since it was written")
+        elif path.suffix == ".npy" and not _npy_intact(path, size):
+            problems.append(f"{path}: not a complete array")
+    return problems
 
-    shutil.copytree(source, target, copy_function=link)
+
+def _npy_intact(path: Path, size: int) -> bool:
+    """The ``.npy`` header parses and header + data fill the file exactly."""
+    from numpy.lib import format as npy
+
+    try:
+        with open(path, "rb") as fh:
+            version = npy.read_magic(fh)
+            shape, _, dtype = npy._read_array_header(fh, version)  # noqa: SLF001 - numpy's own reader
+            offset = fh.tell()
+    except (OSError, ValueError):
+        return False
+    return offset + int(np.prod(shape, dtype=np.int64)) * dtype.itemsize == size
+
+
+def _link_simulation(source: Path, target: Path) -> None:
+    """Reuse an up-to-date simulation in a staged run: its own files only (hard links, no copy)."""
+    for rel in [*owned_files(source), "manifest.json"]:
+        dest = target / rel
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            os.link(source / rel, dest)
+        except OSError:
+            shutil.copy2(source / rel, dest)
+
+
+def simulate_into(a: Assumptions, settings: RunSettings, out_dir: str | Path, *, progress=None,
+                  command: str | None = None):
+    """``fundmodel simulate``: simulate and swap ``OUT/simulation/`` in, under the folder's lock.
+
+    Returns
+    -------
+    result : SimulationResult
+    summary : pandas.DataFrame
+    """
+    from .resources import check_resources
+    from .results import simulate_to_directory
+
+    check_resources(a, settings, out_dir)
+    with output_folder(out_dir, write=True, command=command):
+        return simulate_to_directory(a, settings, out_dir, progress=progress, command=command)
 
 
 def run_all(a: Assumptions, settings: RunSettings, out_dir: str | Path, *, lang: str = "en",
             projects: list[str] | None = None, baseline_dir: str | Path | None = None,
             memos: bool = True, command: str | None = None,
             log: Callable[[str], None] = lambda message: None) -> RunReport:
-    """Simulate, optimise and render the memos into ``out_dir``, atomically.
+    """Simulate, optimise and render the memos into ``out_dir``, atomically, under the folder's lock.
 
     Parameters
     ----------
@@ -210,13 +197,14 @@ def run_all(a: Assumptions, settings: RunSettings, out_dir: str | Path, *, lang:
     lang : {"en", "de"}
         Memo language.
     projects : list of str, optional
-        Only these project memos.
+        Only these project memos; the other memos in ``OUT/memos`` stay in place.
     baseline_dir : str or Path, optional
-        Earlier output root for the "changes since the previous run" section.
+        Earlier output root for the "changes since the previous run" section (read under
+        its shared lock).
     memos : bool
         Render the memos (``fundmodel optimize`` runs the same pipeline without them).
     command : str, optional
-        Command line recorded in the manifests.
+        Command line recorded in the manifests and the lock.
     log : callable
         Receives one line per finished step.
 
@@ -228,6 +216,7 @@ def run_all(a: Assumptions, settings: RunSettings, out_dir: str | Path, *, lang:
     from .memo import load_results, render_memos
     from .memo.labels import LANGUAGES
     from .portfolio.fund import optimize_to_directory
+    from .resources import check_resources
     from .results import run_manifest, simulate_to_directory
     from .simulation import load_scenarios
 
@@ -235,43 +224,85 @@ def run_all(a: Assumptions, settings: RunSettings, out_dir: str | Path, *, lang:
         raise UsageError(f"{a.directory}: the run needs fund.yaml 'portfolio' limits and instruments.yaml")
     if lang not in LANGUAGES:
         raise UsageError(f"--lang must be one of {', '.join(LANGUAGES)}, got {lang!r}")
-    baseline = None
-    if baseline_dir is not None:
-        baseline = load_results(baseline_dir)
-    report = RunReport(out_dir=Path(out_dir))
-    with staged_run(out_dir) as stage:
+    out = Path(out_dir)
+    report = RunReport(out_dir=out)
+    check_output_path(out, write=True)
+    if not results_are_current(a, settings, out):
+        check_resources(a, settings, out)  # before anything is written
+    with ExitStack() as held:
+        held.enter_context(output_folder(out, write=True, command=command))
+        baseline = None
+        if baseline_dir is not None:
+            held.enter_context(output_folder(baseline_dir, write=False, command=command))
+            baseline = load_results(baseline_dir)
         started = time.perf_counter()
-        current = results_are_current(a, settings, out_dir) and (
+        current = results_are_current(a, settings, out) and (
             not settings.risk_attribution
-            or json.loads((Path(out_dir) / "simulation" / "manifest.json").read_text())["settings"].get(
-                "risk_attribution", False))
-        with engine_for(settings) as engine:  # one engine (e.g. one Dask cluster) for both steps
-            if current:
-                _link_or_copy_simulation(Path(out_dir) / "simulation", stage / "simulation")
-                report.reused_simulation = True
-            else:
-                simulate_to_directory(a, settings, stage, command=command, engine=engine)
-            report.timings["simulate"] = time.perf_counter() - started
-            log(f"simulate: {'reused' if current else 'done'} in {report.timings['simulate']:.1f} s")
+            or bool((_read_json(out / "simulation" / "manifest.json") or {}).get("settings", {}).get(
+                "risk_attribution", False)))
+        with staged_run(out, keep_owned=("memos",) if projects else ()) as stage:
+            with engine_for(settings) as engine:  # one engine (e.g. one Dask cluster) for both steps
+                if current:
+                    _link_simulation(out / "simulation", stage / "simulation")
+                    report.reused_simulation = True
+                else:
+                    simulate_to_directory(a, settings, stage, command=command, engine=engine)
+                report.timings["simulate"] = time.perf_counter() - started
+                log(f"simulate: {'reused' if current else 'done'} in {report.timings['simulate']:.1f} s")
 
-            started = time.perf_counter()
-            optimize_to_directory(a, load_scenarios(stage / "simulation" / "scenarios"), stage, settings=settings,
-                                  engine=engine)
-            report.timings["optimize"] = time.perf_counter() - started
-            log(f"optimize: done in {report.timings['optimize']:.1f} s")
+                started = time.perf_counter()
+                optimize_to_directory(a, load_scenarios(stage / "simulation" / "scenarios"), stage,
+                                      settings=settings, engine=engine)
+                report.timings["optimize"] = time.perf_counter() - started
+                log(f"optimize: done in {report.timings['optimize']:.1f} s")
 
-        steps = ["simulation", "portfolio"]
-        if memos:
-            started = time.perf_counter()
-            results = load_results(stage)
-            written = render_memos(a, results, stage, lang=lang, projects=projects, baseline=baseline,
-                                   workers=settings.workers)
-            report.memos = [Path(out_dir) / "memos" / p.name for p in written]
-            report.timings["memos"] = time.perf_counter() - started
-            log(f"memos: {len(written)} PDFs in {report.timings['memos']:.1f} s")
-            steps.append("memos")
-        manifest = run_manifest(a, settings, command)
-        manifest["steps"] = steps
-        manifest["lang"] = lang
-        write_json_atomic(stage / "manifest.json", manifest)
+            steps = ["simulation", "portfolio"]
+            if memos:
+                started = time.perf_counter()
+                results = load_results(stage)
+                written = render_memos(a, results, stage, lang=lang, projects=projects, baseline=baseline,
+                                       workers=settings.workers, previous=out / "memos")
+                report.memos = [out / "memos" / p.name for p in written]
+                report.timings["memos"] = time.perf_counter() - started
+                log(f"memos: {len(written)} PDFs in {report.timings['memos']:.1f} s")
+                steps.append("memos")
+            manifest = run_manifest(a, settings, command)
+            manifest["steps"] = steps
+            manifest["lang"] = lang
+            write_json_atomic(stage / "manifest.json", manifest)
     return report
+
+
+def memos_into(a: Assumptions, out_dir: str | Path, *, lang: str = "en", projects: list[str] | None = None,
+               baseline_dir: str | Path | None = None, workers: int | None = None, command: str | None = None,
+               log: Callable[[str], None] = lambda message: None) -> tuple[list[Path], RunReport | None]:
+    """``fundmodel memo``: render the memos from current results, or re-run the recorded run first.
+
+    The results are read and the memos written under the folder's exclusive lock, so the
+    memos always come from one consistent set of results (never from files a concurrent
+    run is replacing).
+
+    Returns
+    -------
+    memos : list of Path
+        The PDFs written.
+    report : RunReport or None
+        The re-run, when the results were missing or stale.
+    """
+    from .memo import load_results, render_memos
+
+    with output_folder(out_dir, write=True, command=command):
+        settings = previous_settings(a, out_dir, workers=workers)
+        if not results_are_current(a, settings, out_dir, need_portfolio=True):
+            log("results missing or older than the assumption files or the code: running the model first")
+            report = run_all(a, settings, out_dir, lang=lang, projects=projects, baseline_dir=baseline_dir,
+                             command=command, log=log)
+            return report.memos, report
+        with ExitStack() as held:
+            baseline = None
+            if baseline_dir is not None:
+                held.enter_context(output_folder(baseline_dir, write=False, command=command))
+                baseline = load_results(baseline_dir)
+            written = render_memos(a, load_results(out_dir), out_dir, lang=lang, projects=projects,
+                                   baseline=baseline, workers=settings.workers)
+        return written, None

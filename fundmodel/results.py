@@ -285,26 +285,19 @@ def format_console_table(summary: pd.DataFrame) -> str:
 
 
 def run_manifest(a: Assumptions, settings, command: str | None = None) -> dict:
-    """Provenance of a run: package version, git commit, settings and assumption hashes."""
+    """Provenance of a run: the code (version, hash, commit), settings and assumption hashes."""
     import datetime as dt
     import platform
-    import subprocess
-    from pathlib import Path
 
-    from . import __version__
+    from .provenance import code_identity
 
-    commit = None
-    try:
-        repo = Path(__file__).resolve().parent.parent
-        res = subprocess.run(["git", "-C", str(repo), "rev-parse", "HEAD"], capture_output=True,
-                             text=True, timeout=5, check=False)
-        commit = res.stdout.strip() or None
-    except (OSError, subprocess.SubprocessError):
-        commit = None
+    code = code_identity()
     return {
         "package": "fundmodel",
-        "version": __version__,
-        "git_commit": commit,
+        "version": code["version"],
+        "code_sha256": code["code_sha256"],
+        "git_commit": code["git_commit"],
+        "git_dirty": code["git_dirty"],
         "python": platform.python_version(),
         "numpy": np.__version__,
         "command": command,
@@ -359,7 +352,7 @@ def simulate_to_directory(a: Assumptions, settings, out_dir, *, progress=None, c
     """
     from pathlib import Path
 
-    from .io import staged_directory, write_json_atomic
+    from .io import staged_directory, write_csv, write_json_atomic
     from .simulation import simulate
 
     from .engine import engine_for
@@ -374,18 +367,18 @@ def simulate_to_directory(a: Assumptions, settings, out_dir, *, progress=None, c
                     np.save(stage / "scenarios" / pid / f"{name}.npy", arr)
         stats = project_statistics(a, result)
         summary = summary_table(stats)
-        summary.to_csv(stage / "summary.csv", index=False)
-        tonnes_table(a, result).to_csv(stage / "tonnes.csv", index=False)
-        first_production_table(a, result).to_csv(stage / "first_production.csv", index=False)
+        write_csv(summary, stage / "summary.csv")
+        write_csv(tonnes_table(a, result), stage / "tonnes.csv")
+        write_csv(first_production_table(a, result), stage / "first_production.csv")
         if keep_scenarios:
             market_dir = stage / "scenarios" / "market"
-            price_fan_table(a, np.load(market_dir / "price_usd_per_t.npy", mmap_mode="r"),
-                            np.load(market_dir / "fx_usd_per_eur.npy", mmap_mode="r"),
-                            result.valuation_year).to_csv(stage / "price_fan.csv", index=False)
+            write_csv(price_fan_table(a, np.load(market_dir / "price_usd_per_t.npy", mmap_mode="r"),
+                                      np.load(market_dir / "fx_usd_per_eur.npy", mmap_mode="r"),
+                                      result.valuation_year), stage / "price_fan.csv")
         if settings.risk_attribution and a.fund.simulation.sensitivity:
             from .sensitivity import sensitivity_table
 
-            sensitivity_table(a, settings, engine=engine).to_csv(stage / "sensitivity.csv", index=False)
+            write_csv(sensitivity_table(a, settings, engine=engine), stage / "sensitivity.csv")
         metrics = {
             "valuation_date": a.fund.valuation_date.isoformat(),
             "currency": a.fund.reporting_currency,

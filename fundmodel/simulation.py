@@ -333,6 +333,7 @@ def run_chunk(a: Assumptions, settings: RunSettings, start: int, stop: int,
             for k, material in enumerate(a.projects[pid].products)
         }
         out["events"][pid] = {e: int(np.count_nonzero(pc.politics.events & bit)) for e, bit in EVENT_BITS.items()}
+    check_finite(a, chunk, start)  # before anything is written: an overflow names its input
     if scenario_dir is not None:
         ScenarioWriter.open(scenario_dir).write(start, chunk_arrays(chunk))
     if return_arrays:
@@ -533,6 +534,8 @@ class ScenarioWriter:
         """Create the files, sized for ``n_scenarios``."""
         from numpy.lib.format import open_memmap
 
+        from .resources import reserve_file
+
         root = Path(directory)
         h = a.fund.horizon_years
         n_mat = len(a.markets.materials)
@@ -540,7 +543,9 @@ class ScenarioWriter:
         def mm(rel: str, dtype, shape):
             path = root / rel
             path.parent.mkdir(parents=True, exist_ok=True)
-            return open_memmap(path, mode="w+", dtype=dtype, shape=shape)
+            array = open_memmap(path, mode="w+", dtype=dtype, shape=shape)
+            reserve_file(path)  # a full disk is ENOSPC now, not SIGBUS mid-run
+            return array
 
         market = {
             "price_usd_per_t": mm("market/price_usd_per_t.npy", np.float32, (n_mat, n_scenarios, h)),
@@ -589,6 +594,60 @@ class ScenarioWriter:
         for arrays in [self.market, *self.projects.values()]:
             for arr in arrays.values():
                 arr.flush()
+
+
+#: Largest magnitude a stored figure may reach: the scenario files are float32.
+_FLOAT32_MAX = float(np.finfo(np.float32).max)
+
+
+def check_finite(a: Assumptions, chunk: Chunk, start: int = 0) -> None:
+    """Refuse a chunk whose prices, exchange rates, cash flows or values overflowed.
+
+    Every input is bounded by the schema, but products of extreme inputs can still exceed
+    what a float (or the float32 scenario files) holds; such a run must stop with the
+    project and the input named, never write ``inf`` or a silently wrong number.
+
+    Raises
+    ------
+    NonFiniteResult
+        Names the material (``markets.yaml``), the exchange rate or the project file, the
+        first scenario and year affected and the value.
+    """
+    from .io import NonFiniteResult
+
+    def first_bad(x: np.ndarray, positive: bool = False) -> tuple | None:
+        bad = ~np.isfinite(x) | (np.abs(x) > _FLOAT32_MAX)
+        if positive:
+            bad |= x <= 0
+        if not bad.any():
+            return None
+        return np.unravel_index(int(np.argmax(bad)), x.shape)
+
+    m = chunk.market
+    for k, material in enumerate(m.materials):
+        at = first_bad(m.price_usd_per_t[k], positive=True)
+        if at is not None:
+            raise NonFiniteResult(
+                f"markets.yaml: materials.{material}: the simulated price reached {m.price_usd_per_t[k][at]:.3g} "
+                f"USD/t (scenario {start + at[0]}, year {at[1]}); check its spot, long-run level, volatility and "
+                "export-restriction uplift")
+    at = first_bad(m.fx_usd_per_eur, positive=True)
+    if at is not None:
+        raise NonFiniteResult(f"markets.yaml: fx: the simulated EUR/USD reached {m.fx_usd_per_eur[at]:.3g} "
+                              f"(scenario {start + at[0]}, year {at[1]}); check the exchange-rate parameters")
+    for pid, pc in chunk.projects.items():
+        for name, values in (("equity cash flow (EUR m)", pc.values.equity_cf_meur),
+                             ("lender cash flow (EUR m)", pc.values.lender_cf_meur),
+                             ("debt outstanding (USD m)", pc.flows.debt_outstanding_musd),
+                             ("tonnes delivered", pc.flows.tonnes_eu_t),
+                             ("project NPV (EUR m)", pc.values.project_npv_meur),
+                             ("equity NPV (EUR m)", pc.values.equity_npv_meur)):
+            at = first_bad(values)
+            if at is not None:
+                where = f"scenario {start + at[-2]}, year {at[-1]}" if values.ndim >= 2 else f"scenario {start + at[0]}"
+                raise NonFiniteResult(
+                    f"projects/{pid}.yaml: the {name} reached {values[at]:.3g} ({where}); the project's figures "
+                    "(ore, grade, recovery, capex, opex) times the prices exceed what the model can represent")
 
 
 def chunk_arrays(chunk: Chunk) -> dict[str, dict[str, np.ndarray]]:

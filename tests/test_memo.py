@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import functools
 import json
+import os
 import re
 import shutil
 from pathlib import Path
@@ -21,6 +22,7 @@ import yaml
 from fundmodel.assumptions import load_assumptions
 from fundmodel.cli import main
 from fundmodel.memo import Formatter, load_results, render_memos
+from fundmodel.outdir import MARKER
 from fundmodel.pipeline import run_all
 from fundmodel.simulation import RunSettings
 
@@ -85,7 +87,7 @@ def test_every_project_has_a_memo_and_the_portfolio_memo_exists(run_dir):
     reader = pypdf.PdfReader(str(memos / "portfolio.pdf"))
     assert len(reader.pages) >= 3
     assert sorted(p.name for p in memos.iterdir()) == sorted(
-        [f"{p}.{ext}" for p in [*a.projects, "portfolio"] for ext in ("pdf", "html")])
+        [f"{p}.{ext}" for p in [*a.projects, "portfolio"] for ext in ("pdf", "html")] + ["manifest.json"])
 
 
 def test_run_writes_the_manifest_with_every_assumption_hash(run_dir):
@@ -95,7 +97,7 @@ def test_run_writes_the_manifest_with_every_assumption_hash(run_dir):
     assert manifest["settings"]["scenarios"] == SCENARIOS
     assert manifest["steps"] == ["simulation", "portfolio", "memos"]
     # no staging leftovers (the lock file stays: it is how concurrent runs are refused)
-    assert [p.name for p in run_dir.iterdir() if p.name.startswith(".")] == [".lock"]
+    assert sorted(p.name for p in run_dir.iterdir() if p.name.startswith(".")) == [MARKER, ".lock"]
 
 
 def test_project_memo_numbers_equal_summary_csv(run_dir):
@@ -224,7 +226,7 @@ def test_failed_rendering_leaves_previous_memos_intact(run_dir, tmp_path, monkey
     with pytest.raises(RuntimeError):
         render_memos(a, load_results(out), out)
     assert {p.name: p.read_bytes() for p in (out / "memos").iterdir()} == before
-    assert [p.name for p in out.iterdir() if p.name.startswith(".")] == [".lock"]
+    assert sorted(p.name for p in out.iterdir() if p.name.startswith(".")) == [MARKER, ".lock"]
 
 
 HOSTILE = ('<b>Bold</b> & <script>alert(1)</script> {{ 7*7 }} {% raw %} $x^2$ 100% '
@@ -307,7 +309,7 @@ def test_a_second_run_into_the_same_folder_is_refused(tmp_path):
     a = load_assumptions(ROOT / "assumptions")
     with open(out / ".lock", "a+") as handle:
         fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)  # another run holds the folder
-        with pytest.raises(UsageError, match="another fundmodel run"):
+        with pytest.raises(UsageError, match="another fundmodel process.* is writing to this folder"):
             run_all(a, RunSettings.from_assumptions(a, scenarios=64, workers=1), out)
     assert [p.name for p in out.iterdir()] == [".lock"]
 
@@ -316,10 +318,20 @@ def test_cli_memo_reuses_current_results_and_repeats_the_run_when_stale(run_dir,
     out = tmp_path / "out"
     shutil.copytree(run_dir, out)
     summary_before = (out / "simulation" / "summary.csv").read_bytes()
+    memos_before = {p.name: p.read_bytes() for p in (out / "memos").glob("*.pdf")}
+    for path in (out / "memos").glob("*.pdf"):
+        os.utime(path, (0, 0))  # so a re-rendered memo shows by its time
     assert main(["memo", "--assumptions", str(ROOT / "assumptions"), "--out", str(out),
                  "--project", "kz_gallium", "--workers", "1"]) == 0
     assert "results up to date" in capsys.readouterr().out
-    assert sorted(p.name for p in (out / "memos").glob("*.pdf")) == ["kz_gallium.pdf", "portfolio.pdf"]
+    # only the memo asked for (and the portfolio memo) re-rendered; every other memo stays as it was
+    pdfs = {p.name: p for p in (out / "memos").glob("*.pdf")}
+    assert sorted(pdfs) == sorted(memos_before)
+    assert sorted(n for n, p in pdfs.items() if p.stat().st_mtime > 0) == ["kz_gallium.pdf", "portfolio.pdf"]
+    assert all(p.read_bytes() == memos_before[n] for n, p in pdfs.items() if p.stat().st_mtime == 0)
+    record = json.loads((out / "memos" / "manifest.json").read_text())
+    assert sorted(record["memos"]) == sorted(n[:-4] for n in memos_before)
+    assert sorted(record["files"]) == sorted([*memos_before, *(n[:-4] + ".html" for n in memos_before)])
     assert (out / "simulation" / "summary.csv").read_bytes() == summary_before
 
     # an edited assumption file makes the results stale: the same run (seed, scenarios) is repeated

@@ -40,6 +40,7 @@ from fundmodel.assumptions import load_assumptions
 from fundmodel.cli import main
 from fundmodel.io import hold_staging_lock, release_staging_lock, remove_stale_staging
 from fundmodel.memo import load_results
+from fundmodel.outdir import MARKER
 from fundmodel.pipeline import run_all
 from fundmodel.simulation import RunSettings
 
@@ -61,7 +62,7 @@ def snapshot(out: Path) -> dict[str, bytes]:
 
 
 def hidden(out: Path) -> list[str]:
-    return sorted(p.name for p in out.iterdir() if p.name.startswith(".") and p.name != ".lock")
+    return sorted(p.name for p in out.iterdir() if p.name.startswith(".") and p.name not in (".lock", MARKER))
 
 
 def fork_cli(argv: list[str], log: Path) -> int:
@@ -97,7 +98,7 @@ def matches(root: Path, pattern: str) -> bool:
 
 
 class Victim:
-    """A ``fundmodel run`` process to interrupt when ``trigger`` (a glob under OUT) matches."""
+    """A ``fundmodel run`` process to interrupt when ``trigger`` (a glob under OUT, or ``log:TEXT``) matches."""
 
     def __init__(self, name: str, out: Path, assumptions: Path, trigger: str, sig: int, scenarios: int):
         self.name, self.out, self.trigger, self.sig = name, out, trigger, sig
@@ -115,10 +116,16 @@ class Victim:
                 self.returncode = os.waitstatus_to_exitcode(status)
         return self.returncode
 
+    def triggered(self) -> bool:
+        """The trigger glob matches under OUT (``log:TEXT``: the run's log holds TEXT)."""
+        if self.trigger.startswith("log:"):
+            return self.trigger[4:] in self.log.read_text()
+        return matches(self.out, self.trigger)
+
     def fire(self) -> None:
         if self.fired or self.poll() is not None:
             return
-        if matches(self.out, self.trigger):
+        if self.triggered():
             if self.name == "sigkill-simulation":  # hold it (and its lock), start a second run
                 os.kill(self.pid, signal.SIGSTOP)
                 self.rival = subprocess.Popen(
@@ -171,7 +178,7 @@ def interrupted(tmp_path_factory):
     points = [  # name, trigger, signal, scenarios (enough for the simulation to last, few for the later steps)
         ("sigkill-simulation", ".run.tmp-*/.simulation.tmp-*/scenarios", signal.SIGKILL, 8192),
         ("sigint-simulation", ".run.tmp-*/.simulation.tmp-*/scenarios", signal.SIGINT, 8192),
-        ("sigkill-optimize", ".run.tmp-*/simulation/summary.csv", signal.SIGKILL, 256),
+        ("sigkill-optimize", "log:simulate: done", signal.SIGKILL, 256),
         ("sigkill-memos", ".run.tmp-*/.memos.tmp-*/*.html", signal.SIGKILL, 256),
         ("sigint-memos", ".run.tmp-*/.memos.tmp-*/*.html", signal.SIGINT, 256),
     ]
@@ -226,7 +233,7 @@ def test_second_run_into_the_same_folder_is_refused_while_the_first_holds_it(int
     assert rival is not None
     _, err = rival.communicate()
     assert rival.returncode == 2, err
-    assert "another fundmodel run is writing to this folder" in err and "Traceback" not in err
+    assert "another fundmodel process (pid " in err and "is writing to this folder" in err and "Traceback" not in err
 
 
 def test_a_later_run_removes_what_a_killed_run_left(interrupted):
@@ -267,15 +274,18 @@ def test_remove_stale_staging_touches_only_abandoned_folders_of_our_patterns(tmp
     assert not live.exists() and not old.exists()
     assert all(path.is_dir() for path in keep)
     assert (tmp_path / "simulation" / "summary.csv").read_text() == "kept"
-    # an old folder with the target missing may be the only copy: left alone
+    # an old folder with the target missing is the only copy (the writer died between the two
+    # renames): put back in place
     shutil.rmtree(tmp_path / "simulation")
     only = tmp_path / ".simulation.old-y"
-    only.mkdir()
-    assert remove_stale_staging(tmp_path, "simulation") == [] and only.is_dir()
+    (only / "simulation").mkdir(parents=True)
+    (only / "simulation" / "summary.csv").write_text("the only copy")
+    assert remove_stale_staging(tmp_path, "simulation") == [only] and not only.exists()
+    assert (tmp_path / "simulation" / "summary.csv").read_text() == "the only copy"
 
 
 def test_killed_simulate_leaves_a_stage_that_the_next_simulate_removes(tmp_path):
-    """``fundmodel simulate`` (no run lock): its stage is locked while alive, stale once killed."""
+    """``fundmodel simulate``: its stage is locked while alive, stale once killed, removed by the next."""
     out = tmp_path / "out"
     pid = fork_cli(["simulate", "--assumptions", str(ROOT / "assumptions"), "--scenarios", "20000", "--workers", "1",
                     "--no-attribution", "--quiet", "--out", str(out)], tmp_path / "simulate.stderr")
@@ -289,15 +299,15 @@ def test_killed_simulate_leaves_a_stage_that_the_next_simulate_removes(tmp_path)
     finally:
         os.kill(pid, signal.SIGKILL)
         os.waitpid(pid, 0)
-    assert [p.name.split("-")[0] for p in out.iterdir()] == [".simulation.tmp"]
+    assert [p.name.split("-")[0] for p in out.iterdir() if p.name not in (".lock", MARKER)] == [".simulation.tmp"]
     assert main(["simulate", "--assumptions", str(ROOT / "assumptions"), "--scenarios", "64", "--workers", "1",
                  "--no-attribution", "--quiet", "--out", str(out)]) == 0
-    assert sorted(p.name for p in out.iterdir()) == ["simulation"]
+    assert sorted(p.name for p in out.iterdir()) == [MARKER, ".lock", "simulation"]
 
 
 def test_stale_run_folders_are_removed_and_a_step_left_aside_is_put_back(tmp_path):
     """A run killed between the two renames of a step left it only in ``.run.old-*``: restored."""
-    from fundmodel.pipeline import remove_stale_run_folders
+    from fundmodel.outdir import remove_stale_run_folders
 
     out = tmp_path / "out"
     (out / "portfolio").mkdir(parents=True)

@@ -49,14 +49,19 @@ def run_info(results: RunResults, fmt: Formatter) -> dict[str, Any]:
     digest = hashlib.sha256(json.dumps(files, sort_keys=True).encode()).hexdigest()
     return {
         "version": m.get("version", "?"),
-        "commit": (m.get("git_commit") or "none")[:12],
+        # the code that made the results: a hash of the package's own files (works without git),
+        # the commit and whether the package differed from it
+        "code": (m.get("code_sha256") or "?")[:8],
+        "code_full": m.get("code_sha256") or "?",
+        "commit": ((m.get("git_commit") or "none")[:10]
+                   + (f" ({LABELS[fmt.lang]['modified']})" if m.get("git_dirty") else "")),
         "seed": m["settings"]["seed"],
         "scenarios": fmt.num(m["settings"]["scenarios"], 0),
         "scenarios_n": int(m["settings"]["scenarios"]),
         "sampling": m["settings"].get("sampling", ""),
         "created": (m.get("created_utc") or "")[:10],
         "valuation_date": results.simulation.get("valuation_date", ""),
-        "assumptions_digest": digest[:16],
+        "assumptions_digest": digest[:12],
         "files": [{"name": k, "sha256": v} for k, v in sorted(files.items())],
     }
 

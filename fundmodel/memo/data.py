@@ -15,6 +15,7 @@ import numpy as np
 import pandas as pd
 
 from ..errors import FundmodelError
+from ..io import read_csv
 
 
 class ResultsError(FundmodelError):
@@ -95,9 +96,8 @@ def _read_csv(path: Path, required: bool = True, **kwargs) -> pd.DataFrame | Non
         if required:
             raise ResultsError(f"{path}: missing; run `fundmodel simulate` / `fundmodel optimize` first")
         return None
-    # keep_default_na=False: a project called "NA" stays a string; empty cells become NaN below
-    frame = pd.read_csv(path, keep_default_na=False, na_values=[""], **kwargs)
-    return frame
+    # a project called "NA" stays a string, empty cells are NaN, neutralised text is restored
+    return read_csv(path, **kwargs)
 
 
 def load_results(out_dir: str | Path, *, require_portfolio: bool = True) -> RunResults:

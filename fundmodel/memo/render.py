@@ -9,7 +9,6 @@ itself, and WeasyPrint gets a URL fetcher that refuses every URL, so a project n
 from __future__ import annotations
 
 import logging
-import os
 from pathlib import Path
 from typing import Iterable
 
@@ -102,7 +101,8 @@ def _render_one(name: str) -> str:
 
 def render_memos(a: Assumptions, results: RunResults, out_dir: str | Path, *, lang: str = "en",
                  projects: Iterable[str] | None = None, baseline: RunResults | None = None,
-                 workers: int = 1, portfolio: bool = True, progress=None) -> list[Path]:
+                 workers: int = 1, portfolio: bool = True, progress=None,
+                 previous: str | Path | None = None) -> list[Path]:
     """Render the project memos and the portfolio memo into ``OUT/memos/`` atomically.
 
     Parameters
@@ -113,8 +113,9 @@ def render_memos(a: Assumptions, results: RunResults, out_dir: str | Path, *, la
         The run's results (:func:`fundmodel.memo.data.load_results`).
     out_dir : str or Path
         Output root; memos go to ``OUT/memos/<project>.pdf`` (and ``.html``) and
-        ``OUT/memos/portfolio.pdf``. With ``projects`` given, only those project memos
-        (and the portfolio memo) are in ``memos/`` afterwards.
+        ``OUT/memos/portfolio.pdf``, and ``OUT/memos/manifest.json`` records which results
+        each memo was rendered from. With ``projects`` given, only those project memos
+        (and the portfolio memo) are re-rendered; the other memos stay in place.
     lang : {"en", "de"}
     projects : iterable of str, optional
         Only these project memos (the portfolio memo is always rendered).
@@ -127,6 +128,9 @@ def render_memos(a: Assumptions, results: RunResults, out_dir: str | Path, *, la
         the memos do not depend on it.
     progress : callable, optional
         Called with the name of each memo when it is done.
+    previous : str or Path, optional
+        The memos folder these memos will replace (default ``OUT/memos``): with
+        ``projects`` given, its record of the memos not re-rendered is carried over.
 
     Returns
     -------
@@ -138,8 +142,6 @@ def render_memos(a: Assumptions, results: RunResults, out_dir: str | Path, *, la
     UsageError
         Unknown language or project id.
     """
-    from concurrent.futures import ProcessPoolExecutor
-
     from ..io import staged_directory
 
     if lang not in LANGUAGES:
@@ -151,7 +153,8 @@ def render_memos(a: Assumptions, results: RunResults, out_dir: str | Path, *, la
     names = chosen + (["portfolio"] if portfolio and results.portfolio is not None else [])
     target = Path(out_dir) / "memos"
     baseline_dir = None if baseline is None else baseline.directory
-    with staged_directory(target) as stage:
+    partial = projects is not None
+    with staged_directory(target, keep_owned=partial) as stage:
         init_args = (a, results.directory, stage, lang, baseline_dir)
         if workers <= 1 or len(names) <= 1:
             _worker_init(*init_args)
@@ -160,13 +163,53 @@ def render_memos(a: Assumptions, results: RunResults, out_dir: str | Path, *, la
                 if progress is not None:
                     progress(name)
         else:
-            import multiprocessing
+            from ..engine import map_in_order, pool_scope, worker_pool
 
             # "spawn" would re-import matplotlib per worker anyway; "forkserver" avoids forking a threaded parent
-            ctx = multiprocessing.get_context("forkserver" if os.name == "posix" else "spawn")
-            with ProcessPoolExecutor(max_workers=min(workers, len(names)), mp_context=ctx,
-                                     initializer=_worker_init, initargs=init_args) as pool:
-                for name in pool.map(_render_one, names):
+            with pool_scope(worker_pool(min(workers, len(names)), method="forkserver", initializer=_worker_init,
+                                        initargs=init_args)) as pool:
+                for name in map_in_order(pool, _render_one, names):
                     if progress is not None:
                         progress(name)
+        write_memo_record(stage, names, results, lang, target if previous is None else Path(previous),
+                          keep_previous=partial)
     return [target / f"{name}.pdf" for name in names]
+
+
+def _digest(value) -> str:
+    """SHA-256 of a JSON value (e.g. the assumption hashes of a run), in one line."""
+    import hashlib
+    import json
+
+    return hashlib.sha256(json.dumps(value, sort_keys=True).encode()).hexdigest()
+
+
+def write_memo_record(folder: Path, names: list[str], results: RunResults, lang: str, previous: Path, *,
+                      keep_previous: bool) -> None:
+    """``memos/manifest.json``: for each memo, its files and the results it was rendered from.
+
+    With ``keep_previous``, the entries of ``previous/manifest.json`` for memos not rendered
+    now are kept (their files stay in place), so the record says which memo comes from
+    which run.
+    """
+    import datetime as dt
+    import json
+
+    from ..io import write_json_atomic
+
+    m = results.manifest
+    source = {"created_utc": m.get("created_utc"), "code_sha256": m.get("code_sha256"),
+              "git_commit": m.get("git_commit"), "seed": m.get("settings", {}).get("seed"),
+              "scenarios": m.get("settings", {}).get("scenarios"),
+              "assumptions_sha256": _digest(m.get("assumption_files_sha256"))}
+    memos: dict = {}
+    if keep_previous:
+        try:
+            memos = dict(json.loads((previous / "manifest.json").read_text(encoding="utf-8")).get("memos") or {})
+        except (OSError, ValueError, AttributeError):
+            memos = {}
+    now = dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
+    for name in names:
+        memos[name] = {"files": [f"{name}.pdf", f"{name}.html"], "lang": lang, "rendered_utc": now,
+                       "results": source}
+    write_json_atomic(folder / "manifest.json", {"package": "fundmodel", "memos": dict(sorted(memos.items()))})

@@ -432,11 +432,10 @@ class _Background:
     def __init__(self, job: dict, enabled: bool):
         self.job, self.executor, self.future = job, None, None
         if enabled:
-            import multiprocessing as mp
-            from concurrent.futures import ProcessPoolExecutor
+            from ..engine import worker_pool
 
             try:
-                self.executor = ProcessPoolExecutor(1, mp_context=mp.get_context("spawn"))
+                self.executor = worker_pool(1, method="spawn")
                 self.future = self.executor.submit(_frontier_task, job)
             except Exception:  # pragma: no cover - no processes available: run here later
                 self.cancel()
@@ -457,10 +456,10 @@ class _Background:
         """Stop the worker (it may be mid-solve) without waiting for it."""
         if self.executor is None:
             return
+        from ..engine import stop_pool
+
         executor, self.executor, self.future = self.executor, None, None
-        for process in list((getattr(executor, "_processes", None) or {}).values()):
-            process.terminate()
-        executor.shutdown(wait=True, cancel_futures=True)
+        stop_pool(executor, kill=True)
 
 
 def frontier_job(a: Assumptions, problem: FundProblem, n_points: int, selection: dict[str, bool] | None = None) -> dict:
@@ -568,7 +567,7 @@ def optimize_to_directory(a: Assumptions, scenarios: dict, out_dir, *, n_frontie
     """
     from pathlib import Path
 
-    from ..io import staged_directory, write_json_atomic
+    from ..io import staged_directory, write_csv, write_json_atomic
 
     full = build_fund_problem(a, scenarios)
     limits = a.fund.portfolio
@@ -605,10 +604,10 @@ def optimize_to_directory(a: Assumptions, scenarios: dict, out_dir, *, n_frontie
     if stress is not None:
         metrics["stress"] = stress.drop(columns=["description"]).to_dict(orient="records")
     with staged_directory(Path(out_dir) / "portfolio") as stage:
-        allocation.to_csv(stage / "allocation.csv", index=False)
+        write_csv(allocation, stage / "allocation.csv")
         if stress is not None:
-            stress.to_csv(stage / "stress.csv", index=False)
-        frontier_table(a, problem, frontiers).to_csv(stage / "frontier.csv", index=False)
+            write_csv(stress, stage / "stress.csv")
+        write_csv(frontier_table(a, problem, frontiers), stage / "frontier.csv")
         write_json_atomic(stage / "metrics.json", metrics)
     return result, allocation
 

@@ -34,7 +34,8 @@ from statsmodels.stats.diagnostic import acorr_ljungbox
 from statsmodels.stats.stattools import jarque_bera
 from statsmodels.tsa.stattools import adfuller
 
-from .data import CalibrationDataError, PriceSeries
+from ..errors import UsageError
+from .data import CalibrationDataError, PriceSeries, excerpt
 
 Z95 = 1.959963984540054
 
@@ -182,30 +183,38 @@ def prepare_series(series: PriceSeries, start: str | None, min_obs: int) -> tupl
         No data, gaps inside the sample, non-positive values, too few observations, or a
         constant series — each naming the file and series.
     """
-    where = f"{series.file}: series '{series.name}'"
+    where = f"{series.file}: series {excerpt(series.name)}"
     keep = np.ones(series.values.size, dtype=bool)
     if start is not None:
         first = start if series.frequency == "monthly" else start[:4]
         keep = series.periods >= first
     periods, time, values = series.periods[keep], series.time[keep], series.values[keep]
+    lines = series.lines[keep] if series.lines is not None else None
+
+    def at(mask: np.ndarray) -> str:
+        """``2004-03`` or ``2004-03, line 53`` for the first True of ``mask``."""
+        i = int(np.flatnonzero(mask)[0])
+        return f"{periods[i]}" + (f", line {int(lines[i])}" if lines is not None else "")
     present = np.isfinite(values)
     if not present.any():
         raise CalibrationDataError(f"{where}: no observations" + (f" from {start}" if start else "")
                                    + " (the column is empty or missing)")
     lo, hi = np.flatnonzero(present)[[0, -1]]
     periods, time, values = periods[lo:hi + 1], time[lo:hi + 1], values[lo:hi + 1]
+    lines = lines[lo:hi + 1] if lines is not None else None
     gaps = ~np.isfinite(values)
     if gaps.any():
         raise CalibrationDataError(f"{where}: {int(gaps.sum())} missing value(s) inside {periods[0]}..{periods[-1]} "
-                                   f"(first {periods[gaps][0]}); choose a --start after the gap")
+                                   f"(first {at(gaps)}); the AR(1) needs consecutive observations: "
+                                   "choose a --start after the gap")
     if (values <= 0).any():
-        raise CalibrationDataError(f"{where}: prices must be > 0, got {values[values <= 0][0]!r} "
-                                   f"at {periods[values <= 0][0]}")
+        raise CalibrationDataError(f"{where}: prices must be > 0, got {float(values[values <= 0][0]):g} "
+                                   f"at {at(values <= 0)}")
     if values.size < min_obs:
         raise CalibrationDataError(f"{where}: only {values.size} observations in {periods[0]}..{periods[-1]}, "
                                    f"need at least {min_obs}")
     if np.ptp(np.log(values)) < 1e-12:
-        raise CalibrationDataError(f"{where}: constant at {values[0]!r} over {periods[0]}..{periods[-1]}; "
+        raise CalibrationDataError(f"{where}: constant at {float(values[0]):g} over {periods[0]}..{periods[-1]}; "
                                    "no volatility can be estimated")
     return periods, time, values
 
@@ -408,7 +417,7 @@ def calibrate_series(series: PriceSeries, log_deflator: np.ndarray | None, *, st
     if log_deflator is not None:
         full = dict(zip(series.periods, log_deflator))
         x = x + np.array([full[p] for p in periods])
-    where = f"{series.file}: series '{series.name}'"
+    where = f"{series.file}: series {excerpt(series.name)}"
     gbm = fit_gbm(x, series.dt)
     if model == "log_ou":
         ou = fit_ou(x, series.dt, name=where)
@@ -552,7 +561,8 @@ def calibrate_prices(assumptions, *, data: str | None = None, series: list[str] 
     regimes : bool, optional
         Markov-switching regime check (default ``calibration.yaml: prices.regime_check``).
     fitted_on : str, optional
-        Date stamp ``YYYY-MM-DD`` (default: today).
+        Date stamp ``YYYY-MM-DD`` (default: today). Data of a month after it (or after
+        today) are refused as not yet observable.
 
     Returns
     -------
@@ -561,8 +571,11 @@ def calibrate_prices(assumptions, *, data: str | None = None, series: list[str] 
     Raises
     ------
     CalibrationDataError
-        Unknown series, missing/short/constant data, no mean reversion under ``log_ou``.
+        Unknown series, missing/short/constant data, no mean reversion under ``log_ou``,
+        months after ``fitted_on`` or today.
     """
+    import datetime as _dt
+
     from . import data as d
 
     cal = assumptions.calibration
@@ -572,7 +585,13 @@ def calibrate_prices(assumptions, *, data: str | None = None, series: list[str] 
     settings = cal.prices
     model = model or settings.model.value
     regimes = settings.regime_check if regimes is None else regimes
-    fitted_on = fitted_on or pd.Timestamp.today().strftime("%Y-%m-%d")
+    today = _dt.date.today()
+    if fitted_on is None:
+        fitted_on = today.isoformat()
+    try:
+        latest = min(today, _dt.date.fromisoformat(str(fitted_on)))
+    except ValueError:
+        raise UsageError(f"calibrate prices: fitted_on must be a date YYYY-MM-DD, got {excerpt(fitted_on)}") from None
     pink_path = data or str(d.PINKSHEET_FILE)
     specs = {k.casefold(): (k, v) for k, v in settings.series.items()}
     wanted = series if series else list(settings.series)
@@ -591,7 +610,7 @@ def calibrate_prices(assumptions, *, data: str | None = None, series: list[str] 
         seen.add(key.casefold())
         dataset = spec.dataset if spec is not None else "pinksheet"
         if dataset == "pinksheet":
-            pink = d.read_pinksheet(pink_path) if pink is None else pink
+            pink = d.read_pinksheet(pink_path, latest=latest) if pink is None else pink
             ser = d.pinksheet_series(pink, spec.column if spec is not None else key, pink_path)
         else:
             usgs = d.read_usgs_lithium(d.USGS_LITHIUM_FILE) if usgs is None else usgs
@@ -611,6 +630,13 @@ def calibrate_prices(assumptions, *, data: str | None = None, series: list[str] 
         if fit.diagnostics is not None and fit.diagnostics.ljung_box_pvalue < 0.05:
             warn.append(f"{fit.name}: residuals autocorrelated (Ljung-Box p = {fit.diagnostics.ljung_box_pvalue:.3g}, "
                         f"{fit.diagnostics.ljung_box_lags} lags); monthly averages smooth returns")
+    vd = assumptions.fund.valuation_date
+    for f in fits:
+        last = str(f.periods[-1])
+        first_day = _dt.date(int(last[:4]), int(last[5:7]) if f.dt < 1 else 1, 1)
+        if first_day > vd:
+            warn.append(f"{f.name}: the sample ends {last}, after the valuation date {vd} (fund.yaml): the spot "
+                        "and the fit use prices observed after it")
     monthly = [f for f in fits if f.dt < 1]
     corr_m = corr_a = None
     fro = mx = 0.0

@@ -1,0 +1,245 @@
+"""`fundmodel calibrate` against hostile or malformed input files (issue 12, item 8).
+
+Every bad input is exit code 2 naming the file, the line and the column (never exit 1, never
+a silently dropped or mis-read row); names from input files never become markup in the HTML
+reports nor paths outside ``OUT/calibration/``; numbers in the CSV/JSON reports are finite.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+import re
+from dataclasses import replace
+from html.parser import HTMLParser
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from fundmodel.calibration import data as d
+from fundmodel.calibration.data import CalibrationDataError
+from fundmodel.calibration.prices import fit_gbm
+from fundmodel.cli import main
+
+ROOT = Path(__file__).resolve().parents[1]
+ASSUMPTIONS = ROOT / "assumptions"
+FULL_PINKSHEET = ROOT.parent / "shared" / "data" / "wb_pinksheet_monthly_all.csv"
+FIRST = "2009-01"  # 203 months to 2025-11: enough for min_observations_monthly (120), quick to fit
+
+
+def _shipped() -> tuple[list[str], list[list[str]]]:
+    """Header and rows (from FIRST) of the shipped extract, COPPER, NICKEL and Zinc only."""
+    with open(d.PINKSHEET_FILE, encoding="utf-8", newline="") as fh:
+        rows = list(csv.reader(fh))
+    keep = [rows[0].index(c) for c in ("month", "COPPER", "NICKEL", "Zinc")]
+    return [rows[0][i] for i in keep], [[r[i] for i in keep] for r in rows[1:] if r[0] >= FIRST]
+
+
+def _write(path: Path, header: list[str], body: list[list[str]]) -> Path:
+    with open(path, "w", encoding="utf-8", newline="") as fh:
+        csv.writer(fh, lineterminator="\n").writerows([header] + body)
+    return path
+
+
+def _line(body: list[list[str]], month: str) -> int:
+    """Line of ``month`` in a file written by :func:`_write` (header = line 1)."""
+    return next(i for i, r in enumerate(body) if r[0] == month) + 2
+
+
+_FAST: list[Path] = []
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _fast_assumptions(tmp_path_factory):
+    """The shipped assumptions without the Markov regime check (slow, and not what is tested here)."""
+    import shutil
+
+    target = tmp_path_factory.mktemp("assumptions") / "assumptions"
+    shutil.copytree(ASSUMPTIONS, target)
+    cal = target / "calibration.yaml"
+    text = cal.read_text(encoding="utf-8")
+    assert "regime_check: true" in text
+    cal.write_text(text.replace("regime_check: true", "regime_check: false", 1), encoding="utf-8")
+    _FAST[:] = [target]
+    yield target
+
+
+def _run(tmp_path: Path, data: Path, series: str, *extra: str) -> int:
+    return main(["calibrate", "prices", "--data", str(data), "--series", series, "--out", str(tmp_path / "out"),
+                 "--assumptions", str(_FAST[0]), *extra])
+
+
+def _refused(tmp_path, capsys, data: Path, series: str = "COPPER") -> str:
+    """Run, expect exit 2 with the file named and nothing written; return stderr."""
+    rc = _run(tmp_path, data, series)
+    err = capsys.readouterr().err
+    assert rc == 2, err
+    assert str(data) in err
+    assert "internal error" not in err and "Traceback" not in err
+    assert not (tmp_path / "out").exists()
+    return err
+
+
+class _Tags(HTMLParser):
+    """Start tags with their attributes, and the text, of an HTML page."""
+
+    def __init__(self):
+        super().__init__(convert_charrefs=True)
+        self.tags: list[tuple[str, dict]] = []
+        self.text: list[str] = []
+
+    def handle_starttag(self, tag, attrs):
+        self.tags.append((tag, dict(attrs)))
+
+    def handle_data(self, data):
+        self.text.append(data)
+
+
+def _parse(path: Path) -> _Tags:
+    p = _Tags()
+    p.feed(path.read_text(encoding="utf-8"))
+    p.close()
+    return p
+
+
+# ----------------------------------------------------------------------------- 1. thousands separators
+def test_thousands_separator_mixed_in_a_column_is_refused_with_line_and_column(tmp_path, capsys):
+    header, body = _shipped()
+    body[-1][1] = "10,839.04"  # one value with a separator among plain numbers: refused, not dropped
+    path = _write(tmp_path / "pink.csv", header, body)
+    err = _refused(tmp_path, capsys, path)
+    assert f"line {_line(body, '2025-11')}" in err and "column 'COPPER'" in err and "'10,839.04'" in err
+    # the other series of the file are refused too: the file is malformed, not one series
+    _refused(tmp_path, capsys, path, "NICKEL")
+
+
+def test_thousands_separator_used_consistently_is_read_exactly(tmp_path, capsys):
+    header, body = _shipped()
+    for r in body:
+        r[1] = f"{float(r[1]):,.2f}"  # every copper price >= 1,000 written with a separator
+    body[-1][1] = "10,839.04"
+    path = _write(tmp_path / "pink.csv", header, body)
+    frame = d.read_pinksheet(path)
+    assert frame.loc["2025-11", "COPPER"] == 10839.04
+    assert frame.loc[FIRST, "COPPER"] == float(_shipped()[1][0][1])
+    assert frame["COPPER"].notna().all()
+    rc = _run(tmp_path, path, "COPPER")
+    assert rc == 0, capsys.readouterr().err
+    table = pd.read_csv(tmp_path / "out" / "calibration" / "prices" / "prices.csv")
+    assert table.loc[0, "sample"] == f"{FIRST}..2025-11"  # no row lost
+
+
+def test_unquoted_thousands_separator_is_refused_with_line(tmp_path, capsys):
+    header, body = _shipped()
+    path = _write(tmp_path / "pink.csv", header, body)
+    lines = path.read_text().splitlines()
+    lines[-1] = lines[-1].replace(body[-1][1], "10,839.04")  # splits the value into two fields
+    path.write_text("\n".join(lines) + "\n")
+    err = _refused(tmp_path, capsys, path)
+    assert f"line {len(lines)}" in err and "fields" in err
+
+
+@pytest.mark.parametrize("text", ["n/a", "1.843,98", "inf", "-Infinity", "nan", "1e400", "0x10", "1_843.98",
+                                  "12 345", "<script>", "9" * 20 + "abc" + "x" * 200])
+def test_value_that_is_not_a_clean_number_is_refused(tmp_path, capsys, text):
+    header, body = _shipped()
+    body[40][2] = text  # NICKEL
+    path = _write(tmp_path / "pink.csv", header, body)
+    err = _refused(tmp_path, capsys, path, "NICKEL")
+    assert f"line {42}" in err and "column 'NICKEL'" in err
+    shown = re.search(r"got ('.*?'(?:\.\.\. \(\d+ chars\))?)", err)
+    assert shown and len(shown.group(1)) <= 64, err
+    assert "nan" not in err.replace(text, "").lower()
+
+
+def test_missing_value_markers_are_missing_not_errors(tmp_path, capsys):
+    header, body = _shipped()
+    for i, marker in enumerate(["", "..", "...", "\u2026"]):
+        body[i][3] = marker  # leading gaps of Zinc: the sample starts after them
+    path = _write(tmp_path / "pink.csv", header, body)
+    frame = d.read_pinksheet(path)
+    assert frame["Zinc"].iloc[:4].isna().all() and frame["Zinc"].iloc[4:].notna().all()
+    assert _run(tmp_path, path, "Zinc") == 0, capsys.readouterr().err
+
+
+@pytest.mark.skipif(not FULL_PINKSHEET.is_file(), reason="shared data not available")
+def test_full_pinksheet_file_reads_under_the_strict_rules():
+    frame = d.read_pinksheet(FULL_PINKSHEET)
+    assert frame.shape == (791, 71) and frame.index[-1] == "2025-11"
+    assert np.isfinite(frame.to_numpy()[frame.notna().to_numpy()]).all()
+    assert frame["BARLEY"].loc["2020-09":].isna().all()  # "..." = missing
+    shipped = d.read_pinksheet()
+    assert frame[shipped.columns].equals(shipped)
+
+
+# ----------------------------------------------------------------------------- 2. dates
+def test_month_in_the_future_is_refused(tmp_path, capsys):
+    header, body = _shipped()
+    body.append(["2999-12"] + body[-1][1:])
+    path = _write(tmp_path / "pink.csv", header, body)
+    err = _refused(tmp_path, capsys, path)
+    assert f"line {len(body) + 1}" in err and "column 'month'" in err and "2999-12" in err and "future" in err
+
+
+def test_fitted_on_limits_the_months_too(tmp_path):
+    from fundmodel.assumptions import load_assumptions
+    from fundmodel.calibration.prices import calibrate_prices
+
+    header, body = _shipped()
+    path = _write(tmp_path / "pink.csv", header, body)
+    with pytest.raises(CalibrationDataError, match=r"line \d+, column 'month': month 2024-02 is in the future"):
+        calibrate_prices(load_assumptions(ASSUMPTIONS), data=str(path), series=["COPPER"], regimes=False,
+                         fitted_on="2024-01-15")
+
+
+@pytest.mark.parametrize("case, message", [
+    ("duplicate", "appears twice"),
+    ("out_of_order", "out of order"),
+    ("gap", "1 month(s) missing"),
+    ("month_13", "month must be YYYY-MM"),
+    ("slash", "month must be YYYY-MM"),
+    ("text", "month must be YYYY-MM"),
+])
+def test_bad_month_sequence_is_refused(tmp_path, capsys, case, message):
+    header, body = _shipped()
+    i = 60  # the bad row is body[i + 1], on line i + 3
+    if case == "duplicate":
+        body.insert(i + 1, list(body[i]))
+    elif case == "out_of_order":
+        body.insert(i + 1, list(body[i - 5]))  # a month from half a year earlier
+    elif case == "gap":
+        del body[i + 1]
+    else:
+        body[i + 1][0] = {"month_13": "2013-13", "slash": "2014/03", "text": "March 2014"}[case]
+    path = _write(tmp_path / "pink.csv", header, body)
+    err = _refused(tmp_path, capsys, path)
+    assert message in err and f"line {i + 3}, column 'month'" in err
+
+
+def test_gap_inside_a_series_names_the_line(tmp_path, capsys):
+    header, body = _shipped()
+    body[100][1] = ""
+    path = _write(tmp_path / "pink.csv", header, body)
+    err = _refused(tmp_path, capsys, path)
+    assert "missing value" in err and f"line {102}" in err and "'COPPER'" in err
+
+
+def test_sample_after_the_valuation_date_is_flagged(tmp_path):
+    import shutil
+
+    from fundmodel.assumptions import load_assumptions
+    from fundmodel.calibration.prices import calibrate_prices
+
+    assumptions = tmp_path / "assumptions"
+    shutil.copytree(_FAST[0], assumptions)
+    fund = assumptions / "fund.yaml"
+    text = fund.read_text(encoding="utf-8")
+    assert "valuation_date: 2026-01-01" in text
+    fund.write_text(text.replace("valuation_date: 2026-01-01", "valuation_date: 2025-06-30"), encoding="utf-8")
+    header, body = _shipped()
+    path = _write(tmp_path / "pink.csv", header, body)
+    result = calibrate_prices(load_assumptions(assumptions), data=str(path), series=["COPPER"], regimes=False)
+    assert any("COPPER: the sample ends 2025-11, after the valuation date 2025-06-30" in w for w in result.warnings)

@@ -243,3 +243,136 @@ def test_sample_after_the_valuation_date_is_flagged(tmp_path):
     path = _write(tmp_path / "pink.csv", header, body)
     result = calibrate_prices(load_assumptions(assumptions), data=str(path), series=["COPPER"], regimes=False)
     assert any("COPPER: the sample ends 2025-11, after the valuation date 2025-06-30" in w for w in result.warnings)
+
+
+# ----------------------------------------------------------------------------- 3. HTML escaping
+HOSTILE = """CU" x='1' onerror='alert(1)' <b>"""
+
+
+def test_series_name_is_escaped_in_report_html(tmp_path, capsys):
+    header, body = _shipped()
+    header[1] = HOSTILE
+    path = _write(tmp_path / "pink.csv", header, body)
+    rc = _run(tmp_path, path, HOSTILE + ",NICKEL")
+    assert rc == 0, capsys.readouterr().err
+    report = tmp_path / "out" / "calibration" / "prices"
+    page = _parse(report / "report.html")
+    for tag, attrs in page.tags:
+        assert not any(k.lower().startswith("on") for k in attrs), (tag, attrs)
+    assert [t for t, _ in page.tags].count("b") == 1  # the page's own <b>model</b>, not the name's
+    assert HOSTILE in "".join(page.text)  # shown as text ...
+    raw = (report / "report.html").read_text(encoding="utf-8")
+    assert "onerror='" not in raw and "&lt;b&gt;" in raw  # ... because it is escaped
+    imgs = [a for t, a in page.tags if t == "img"]
+    assert HOSTILE in [a["alt"] for a in imgs]
+    for a in imgs:
+        assert re.fullmatch(r"chart_[A-Za-z0-9_.-]+\.png", a["src"]) and (report / a["src"]).is_file()
+
+
+def test_country_names_are_escaped_in_report_html(tmp_path, capsys, assumptions_copy):
+    path = assumptions_copy / "countries.yaml"
+    text = path.read_text(encoding="utf-8")
+    assert 'name: "Mongolia"' in text
+    path.write_text(text.replace('name: "Mongolia"', 'name: "Mongolia<img src=x onerror=alert(1)>"', 1),
+                    encoding="utf-8")
+    rc = main(["calibrate", "countries", "--assumptions", str(assumptions_copy), "--out", str(tmp_path / "out")])
+    assert rc == 0, capsys.readouterr().err
+    page = _parse(tmp_path / "out" / "calibration" / "countries" / "report.html")
+    assert "img" not in [t for t, _ in page.tags]
+    assert "Mongolia<img src=x onerror=alert(1)>" in "".join(page.text)
+
+
+# ----------------------------------------------------------------------------- 4. names in file names
+def _outside(tmp_path: Path) -> list[Path]:
+    """Files written anywhere under tmp_path except the input and OUT/calibration/prices."""
+    report = tmp_path / "out" / "calibration" / "prices"
+    return [p for p in tmp_path.rglob("*") if p.is_file() and p.name != "pink.csv" and report not in p.parents]
+
+
+@pytest.mark.parametrize("name", ["CU/../../evil", "/tmp/evil", "..", "CU\\X", "a:b*c?"])
+def test_path_characters_in_series_name_stay_inside_the_report_folder(tmp_path, capsys, name):
+    header, body = _shipped()
+    header[1] = name
+    path = _write(tmp_path / "pink.csv", header, body)
+    rc = _run(tmp_path, path, name)
+    assert rc == 0, capsys.readouterr().err
+    report = tmp_path / "out" / "calibration" / "prices"
+    charts = sorted(p.name for p in report.glob("chart_*.png"))
+    assert len(charts) == 1 and re.fullmatch(r"chart_[A-Za-z0-9_.-]+\.png", charts[0])
+    assert _outside(tmp_path) == []
+
+
+def test_unknown_series_is_exit_2_with_did_you_mean(tmp_path, capsys):
+    header, body = _shipped()
+    header[1] = "CU/X"
+    path = _write(tmp_path / "pink.csv", header, body)
+    for asked in ("CU/Y", "CU_X"):
+        err = _refused(tmp_path, capsys, path, asked)
+        assert f"unknown series '{asked}' (did you mean 'CU/X'?)" in err
+
+
+def test_names_that_sanitise_alike_get_distinct_chart_files(tmp_path, capsys):
+    header, body = _shipped()
+    header[1], header[2] = "CU/X", "CU_X"
+    path = _write(tmp_path / "pink.csv", header, body)
+    rc = _run(tmp_path, path, "CU/X,CU_X")
+    assert rc == 0, capsys.readouterr().err
+    report = tmp_path / "out" / "calibration" / "prices"
+    srcs = {a["alt"]: a["src"] for t, a in _parse(report / "report.html").tags if t == "img"}
+    assert set(srcs) == {"CU/X", "CU_X"} and len(set(srcs.values())) == 2
+    assert srcs["CU_X"] == "chart_CU_X.png" and all((report / s).is_file() for s in srcs.values())
+    assert _outside(tmp_path) == []
+
+
+def test_long_series_name_gets_a_short_file_name(tmp_path, capsys):
+    header, body = _shipped()
+    header[1] = "X" * 300
+    path = _write(tmp_path / "pink.csv", header, body)
+    assert _run(tmp_path, path, "X" * 300) == 0, capsys.readouterr().err
+    (chart,) = (tmp_path / "out" / "calibration" / "prices").glob("chart_*.png")
+    assert len(chart.name) < 100
+
+
+def test_mathtext_in_series_name_is_drawn_as_text(tmp_path, capsys):
+    header, body = _shipped()
+    header[1] = r"$\frac{$"  # matplotlib's mathtext would fail on it
+    path = _write(tmp_path / "pink.csv", header, body)
+    rc = _run(tmp_path, path, header[1])
+    assert rc == 0, capsys.readouterr().err
+
+
+@pytest.mark.parametrize("case, message", [
+    ("same_name", "have the same name 'COPPER'"),
+    ("same_name_other_case", "have the same name 'copper'"),
+    ("empty_name", "has no name"),
+    ("control_character", "control characters"),
+    ("short_row", "3 fields, the header has 4"),
+    ("nul_byte", "line"),
+    ("empty_file", "empty"),
+    ("header_only", "no data rows"),
+])
+def test_malformed_header_and_rows_are_refused(tmp_path, capsys, case, message):
+    header, body = _shipped()
+    if case == "same_name":
+        header[2] = "COPPER"
+    elif case == "same_name_other_case":
+        header[2] = "copper"
+    elif case == "empty_name":
+        header[2] = " "
+    elif case == "control_character":
+        header[2] = "NICKEL\x1b[2J"
+    elif case == "short_row":
+        body[10] = body[10][:3]
+    elif case == "header_only":
+        body = []
+    path = _write(tmp_path / "pink.csv", header, body)
+    if case == "nul_byte":
+        lines = path.read_bytes().split(b"\n")
+        lines[11] = lines[11].replace(b",", b",12\x00", 1)  # line 12: COPPER = "12\0<price>"
+        path.write_bytes(b"\n".join(lines))
+    elif case == "empty_file":
+        path.write_text("")
+    err = _refused(tmp_path, capsys, path)
+    assert message in err
+    if case in ("short_row", "nul_byte"):
+        assert "line 12" in err

@@ -376,3 +376,99 @@ def test_malformed_header_and_rows_are_refused(tmp_path, capsys, case, message):
     assert message in err
     if case in ("short_row", "nul_byte"):
         assert "line 12" in err
+
+
+# ----------------------------------------------------------------------------- 5. finite numbers
+def _numbers_are_finite(report: Path) -> None:
+    for csv_file in report.glob("*.csv"):
+        text = csv_file.read_text(encoding="utf-8")
+        assert not re.search(r"(?i)(?<![A-Za-z])(nan|inf|infinity)(?![A-Za-z])", text), csv_file.name
+        frame = pd.read_csv(csv_file)
+        numbers = frame.select_dtypes("number").to_numpy(dtype=float)
+        assert not np.isinf(numbers).any(), csv_file.name  # NaN = an empty cell (does not apply)
+    payload = json.loads((report / "prices.json").read_text(encoding="utf-8"))
+
+    def walk(v):
+        if isinstance(v, float):
+            assert math.isfinite(v)
+        elif isinstance(v, dict):
+            for x in v.values():
+                walk(x)
+        elif isinstance(v, list):
+            for x in v:
+                walk(x)
+
+    walk(payload)
+
+
+@pytest.mark.parametrize("model", ["ou", "gbm"])
+def test_report_numbers_are_finite(tmp_path, capsys, model):
+    header, body = _shipped()
+    path = _write(tmp_path / "pink.csv", header, body)
+    rc = _run(tmp_path, path, "COPPER,NICKEL", "--model", model)
+    assert rc == 0, capsys.readouterr().err
+    _numbers_are_finite(tmp_path / "out" / "calibration" / "prices")
+
+
+def test_non_finite_fit_value_is_refused_before_writing(tmp_path):
+    from fundmodel.assumptions import load_assumptions
+    from fundmodel.calibration.prices import calibrate_prices
+    from fundmodel.calibration.report import write_price_report
+
+    header, body = _shipped()
+    path = _write(tmp_path / "pink.csv", header, body)
+    result = calibrate_prices(load_assumptions(ASSUMPTIONS), data=str(path), series=["COPPER"], regimes=False,
+                              fitted_on="2026-01-01")
+    fit = result.fits[0]
+    broken = replace(result, fits=[replace(fit, ou=replace(fit.ou, kappa_se=float("nan")))])
+    with pytest.raises(CalibrationDataError, match=r"series 'COPPER': the fit gives a non-finite kappa_se"):
+        write_price_report(broken, tmp_path / "out")
+    assert not (tmp_path / "out" / "calibration" / "prices").exists()
+
+
+def test_gbm_fit_refuses_returns_without_variation():
+    x = np.log(100.0) + 0.01 * np.arange(200)  # a price growing at exactly 1 % a month
+    with pytest.raises(CalibrationDataError, match="no volatility"):
+        fit_gbm(x, 1 / 12, name="steady")
+
+
+def test_chart_file_names_are_safe_and_unique():
+    from fundmodel.calibration.report import chart_file_names
+
+    names = ["COPPER", "CU/X", "CU_X", "cu_x", "..", "/etc/passwd", "X" * 500, "", "é"]
+    files = chart_file_names(names)
+    assert files["COPPER"] == "chart_COPPER.png"
+    assert len({f.casefold() for f in files.values()}) == len(names)
+    for f in files.values():
+        assert re.fullmatch(r"chart_[A-Za-z0-9_.-]{1,60}\.png", f), f
+
+
+def test_two_requests_for_the_same_column_are_exit_2(tmp_path, capsys):
+    import shutil
+
+    assumptions = tmp_path / "assumptions"
+    shutil.copytree(_FAST[0], assumptions)
+    cal = assumptions / "calibration.yaml"
+    text = cal.read_text(encoding="utf-8")
+    anchor = "    Tin: {dataset: pinksheet, column: Tin}\n"
+    assert anchor in text
+    cal.write_text(text.replace(anchor, anchor + "    CU_LONG: {dataset: pinksheet, column: COPPER}\n"),
+                   encoding="utf-8")
+    header, body = _shipped()
+    path = _write(tmp_path / "pink.csv", header, body)
+    rc = main(["calibrate", "prices", "--data", str(path), "--series", "COPPER,CU_LONG", "--assumptions",
+               str(assumptions), "--out", str(tmp_path / "out")])
+    err = capsys.readouterr().err
+    assert rc == 2 and "series 'COPPER' is requested twice (as 'COPPER' and 'CU_LONG')" in err, err
+
+
+def test_long_run_interval_overflow_is_refused(tmp_path, capsys):
+    from scipy.signal import lfilter
+
+    # prices near 1e303 and almost no mean reversion: exp(alpha + 1.96 se) overflows (main wrote 'inf')
+    rng = np.random.default_rng(24)
+    x = 699 + lfilter([1.0], [1.0, -0.998], 0.08 * rng.standard_normal(240))
+    months = [f"{2000 + i // 12}-{i % 12 + 1:02d}" for i in range(240)]
+    path = _write(tmp_path / "pink.csv", ["month", "COPPER"], [[m, repr(float(np.exp(v)))] for m, v in zip(months, x)])
+    err = _refused(tmp_path, capsys, path)
+    assert "series 'COPPER': degenerate fit" in err

@@ -280,10 +280,14 @@ def fit_ou(log_price: np.ndarray, dt: float, name: str = "series") -> OUFit:
     half_life = np.log(2) / kappa
     hl_ci = (float(np.log(2) / k_hi), float(np.log(2) / k_lo) if k_lo > 0 else None)
     llf = float(res.llf)  # with the MLE variance: comparable with GBM's
-    values = (kappa, kappa_se, alpha, alpha_se, sigma, sigma_se, llf)
-    if s2 <= 0 or not np.all(np.isfinite(values)) or abs(alpha) > 700:
+    with np.errstate(over="ignore", under="ignore", invalid="ignore"):
+        values = (kappa, kappa_se, alpha, alpha_se, sigma, sigma_se, llf, phi_se, c, hl_ci[0],
+                  np.exp(alpha - Z95 * alpha_se), np.exp(alpha + Z95 * alpha_se), np.exp(alpha) * alpha_se)
+    finite = bool(np.all(np.isfinite(values))) and (hl_ci[1] is None or np.isfinite(hl_ci[1]))
+    if s2 <= 0 or not finite or abs(alpha) > 700:
         raise CalibrationDataError(f"{name}: degenerate fit (residual variance {s2:.3g}, kappa {kappa:.3g}, "
-                                   f"log long-run level {alpha:.3g}); check the series")
+                                   f"log long-run level {alpha:.3g} +- {alpha_se:.3g}): the long-run level or "
+                                   "its interval is not a finite positive price; check the series")
     return OUFit(
         kappa=float(kappa), kappa_se=float(kappa_se), kappa_ci=(float(k_lo), float(k_hi)),
         long_run=float(np.exp(alpha)), long_run_se=float(np.exp(alpha) * alpha_se),
@@ -296,16 +300,27 @@ def fit_ou(log_price: np.ndarray, dt: float, name: str = "series") -> OUFit:
     )
 
 
-def fit_gbm(log_price: np.ndarray, dt: float) -> GBMFit:
+def fit_gbm(log_price: np.ndarray, dt: float, name: str = "series") -> GBMFit:
     """Fit GBM by OLS of ``dx`` on a constant (statsmodels).
 
     Returns
     -------
     GBMFit
         ``drift = mean(dx)/dt + sigma^2/2`` (the ``mu`` of ``markets.yaml``'s ``drift_per_year``).
+
+    Raises
+    ------
+    CalibrationDataError
+        Fewer than three observations, returns without variation (a price path growing at a
+        constant rate) or a non-finite estimate.
     """
     r = np.diff(np.asarray(log_price, dtype=float))
     n = r.size
+    if n < 2:
+        raise CalibrationDataError(f"{name}: at least three observations are needed for a GBM fit")
+    if np.ptp(r) <= 1e-12 * max(1.0, float(np.abs(r).max())):
+        raise CalibrationDataError(f"{name}: every log return is the same ({float(r[0]):.3g}); no volatility "
+                                   "can be estimated")
     res = sm.OLS(r, np.ones((n, 1))).fit()
     m = float(res.params[0])
     m_se = float(res.bse[0])
@@ -316,6 +331,9 @@ def fit_gbm(log_price: np.ndarray, dt: float) -> GBMFit:
     drift = log_drift + sigma * sigma / 2
     drift_se = float(np.sqrt((m_se / dt) ** 2 + (sigma * sigma_se) ** 2))
     llf = float(res.llf)
+    if not (np.all(np.isfinite([m, m_se, s2, sigma, sigma_se, drift, drift_se, llf])) and sigma > 0):
+        raise CalibrationDataError(f"{name}: degenerate GBM fit (sigma {sigma:.3g}, drift {drift:.3g}); "
+                                   "check the series")
     return GBMFit(drift=float(drift), drift_se=drift_se, log_drift=float(log_drift), sigma=sigma,
                   sigma_se=float(sigma_se), sigma_ci=(sigma - Z95 * sigma_se, sigma + Z95 * sigma_se),
                   loglik=llf, aic=float(2 * 2 - 2 * llf), residuals=np.asarray(res.resid, dtype=float))
@@ -418,7 +436,7 @@ def calibrate_series(series: PriceSeries, log_deflator: np.ndarray | None, *, st
         full = dict(zip(series.periods, log_deflator))
         x = x + np.array([full[p] for p in periods])
     where = f"{series.file}: series {excerpt(series.name)}"
-    gbm = fit_gbm(x, series.dt)
+    gbm = fit_gbm(x, series.dt, name=where)
     if model == "log_ou":
         ou = fit_ou(x, series.dt, name=where)
     else:
@@ -428,7 +446,7 @@ def calibrate_series(series: PriceSeries, log_deflator: np.ndarray | None, *, st
             ou = None
     diag = diagnose(x, periods, series.dt, ou, gbm, regimes=regimes)
     for v in (gbm.sigma, gbm.drift) + ((ou.kappa, ou.sigma, ou.long_run) if ou else ()):
-        if not np.isfinite(v):  # pragma: no cover - guarded by prepare_series
+        if not np.isfinite(v):  # pragma: no cover - guarded by fit_ou and fit_gbm
             raise CalibrationDataError(f"{where}: the fit produced a non-finite parameter")
     return SeriesCalibration(name=series.name, material=material, file=series.file, source=series.source,
                              frequency=series.frequency, dt=series.dt, periods=periods, log_price=x,
@@ -603,6 +621,7 @@ def calibrate_prices(assumptions, *, data: str | None = None, series: list[str] 
     fits: list[SeriesCalibration] = []
     warn: list[str] = []
     seen = set()
+    fitted: dict[str, str] = {}  # series name (casefold) -> the --series entry that asked for it
     for name in wanted:
         key, spec = specs.get(name.strip().casefold(), (name.strip(), None))
         if key.casefold() in seen:
@@ -615,6 +634,10 @@ def calibrate_prices(assumptions, *, data: str | None = None, series: list[str] 
         else:
             usgs = d.read_usgs_lithium(d.USGS_LITHIUM_FILE) if usgs is None else usgs
             ser = replace(d.usgs_series(usgs, spec.column, d.USGS_LITHIUM_FILE), name=key)
+        if ser.name.casefold() in fitted:
+            raise UsageError(f"calibrate prices: series {excerpt(ser.name)} is requested twice (as "
+                             f"{excerpt(fitted[ser.name.casefold()])} and {excerpt(key)})")
+        fitted[ser.name.casefold()] = key
         first = start or (spec.start if spec is not None and spec.start else settings.start)
         min_obs = settings.min_observations_monthly if ser.dt < 1 else settings.min_observations_annual
         keep = ser.periods >= (first if ser.dt < 1 else first[:4])

@@ -7,7 +7,9 @@ report untouched.
 Series and country names come from input files and are data, never markup or paths: the
 HTML pages are rendered by jinja2 with autoescaping (as the memos are), chart titles are
 drawn without matplotlib's mathtext, and chart file names are sanitised
-(:func:`chart_file_names`), unique and always inside the report directory.
+(:func:`chart_file_names`), unique and always inside the report directory. Every number
+in the CSV and JSON files is finite; a value that does not apply (no OU fit, an open
+confidence interval) is an empty cell / ``null``.
 """
 
 from __future__ import annotations
@@ -82,8 +84,23 @@ def _inside(directory: Path, file: str) -> Path:
     return path
 
 
+def _finite_row(fit: SeriesCalibration, row: dict[str, Any]) -> dict[str, Any]:
+    """``row`` with every number checked finite (None = does not apply)."""
+    for key, value in row.items():
+        if isinstance(value, (float, np.floating)) and not math.isfinite(float(value)):
+            raise CalibrationDataError(f"{fit.file}: series {excerpt(fit.name)}: the fit gives a non-finite "
+                                       f"{key} ({float(value)}); the series is degenerate, check the data")
+    return row
+
+
 def price_table(result: PriceCalibration) -> pd.DataFrame:
-    """One row per series: parameters, standard errors, confidence intervals, diagnostics."""
+    """One row per series: parameters, standard errors, confidence intervals, diagnostics.
+
+    Raises
+    ------
+    CalibrationDataError
+        A number of a fit is NaN or infinite (naming file, series and quantity).
+    """
     rows = []
     for f in result.fits:
         o, g, dg = f.ou, f.gbm, f.diagnostics
@@ -113,7 +130,7 @@ def price_table(result: PriceCalibration) -> pd.DataFrame:
                 "regime_share_turbulent": dg.regime_share_turbulent,
                 "regime_episodes": "; ".join(f"{r.start}..{r.end} {r.kind}" for r in dg.regimes),
             })
-        rows.append(row)
+        rows.append(_finite_row(f, row))
     return pd.DataFrame(rows)
 
 

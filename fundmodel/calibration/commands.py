@@ -40,7 +40,7 @@ def calibrate_prices_command(args) -> int:
     """Fit the price models, print the table, write the report (and markets.yaml with ``--write``)."""
     from ..assumptions import load_assumptions
     from .prices import calibrate_prices, write_markets
-    from .report import write_price_report
+    from .report import price_table, write_price_report
 
     if args.start is not None and not re.fullmatch(r"\d{4}-(0[1-9]|1[0-2])", args.start):
         raise UsageError(f"fundmodel calibrate prices: --start must be YYYY-MM, got {args.start!r}")
@@ -51,6 +51,7 @@ def calibrate_prices_command(args) -> int:
     model = {"ou": "log_ou", "gbm": "gbm", None: None}[args.model]
     result = calibrate_prices(a, data=args.data, series=series, start=args.start, model=model)
     old = _old_vs_new(result, a)
+    price_table(result)  # refuses a non-finite number before anything is written
     changes, notes = (write_markets(result, a) if args.write else ([], []))
     out = write_price_report(result, args.out, changes=changes, old=old)
     rows = []

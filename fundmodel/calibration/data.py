@@ -1,13 +1,17 @@
 """Readers of the public data shipped in ``fundmodel/data/`` (see its ``DATA_LICENSES.md``).
 
 Every reader checks what it reads and raises :class:`CalibrationDataError` (exit code 2)
-naming the file and the series or country at fault, so that bad data never turns into a
-NaN parameter.
+naming the file and the series or country at fault (for the Pink Sheet, the line and column
+too, with a short excerpt of the bad value), so that bad data never turns into a NaN
+parameter or a silently dropped row.
 """
 
 from __future__ import annotations
 
+import csv
+import datetime as _dt
 import io
+import re
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
@@ -59,6 +63,8 @@ class PriceSeries:
         Nominal prices (NaN = missing).
     dt : float
         Years per observation (1/12 or 1).
+    lines : ndarray of int, optional
+        Line of each period in the file, for messages.
     """
 
     name: str
@@ -68,6 +74,7 @@ class PriceSeries:
     time: np.ndarray
     values: np.ndarray
     dt: float
+    lines: np.ndarray | None = None  #: line of each period in the file (None when not known)
 
     @property
     def frequency(self) -> str:
@@ -75,44 +82,194 @@ class PriceSeries:
         return "monthly" if self.dt < 1 else "annual"
 
 
-def read_pinksheet(path: str | Path = PINKSHEET_FILE) -> pd.DataFrame:
-    """Read a Pink Sheet CSV (column ``month`` = YYYY-MM, one column per series code).
+#: cells the Pink Sheet uses for "no value": empty, and the World Bank's ".." / "..." / "…"
+MISSING_MARKERS = frozenset({"", "..", "...", "\u2026"})
+_PLAIN = re.compile(r"[+-]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?")
+_GROUPED = re.compile(r"[+-]?\d{1,3}(?:,\d{3})+(?:\.\d+)?")
+_MONTH = re.compile(r"\d{4}-(0[1-9]|1[0-2])")
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+
+
+def excerpt(value: str, limit: int = 60) -> str:
+    """``repr`` of ``value`` cut to about ``limit`` characters (control characters escaped).
+
+    Examples
+    --------
+    >>> excerpt("10,839.04")
+    "'10,839.04'"
+    >>> excerpt("x" * 500)
+    "'xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx'... (500 chars)"
+    >>> len(excerpt("\\x00" * 500)) <= 60
+    True
+    """
+    text = repr(str(value))
+    if len(text) <= limit:
+        return text
+    return text[:limit - 20] + f"{text[0]}... ({len(str(value))} chars)"
+
+
+def _month_index(month: str) -> int:
+    return int(month[:4]) * 12 + int(month[5:7]) - 1
+
+
+def read_pinksheet(path: str | Path = PINKSHEET_FILE, latest: _dt.date | None = None) -> pd.DataFrame:
+    """Read a Pink Sheet CSV (column ``month`` = YYYY-MM, one column per series code), strictly.
+
+    Every cell must be a clean number or a missing-value marker (:data:`MISSING_MARKERS`);
+    anything else (``n/a``, ``1.843,98``, ``inf``, text) is refused, naming the file, line
+    and column. Thousands separators (``10,839.04``, quoted in the CSV) are accepted only
+    when they are unambiguous and consistent: the column uses ``.`` as its decimal point
+    and writes every value of 1,000 or more with separators; a column that mixes
+    ``10,839.04`` and ``9983.79`` is refused rather than guessed.
+
+    Months must be ``YYYY-MM``, strictly increasing, consecutive (a skipped month would
+    silently stretch one step of the monthly AR(1) to two months: add the month with empty
+    values instead) and not later than ``latest`` (default: today).
 
     Parameters
     ----------
     path : str or Path
         The shipped metals extract, or the full ``wb_pinksheet_monthly_all.csv``.
+    latest : date, optional
+        Last admissible date (default today); a month starting after it is refused.
 
     Returns
     -------
     DataFrame
-        Index ``month`` (str, sorted), float columns (NaN = missing).
+        Index ``month`` (str, increasing), float columns (NaN = missing, every other value
+        finite); ``frame.attrs["lines"]`` maps each month to its line in the file.
 
     Raises
     ------
     CalibrationDataError
-        The file is missing, unreadable, or has no ``month`` column / bad months.
+        Missing or unreadable file, bad header, rows of the wrong length, bad months or
+        values (file, line, column and an excerpt of the value named).
     """
     path = Path(path)
-    if not path.is_file():
+    if not path.exists():
         raise CalibrationDataError(f"{path}: price data file does not exist")
+    if not path.is_file():
+        raise CalibrationDataError(f"{path}: price data file is not a regular file")
+    latest = latest or _dt.date.today()
     try:
-        frame = pd.read_csv(path, dtype=str, keep_default_na=False, encoding="utf-8-sig")
-    except (OSError, UnicodeDecodeError, pd.errors.ParserError, pd.errors.EmptyDataError) as exc:
-        raise CalibrationDataError(f"{path}: cannot be read as CSV ({exc})") from None
-    if "month" not in frame.columns:
-        raise CalibrationDataError(f"{path}: needs a 'month' column (YYYY-MM), got columns {list(frame.columns)[:8]}")
-    months = frame["month"].str.strip()
-    bad = ~months.str.fullmatch(r"\d{4}-(0[1-9]|1[0-2])")
-    if bad.any():
-        raise CalibrationDataError(f"{path}: month must be YYYY-MM, got {months[bad].iloc[0]!r} "
-                                   f"(row {int(np.flatnonzero(bad)[0]) + 2})")
-    if months.duplicated().any():
-        raise CalibrationDataError(f"{path}: month {months[months.duplicated()].iloc[0]} appears twice")
-    values = frame.drop(columns="month").apply(lambda c: pd.to_numeric(c.str.strip().replace({"..": ""}),
-                                                                        errors="coerce"))
-    values.index = months
-    return values.sort_index()
+        with open(path, encoding="utf-8-sig", newline="") as fh:
+            reader = csv.reader(fh, strict=True)
+            records = []
+            start = 1
+            for row in reader:
+                if row:  # skip blank lines
+                    records.append((start, row))
+                start = reader.line_num + 1
+    except UnicodeDecodeError as exc:
+        raise CalibrationDataError(f"{path}: not UTF-8 text ({exc.reason} at byte {exc.start}); "
+                                   "save the CSV as UTF-8") from None
+    except csv.Error as exc:
+        raise CalibrationDataError(f"{path}: line {reader.line_num}: cannot be read as CSV ({exc})") from None
+    except OSError as exc:
+        raise CalibrationDataError(f"{path}: cannot be read ({exc.strerror or exc})") from None
+    if not records:
+        raise CalibrationDataError(f"{path}: the file is empty (expected a header 'month,SERIES,...')")
+    header_line, header = records[0]
+    names = [h.strip() for h in header]
+    for i, name in enumerate(names):
+        if not name:
+            raise CalibrationDataError(f"{path}: line {header_line}: column {i + 1} of the header has no name")
+        if _CONTROL.search(name):
+            raise CalibrationDataError(f"{path}: line {header_line}: column {i + 1} name contains control "
+                                       f"characters, got {excerpt(name)}")
+    seen: dict[str, int] = {}
+    for i, name in enumerate(names):
+        if name.casefold() in seen:
+            raise CalibrationDataError(f"{path}: line {header_line}: columns {seen[name.casefold()] + 1} and {i + 1} "
+                                       f"have the same name {excerpt(name)} (series names are case-insensitive)")
+        seen[name.casefold()] = i
+    if "month" not in names:
+        raise CalibrationDataError(f"{path}: needs a 'month' column (YYYY-MM), got columns "
+                                   f"{[excerpt(n, 30) for n in names[:8]]}")
+    if len(records) < 2:
+        raise CalibrationDataError(f"{path}: no data rows after the header")
+    m_col = names.index("month")
+    series_cols = [i for i in range(len(names)) if i != m_col]
+    months: list[str] = []
+    lines: list[int] = []
+    cells: list[list[str]] = []
+    limit = _month_index(f"{latest.year:04d}-{latest.month:02d}")
+    for line, row in records[1:]:
+        if len(row) != len(names):
+            hint = (" (an unquoted thousands separator, as in 10,839.04, splits a value in two: quote the value "
+                    "or write it without the separator)" if len(row) > len(names) else "")
+            raise CalibrationDataError(f"{path}: line {line}: {len(row)} fields, the header has {len(names)}{hint}")
+        month = row[m_col].strip()
+        where = f"{path}: line {line}, column 'month'"
+        if not _MONTH.fullmatch(month):
+            raise CalibrationDataError(f"{where}: month must be YYYY-MM, got {excerpt(row[m_col])}")
+        if _month_index(month) > limit:
+            raise CalibrationDataError(f"{where}: month {month} is in the future (after {latest.isoformat()}); "
+                                       "prices cannot have been observed yet")
+        if months:
+            step = _month_index(month) - _month_index(months[-1])
+            if step == 0:
+                raise CalibrationDataError(f"{where}: month {month} appears twice (lines {lines[-1]} and {line})")
+            if step < 0:
+                earlier = months.index(month) if month in months else None
+                raise CalibrationDataError(
+                    f"{where}: month {month} is out of order (after {months[-1]} on line {lines[-1]})"
+                    + (f"; it also appears on line {lines[earlier]}" if earlier is not None else "")
+                    + "; rows must be in increasing month order")
+            if step > 1:
+                raise CalibrationDataError(
+                    f"{where}: month {month} follows {months[-1]} (line {lines[-1]}): {step - 1} month(s) missing; "
+                    "the monthly AR(1) needs consecutive months (add the missing months with empty values)")
+        months.append(month)
+        lines.append(line)
+        cells.append([row[i].strip() for i in series_cols])
+    values = np.full((len(months), len(series_cols)), np.nan)
+    for j, col in enumerate(series_cols):
+        values[:, j] = _parse_column(path, names[col], [r[j] for r in cells], lines)
+    frame = pd.DataFrame(values, index=pd.Index(months, name="month"), columns=[names[i] for i in series_cols])
+    frame.attrs["lines"] = dict(zip(months, lines))
+    return frame
+
+
+def _parse_column(path: Path, name: str, texts: list[str], lines: list[int]) -> np.ndarray:
+    """Numbers of one Pink Sheet column; see :func:`read_pinksheet` for the rules."""
+    out = np.full(len(texts), np.nan)
+    grouped = plain_big = decimal_point = None
+    for k, text in enumerate(texts):
+        if text in MISSING_MARKERS:
+            continue
+        if _PLAIN.fullmatch(text):
+            value = float(text)
+            if "." in text and decimal_point is None:
+                decimal_point = k
+            if abs(value) >= 1000 and plain_big is None:
+                plain_big = k
+        elif _GROUPED.fullmatch(text):
+            value = float(text.replace(",", ""))
+            grouped = grouped if grouped is not None else k
+            if "." in text and decimal_point is None:
+                decimal_point = k
+        else:
+            raise CalibrationDataError(
+                f"{path}: line {lines[k]}, column {excerpt(name)}: not a number, got {excerpt(text)} "
+                "(write plain numbers such as 10839.04; missing values are empty or '..')")
+        if not np.isfinite(value):
+            raise CalibrationDataError(
+                f"{path}: line {lines[k]}, column {excerpt(name)}: number out of range, got {excerpt(text)}")
+        out[k] = value
+    if grouped is not None:
+        if plain_big is not None:
+            raise CalibrationDataError(
+                f"{path}: line {lines[grouped]}, column {excerpt(name)}: thousands separator in "
+                f"{excerpt(texts[grouped])}, but the column writes {excerpt(texts[plain_big])} (line "
+                f"{lines[plain_big]}) without one; refused rather than guessed: write every value of the column "
+                "the same way (best: plain numbers such as 10839.04)")
+        if decimal_point is None:
+            raise CalibrationDataError(
+                f"{path}: line {lines[grouped]}, column {excerpt(name)}: ambiguous number {excerpt(texts[grouped])} "
+                "(thousands separator or decimal comma?); no value of the column has a decimal point to tell; "
+                "write plain numbers such as 10839.04")
+    return out
 
 
 def pinksheet_series(frame: pd.DataFrame, name: str, path: str | Path) -> PriceSeries:
@@ -126,13 +283,17 @@ def pinksheet_series(frame: pd.DataFrame, name: str, path: str | Path) -> PriceS
     cols = {c.casefold(): c for c in frame.columns}
     col = cols.get(name.casefold())
     if col is None:
-        raise CalibrationDataError(f"{path}: unknown series '{name}'{_hint(name, list(frame.columns))}; "
-                                   f"available: {', '.join(frame.columns)}")
+        shown = ", ".join(c if len(c) <= 40 else excerpt(c, 40) for c in frame.columns)
+        raise CalibrationDataError(f"{path}: unknown series {excerpt(name)}{_hint(name, list(frame.columns))}; "
+                                   f"available: {shown}")
     months = frame.index.to_numpy(dtype=str)
     year = np.array([int(m[:4]) for m in months], dtype=float)
     month = np.array([int(m[5:7]) for m in months], dtype=float)
+    line_of = frame.attrs.get("lines")
+    lines = np.array([line_of[m] for m in months], dtype=int) if line_of else None
     return PriceSeries(name=col, file=str(path), source=PINKSHEET_SOURCE, periods=months,
-                       time=year + (month - 0.5) / 12, values=frame[col].to_numpy(dtype=float), dt=1 / 12)
+                       time=year + (month - 0.5) / 12, values=frame[col].to_numpy(dtype=float), dt=1 / 12,
+                       lines=lines)
 
 
 def read_usgs_lithium(path: str | Path = USGS_LITHIUM_FILE) -> pd.DataFrame:

@@ -34,7 +34,8 @@ from statsmodels.stats.diagnostic import acorr_ljungbox
 from statsmodels.stats.stattools import jarque_bera
 from statsmodels.tsa.stattools import adfuller
 
-from .data import CalibrationDataError, PriceSeries
+from ..errors import UsageError
+from .data import CalibrationDataError, PriceSeries, excerpt
 
 Z95 = 1.959963984540054
 
@@ -182,30 +183,38 @@ def prepare_series(series: PriceSeries, start: str | None, min_obs: int) -> tupl
         No data, gaps inside the sample, non-positive values, too few observations, or a
         constant series — each naming the file and series.
     """
-    where = f"{series.file}: series '{series.name}'"
+    where = f"{series.file}: series {excerpt(series.name)}"
     keep = np.ones(series.values.size, dtype=bool)
     if start is not None:
         first = start if series.frequency == "monthly" else start[:4]
         keep = series.periods >= first
     periods, time, values = series.periods[keep], series.time[keep], series.values[keep]
+    lines = series.lines[keep] if series.lines is not None else None
+
+    def at(mask: np.ndarray) -> str:
+        """``2004-03`` or ``2004-03, line 53`` for the first True of ``mask``."""
+        i = int(np.flatnonzero(mask)[0])
+        return f"{periods[i]}" + (f", line {int(lines[i])}" if lines is not None else "")
     present = np.isfinite(values)
     if not present.any():
         raise CalibrationDataError(f"{where}: no observations" + (f" from {start}" if start else "")
                                    + " (the column is empty or missing)")
     lo, hi = np.flatnonzero(present)[[0, -1]]
     periods, time, values = periods[lo:hi + 1], time[lo:hi + 1], values[lo:hi + 1]
+    lines = lines[lo:hi + 1] if lines is not None else None
     gaps = ~np.isfinite(values)
     if gaps.any():
         raise CalibrationDataError(f"{where}: {int(gaps.sum())} missing value(s) inside {periods[0]}..{periods[-1]} "
-                                   f"(first {periods[gaps][0]}); choose a --start after the gap")
+                                   f"(first {at(gaps)}); the AR(1) needs consecutive observations: "
+                                   "choose a --start after the gap")
     if (values <= 0).any():
-        raise CalibrationDataError(f"{where}: prices must be > 0, got {values[values <= 0][0]!r} "
-                                   f"at {periods[values <= 0][0]}")
+        raise CalibrationDataError(f"{where}: prices must be > 0, got {float(values[values <= 0][0]):g} "
+                                   f"at {at(values <= 0)}")
     if values.size < min_obs:
         raise CalibrationDataError(f"{where}: only {values.size} observations in {periods[0]}..{periods[-1]}, "
                                    f"need at least {min_obs}")
     if np.ptp(np.log(values)) < 1e-12:
-        raise CalibrationDataError(f"{where}: constant at {values[0]!r} over {periods[0]}..{periods[-1]}; "
+        raise CalibrationDataError(f"{where}: constant at {float(values[0]):g} over {periods[0]}..{periods[-1]}; "
                                    "no volatility can be estimated")
     return periods, time, values
 
@@ -271,10 +280,14 @@ def fit_ou(log_price: np.ndarray, dt: float, name: str = "series") -> OUFit:
     half_life = np.log(2) / kappa
     hl_ci = (float(np.log(2) / k_hi), float(np.log(2) / k_lo) if k_lo > 0 else None)
     llf = float(res.llf)  # with the MLE variance: comparable with GBM's
-    values = (kappa, kappa_se, alpha, alpha_se, sigma, sigma_se, llf)
-    if s2 <= 0 or not np.all(np.isfinite(values)) or abs(alpha) > 700:
+    with np.errstate(over="ignore", under="ignore", invalid="ignore"):
+        values = (kappa, kappa_se, alpha, alpha_se, sigma, sigma_se, llf, phi_se, c, hl_ci[0],
+                  np.exp(alpha - Z95 * alpha_se), np.exp(alpha + Z95 * alpha_se), np.exp(alpha) * alpha_se)
+    finite = bool(np.all(np.isfinite(values))) and (hl_ci[1] is None or np.isfinite(hl_ci[1]))
+    if s2 <= 0 or not finite or abs(alpha) > 700:
         raise CalibrationDataError(f"{name}: degenerate fit (residual variance {s2:.3g}, kappa {kappa:.3g}, "
-                                   f"log long-run level {alpha:.3g}); check the series")
+                                   f"log long-run level {alpha:.3g} +- {alpha_se:.3g}): the long-run level or "
+                                   "its interval is not a finite positive price; check the series")
     return OUFit(
         kappa=float(kappa), kappa_se=float(kappa_se), kappa_ci=(float(k_lo), float(k_hi)),
         long_run=float(np.exp(alpha)), long_run_se=float(np.exp(alpha) * alpha_se),
@@ -287,16 +300,27 @@ def fit_ou(log_price: np.ndarray, dt: float, name: str = "series") -> OUFit:
     )
 
 
-def fit_gbm(log_price: np.ndarray, dt: float) -> GBMFit:
+def fit_gbm(log_price: np.ndarray, dt: float, name: str = "series") -> GBMFit:
     """Fit GBM by OLS of ``dx`` on a constant (statsmodels).
 
     Returns
     -------
     GBMFit
         ``drift = mean(dx)/dt + sigma^2/2`` (the ``mu`` of ``markets.yaml``'s ``drift_per_year``).
+
+    Raises
+    ------
+    CalibrationDataError
+        Fewer than three observations, returns without variation (a price path growing at a
+        constant rate) or a non-finite estimate.
     """
     r = np.diff(np.asarray(log_price, dtype=float))
     n = r.size
+    if n < 2:
+        raise CalibrationDataError(f"{name}: at least three observations are needed for a GBM fit")
+    if np.ptp(r) <= 1e-12 * max(1.0, float(np.abs(r).max())):
+        raise CalibrationDataError(f"{name}: every log return is the same ({float(r[0]):.3g}); no volatility "
+                                   "can be estimated")
     res = sm.OLS(r, np.ones((n, 1))).fit()
     m = float(res.params[0])
     m_se = float(res.bse[0])
@@ -307,6 +331,9 @@ def fit_gbm(log_price: np.ndarray, dt: float) -> GBMFit:
     drift = log_drift + sigma * sigma / 2
     drift_se = float(np.sqrt((m_se / dt) ** 2 + (sigma * sigma_se) ** 2))
     llf = float(res.llf)
+    if not (np.all(np.isfinite([m, m_se, s2, sigma, sigma_se, drift, drift_se, llf])) and sigma > 0):
+        raise CalibrationDataError(f"{name}: degenerate GBM fit (sigma {sigma:.3g}, drift {drift:.3g}); "
+                                   "check the series")
     return GBMFit(drift=float(drift), drift_se=drift_se, log_drift=float(log_drift), sigma=sigma,
                   sigma_se=float(sigma_se), sigma_ci=(sigma - Z95 * sigma_se, sigma + Z95 * sigma_se),
                   loglik=llf, aic=float(2 * 2 - 2 * llf), residuals=np.asarray(res.resid, dtype=float))
@@ -408,8 +435,8 @@ def calibrate_series(series: PriceSeries, log_deflator: np.ndarray | None, *, st
     if log_deflator is not None:
         full = dict(zip(series.periods, log_deflator))
         x = x + np.array([full[p] for p in periods])
-    where = f"{series.file}: series '{series.name}'"
-    gbm = fit_gbm(x, series.dt)
+    where = f"{series.file}: series {excerpt(series.name)}"
+    gbm = fit_gbm(x, series.dt, name=where)
     if model == "log_ou":
         ou = fit_ou(x, series.dt, name=where)
     else:
@@ -419,7 +446,7 @@ def calibrate_series(series: PriceSeries, log_deflator: np.ndarray | None, *, st
             ou = None
     diag = diagnose(x, periods, series.dt, ou, gbm, regimes=regimes)
     for v in (gbm.sigma, gbm.drift) + ((ou.kappa, ou.sigma, ou.long_run) if ou else ()):
-        if not np.isfinite(v):  # pragma: no cover - guarded by prepare_series
+        if not np.isfinite(v):  # pragma: no cover - guarded by fit_ou and fit_gbm
             raise CalibrationDataError(f"{where}: the fit produced a non-finite parameter")
     return SeriesCalibration(name=series.name, material=material, file=series.file, source=series.source,
                              frequency=series.frequency, dt=series.dt, periods=periods, log_price=x,
@@ -552,7 +579,8 @@ def calibrate_prices(assumptions, *, data: str | None = None, series: list[str] 
     regimes : bool, optional
         Markov-switching regime check (default ``calibration.yaml: prices.regime_check``).
     fitted_on : str, optional
-        Date stamp ``YYYY-MM-DD`` (default: today).
+        Date stamp ``YYYY-MM-DD`` (default: today). Data of a month after it (or after
+        today) are refused as not yet observable.
 
     Returns
     -------
@@ -561,8 +589,11 @@ def calibrate_prices(assumptions, *, data: str | None = None, series: list[str] 
     Raises
     ------
     CalibrationDataError
-        Unknown series, missing/short/constant data, no mean reversion under ``log_ou``.
+        Unknown series, missing/short/constant data, no mean reversion under ``log_ou``,
+        months after ``fitted_on`` or today.
     """
+    import datetime as _dt
+
     from . import data as d
 
     cal = assumptions.calibration
@@ -572,7 +603,13 @@ def calibrate_prices(assumptions, *, data: str | None = None, series: list[str] 
     settings = cal.prices
     model = model or settings.model.value
     regimes = settings.regime_check if regimes is None else regimes
-    fitted_on = fitted_on or pd.Timestamp.today().strftime("%Y-%m-%d")
+    today = _dt.date.today()
+    if fitted_on is None:
+        fitted_on = today.isoformat()
+    try:
+        latest = min(today, _dt.date.fromisoformat(str(fitted_on)))
+    except ValueError:
+        raise UsageError(f"calibrate prices: fitted_on must be a date YYYY-MM-DD, got {excerpt(fitted_on)}") from None
     pink_path = data or str(d.PINKSHEET_FILE)
     specs = {k.casefold(): (k, v) for k, v in settings.series.items()}
     wanted = series if series else list(settings.series)
@@ -584,6 +621,7 @@ def calibrate_prices(assumptions, *, data: str | None = None, series: list[str] 
     fits: list[SeriesCalibration] = []
     warn: list[str] = []
     seen = set()
+    fitted: dict[str, str] = {}  # series name (casefold) -> the --series entry that asked for it
     for name in wanted:
         key, spec = specs.get(name.strip().casefold(), (name.strip(), None))
         if key.casefold() in seen:
@@ -591,11 +629,15 @@ def calibrate_prices(assumptions, *, data: str | None = None, series: list[str] 
         seen.add(key.casefold())
         dataset = spec.dataset if spec is not None else "pinksheet"
         if dataset == "pinksheet":
-            pink = d.read_pinksheet(pink_path) if pink is None else pink
+            pink = d.read_pinksheet(pink_path, latest=latest) if pink is None else pink
             ser = d.pinksheet_series(pink, spec.column if spec is not None else key, pink_path)
         else:
             usgs = d.read_usgs_lithium(d.USGS_LITHIUM_FILE) if usgs is None else usgs
             ser = replace(d.usgs_series(usgs, spec.column, d.USGS_LITHIUM_FILE), name=key)
+        if ser.name.casefold() in fitted:
+            raise UsageError(f"calibrate prices: series {excerpt(ser.name)} is requested twice (as "
+                             f"{excerpt(fitted[ser.name.casefold()])} and {excerpt(key)})")
+        fitted[ser.name.casefold()] = key
         first = start or (spec.start if spec is not None and spec.start else settings.start)
         min_obs = settings.min_observations_monthly if ser.dt < 1 else settings.min_observations_annual
         keep = ser.periods >= (first if ser.dt < 1 else first[:4])
@@ -611,6 +653,13 @@ def calibrate_prices(assumptions, *, data: str | None = None, series: list[str] 
         if fit.diagnostics is not None and fit.diagnostics.ljung_box_pvalue < 0.05:
             warn.append(f"{fit.name}: residuals autocorrelated (Ljung-Box p = {fit.diagnostics.ljung_box_pvalue:.3g}, "
                         f"{fit.diagnostics.ljung_box_lags} lags); monthly averages smooth returns")
+    vd = assumptions.fund.valuation_date
+    for f in fits:
+        last = str(f.periods[-1])
+        first_day = _dt.date(int(last[:4]), int(last[5:7]) if f.dt < 1 else 1, 1)
+        if first_day > vd:
+            warn.append(f"{f.name}: the sample ends {last}, after the valuation date {vd} (fund.yaml): the spot "
+                        "and the fit use prices observed after it")
     monthly = [f for f in fits if f.dt < 1]
     corr_m = corr_a = None
     fro = mx = 0.0

@@ -3,21 +3,36 @@
 ``OUT/calibration/prices/`` and ``OUT/calibration/countries/`` are each written through a
 staging directory (:func:`fundmodel.io.staged_directory`): a failed run leaves the previous
 report untouched.
+
+Series and country names come from input files and are data, never markup or paths: the
+HTML pages are rendered by jinja2 with autoescaping (as the memos are), chart titles are
+drawn without matplotlib's mathtext, and chart file names are sanitised
+(:func:`chart_file_names`), unique and always inside the report directory. Every number
+in the CSV and JSON files is finite; a value that does not apply (no OU fit, an open
+confidence interval) is an empty cell / ``null``.
 """
 
 from __future__ import annotations
 
-import html
+import hashlib
 import math
+import re
 from pathlib import Path
 from typing import Any
 
+import jinja2
 import numpy as np
 import pandas as pd
+from markupsafe import Markup
 
 from ..io import staged_directory, write_json_atomic, write_text_atomic
 from .countries import CountryCalibration
+from .data import CalibrationDataError, excerpt
 from .prices import PriceCalibration, SeriesCalibration
+
+#: characters allowed in a file name derived from a series name
+_UNSAFE = re.compile(r"[^A-Za-z0-9_.-]")
+_MAX_STEM = 64
 
 
 def _num(v: Any) -> Any:
@@ -29,8 +44,63 @@ def _num(v: Any) -> Any:
     return v
 
 
+def chart_file_names(names: list[str]) -> dict[str, str]:
+    """A safe, unique ``chart_*.png`` file name for every series name.
+
+    A name made only of ``A-Z a-z 0-9 _ . -`` (at most 64 characters) keeps its spelling
+    (``chart_COPPER.png``); any other name has each other character replaced by ``_``, is
+    cut to 40 characters and gets 8 hex digits of its SHA-256, so that ``CU/X`` and
+    ``CU_X`` cannot share a file. The names are unique ignoring case (file systems that
+    ignore case), never contain a path separator and never start with a dot.
+
+    Examples
+    --------
+    >>> chart_file_names(["COPPER", "CU/X", "CU_X"])["COPPER"]
+    'chart_COPPER.png'
+    >>> a = chart_file_names(["CU/X", "CU_X"]); a["CU/X"] != a["CU_X"] and "/" not in a["CU/X"]
+    True
+    """
+    out: dict[str, str] = {}
+    used: set[str] = set()
+    for name in names:
+        stem = _UNSAFE.sub("_", name)
+        if stem != name or len(stem) > _MAX_STEM or not stem:
+            stem = f"{stem[:40]}-{hashlib.sha256(name.encode('utf-8', 'surrogatepass')).hexdigest()[:8]}"
+        file = f"chart_{stem}.png"
+        k = 2
+        while file.casefold() in used:
+            file = f"chart_{stem}-{k}.png"
+            k += 1
+        used.add(file.casefold())
+        out[name] = file
+    return out
+
+
+def _inside(directory: Path, file: str) -> Path:
+    """``directory / file``, refusing anything that would resolve outside ``directory``."""
+    path = (directory / file).resolve()
+    if _UNSAFE.search(file) or file.startswith(".") or path.parent != directory.resolve():
+        raise CalibrationDataError(f"unsafe report file name {excerpt(file)}")  # pragma: no cover - by construction
+    return path
+
+
+def _finite_row(fit: SeriesCalibration, row: dict[str, Any]) -> dict[str, Any]:
+    """``row`` with every number checked finite (None = does not apply)."""
+    for key, value in row.items():
+        if isinstance(value, (float, np.floating)) and not math.isfinite(float(value)):
+            raise CalibrationDataError(f"{fit.file}: series {excerpt(fit.name)}: the fit gives a non-finite "
+                                       f"{key} ({float(value)}); the series is degenerate, check the data")
+    return row
+
+
 def price_table(result: PriceCalibration) -> pd.DataFrame:
-    """One row per series: parameters, standard errors, confidence intervals, diagnostics."""
+    """One row per series: parameters, standard errors, confidence intervals, diagnostics.
+
+    Raises
+    ------
+    CalibrationDataError
+        A number of a fit is NaN or infinite (naming file, series and quantity).
+    """
     rows = []
     for f in result.fits:
         o, g, dg = f.ou, f.gbm, f.diagnostics
@@ -60,7 +130,7 @@ def price_table(result: PriceCalibration) -> pd.DataFrame:
                 "regime_share_turbulent": dg.regime_share_turbulent,
                 "regime_episodes": "; ".join(f"{r.start}..{r.end} {r.kind}" for r in dg.regimes),
             })
-        rows.append(row)
+        rows.append(_finite_row(f, row))
     return pd.DataFrame(rows)
 
 
@@ -88,7 +158,9 @@ def _chart(fit: SeriesCalibration, path: Path) -> None:
     ax.set_xticks(t[::step])
     ax.set_xticklabels(labels[::step], fontsize=7)
     ax.set_ylabel("USD per unit, real")
-    ax.set_title(f"{fit.name}" + (f" ({fit.material})" if fit.material else "") + f", {fit.sample}", fontsize=9)
+    title = f"{fit.name}" + (f" ({fit.material})" if fit.material else "") + f", {fit.sample}"
+    # series names are data: no mathtext ($...$), shortened to fit the chart
+    ax.set_title(title if len(title) <= 100 else title[:97] + "...", fontsize=9, parse_math=False)
     ax.legend(fontsize=6.5, loc="upper left")
     fig.tight_layout()
     fig.savefig(path)
@@ -100,11 +172,78 @@ _CSS = ("body{font-family:sans-serif;max-width:1000px;margin:2em auto;color:#222
         "td:first-child,th:first-child{text-align:left}.warn{color:#a33}")
 
 
-def _table_html(frame: pd.DataFrame, digits: int = 4) -> str:
-    def fmt(v: float) -> str:
-        return f"{v:,.0f}" if abs(v) >= 1000 else f"{v:.{digits}g}"
+_TEMPLATES = {
+    "macros.html": """\
+{% macro table(t) -%}
+<table>
+<thead><tr>{% for h in t.header %}<th>{{ h }}</th>{% endfor %}</tr></thead>
+<tbody>
+{% for row in t.rows %}<tr>{% for cell in row %}<td>{{ cell }}</td>{% endfor %}</tr>
+{% endfor %}</tbody>
+</table>
+{%- endmacro %}
+""",
+    "prices.html": """\
+{% from "macros.html" import table %}<!DOCTYPE html>
+<html><head><meta charset="utf-8"><title>Price calibration</title><style>{{ css }}</style></head><body>
+<h1>Price calibration</h1>
+<p>Fitted {{ fitted_on }}; model <b>{{ model }}</b>; data {{ data_name }} ({{ source }}), from {{ start }};
+prices {{ deflator }}.</p>
+{{ table(summary) }}
+{% if warnings %}<ul>{% for w in warnings %}<li class="warn">{{ w }}</li>{% endfor %}</ul>{% endif %}
+{% if old %}<h2>markets.yaml: before and after</h2>
+{{ table(old) }}{% endif %}
+{% if correlation %}<h2>Correlation of the residuals (annual shocks)</h2>
+{{ table(correlation) }}{% endif %}
+<h2>Fitted vs actual</h2>
+{% for c in charts %}<p><img src="{{ c.file }}" alt="{{ c.alt }}" width="800"></p>
+{% endfor %}</body></html>
+""",
+    "countries.html": """\
+{% from "macros.html" import table %}<!DOCTYPE html>
+<html><head><meta charset="utf-8"><title>Country calibration</title><style>{{ css }}</style></head><body>
+<h1>Country-risk calibration</h1>
+<p>WGI {{ wgi_year }} (World Bank, CC BY 4.0), CPI {{ cpi_year }} (Transparency International, CC BY-ND 4.0;
+mean {{ cpi_mean }}, sd {{ cpi_sd }}); fitted {{ fitted_on }}.</p>
+<h2>Annual hazards, old vs new</h2>
+{{ table(hazards) }}
+<h2>Indicators</h2>
+{{ table(indicators) }}
+</body></html>
+""",
+}
 
-    return frame.to_html(index=False, float_format=fmt, na_rep="", border=0)
+
+def environment() -> jinja2.Environment:
+    """The reports' jinja2 environment: autoescaping every value, failing on an undefined name."""
+    return jinja2.Environment(loader=jinja2.DictLoader(_TEMPLATES), autoescape=True,
+                              undefined=jinja2.StrictUndefined)
+
+
+def _render(template: str, **context: Any) -> str:
+    return environment().get_template(template).render(css=Markup(_CSS), **context)
+
+
+def _cell(value: Any, digits: int) -> str:
+    """Text of one table cell (numbers as in the old pandas tables; NaN/None empty)."""
+    if value is None:
+        return ""
+    if isinstance(value, (bool, np.bool_)):
+        return str(bool(value))
+    if isinstance(value, (float, np.floating)):
+        v = float(value)
+        if not math.isfinite(v):
+            return ""
+        return f"{v:,.0f}" if abs(v) >= 1000 else f"{v:.{digits}g}"
+    return str(value)
+
+
+def _table(frame: pd.DataFrame, digits: int = 4, index: bool = False) -> dict[str, list]:
+    """Header and rows of cell texts for the ``table`` macro (escaped when rendered)."""
+    if index:
+        frame = frame.reset_index()
+    return {"header": [str(c) for c in frame.columns],
+            "rows": [[_cell(v, digits) for v in row] for row in frame.itertuples(index=False, name=None)]}
 
 
 def write_price_report(result: PriceCalibration, out: str | Path, changes: list[dict] | None = None,
@@ -142,30 +281,23 @@ def write_price_report(result: PriceCalibration, out: str | Path, changes: list[
         }
         write_json_atomic(stage / "prices.json", payload)
         charts = []
+        files = chart_file_names([f.name for f in result.fits])
         for f in result.fits:
-            name = f"chart_{f.name}.png"
-            _chart(f, stage / name)
-            charts.append((f, name))
+            _chart(f, _inside(stage, files[f.name]))
+            charts.append({"file": files[f.name], "alt": f.name})
         cols = ["series", "material", "sample", "observations", "kappa", "kappa_se", "half_life_years",
                 "long_run_usd", "long_run_ci_low", "long_run_ci_high", "sigma_ou", "sigma_ou_se", "sigma_gbm",
                 "aic_ou", "aic_gbm", "ljung_box_pvalue", "excess_kurtosis", "adf_pvalue", "regime_episodes"]
-        parts = [f"<html><head><meta charset='utf-8'><title>Price calibration</title><style>{_CSS}</style></head><body>",
-                 "<h1>Price calibration</h1>",
-                 f"<p>Fitted {html.escape(result.fitted_on)}; model <b>{html.escape(result.model)}</b>; data "
-                 f"{html.escape(Path(result.data_file).name)} (World Bank Commodity Price Data (The Pink Sheet), "
-                 f"CC BY 4.0), from {html.escape(result.start)}; prices {html.escape(result.deflator_note)}.</p>",
-                 _table_html(table[[c for c in cols if c in table.columns]])]
-        if result.warnings:
-            parts.append("<ul>" + "".join(f"<li class='warn'>{html.escape(w)}</li>" for w in result.warnings) + "</ul>")
-        if old is not None:
-            parts += ["<h2>markets.yaml: before and after</h2>", _table_html(old)]
+        corr = None
         if result.correlation_annual is not None:
-            parts += ["<h2>Correlation of the residuals (annual shocks)</h2>",
-                      result.correlation_annual.round(3).to_html(border=0)]
-        parts.append("<h2>Fitted vs actual</h2>")
-        parts += [f"<p><img src='{n}' alt='{html.escape(f.name)}' width='800'></p>" for f, n in charts]
-        parts.append("</body></html>")
-        write_text_atomic(stage / "report.html", "\n".join(parts))
+            corr = _table(result.correlation_annual.round(3).rename_axis("series"), index=True)
+        page = _render("prices.html", fitted_on=result.fitted_on, model=result.model,
+                       data_name=Path(result.data_file).name,
+                       source="World Bank Commodity Price Data (The Pink Sheet), CC BY 4.0", start=result.start,
+                       deflator=result.deflator_note, summary=_table(table[[c for c in cols if c in table.columns]]),
+                       warnings=result.warnings, old=_table(old) if old is not None else None, correlation=corr,
+                       charts=charts)
+        write_text_atomic(stage / "report.html", page)
     return target
 
 
@@ -182,12 +314,8 @@ def write_country_report(result: CountryCalibration, out: str | Path) -> Path:
             "cpi_mean": result.cpi_mean, "cpi_sd": result.cpi_sd,
             "hazards": [{k: _num(v) for k, v in r.items()} for r in result.hazards.to_dict(orient="records")],
         })
-        parts = [f"<html><head><meta charset='utf-8'><title>Country calibration</title><style>{_CSS}</style></head><body>",
-                 "<h1>Country-risk calibration</h1>",
-                 f"<p>WGI {result.wgi_year} (World Bank, CC BY 4.0), CPI {result.cpi_year} (Transparency International, "
-                 f"CC BY-ND 4.0; mean {result.cpi_mean:.1f}, sd {result.cpi_sd:.1f}); fitted {result.fitted_on}.</p>",
-                 "<h2>Annual hazards, old vs new</h2>", _table_html(wide),
-                 "<h2>Indicators</h2>", _table_html(result.indicators.reset_index(), 3),
-                 "</body></html>"]
-        write_text_atomic(stage / "report.html", "\n".join(parts))
+        page = _render("countries.html", wgi_year=result.wgi_year, cpi_year=result.cpi_year,
+                       cpi_mean=f"{result.cpi_mean:.1f}", cpi_sd=f"{result.cpi_sd:.1f}", fitted_on=result.fitted_on,
+                       hazards=_table(wide), indicators=_table(result.indicators.reset_index(), 3))
+        write_text_atomic(stage / "report.html", page)
     return target

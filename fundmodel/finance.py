@@ -167,15 +167,16 @@ def irr(cash_flows: np.ndarray, *, tol: float = 1e-12, root: str = "nearest_zero
     - ``"nearest_zero"``: the real root closest to zero, the rate ``numpy_financial.irr``
       means to return (it keeps only polynomial roots whose computed imaginary part is
       exactly 0, so it can miss a double root, which counts here);
-    - ``"investment"``: the lowest rate at which the NPV falls through zero (positive
-      just below, negative just above), i.e. the return of an investment: the NPV at
-      any lower rate is positive. For flows that start with an investment and change
-      sign once both give the same root; a root where the NPV rises through zero (as
-      the -88 % root that a late closure cost creates) or only touches zero (a double
-      root) is never an investment return. Where the NPV is positive as r -> -1 (e.g.
-      a small inflow after the closure costs) a pair of roots deep below zero (say at
-      -60 % and -57 %) can precede the fall near the usual return: the lowest fall,
-      -60 %, is returned.
+    - ``"investment"``: the highest rate at which the NPV falls through zero (positive
+      just below, negative just above), i.e. the return of an investment: the NPV is
+      negative at every higher rate, so the flows beat any hurdle below it and none
+      above it. For flows that start with an investment and change sign once both give
+      the same root; a root where the NPV rises through zero (as the -88 % root that a
+      late closure cost creates) or only touches zero (a double root) is never an
+      investment return, and neither is a fall below another one: where the NPV is
+      positive as r -> -1 (e.g. a small inflow after the closure costs) a pair of roots
+      deep below zero (say at -60 % and -57 %) precedes the fall near the usual return,
+      which is the one returned.
 
     Parameters
     ----------
@@ -208,8 +209,8 @@ def irr(cash_flows: np.ndarray, *, tol: float = 1e-12, root: str = "nearest_zero
     refined in each monotone half if the extremum lies beyond zero; an NPV within
     rounding of zero at the extremum (``4 * n_periods * eps * sum_j |cf_j| (1+r)^-j``)
     is a double root. Intervals are examined outwards from zero (``"nearest_zero"``) or
-    upwards from -99.99 % (``"investment"``) until the wanted root is found, all rows
-    together (no loop over rows).
+    downwards from the top of the range (``"investment"``) until the wanted root is
+    found, all rows together (no loop over rows).
 
     Guarantee: every real root in the search range is found, however close to another
     root, provided the NPV has at most one local extremum between two neighbouring grid
@@ -282,10 +283,11 @@ def _irr_several_roots(cf: np.ndarray, tol: float, root: str) -> np.ndarray:
     dip, hump = falling[:-1] & ~falling[1:], ~falling[:-1] & falling[1:]
     scan = _IntervalScan(cf, grid, f, slope, tol, root)
     if root == "investment":
-        # may hold the lowest falling root: NPV from positive to <= 0 (one root, or the first of a
-        # dip's pair), or a hump of a stretch <= 0 rising above zero (the second root of its pair)
+        # may hold a falling root: NPV from positive to <= 0 (one root, or the first of a dip's
+        # pair), or a hump of a stretch <= 0 rising above zero (the second root of its pair); an
+        # interval holds at most one, and the highest is wanted: scan downwards
         falls = pos[:-1] & (~pos[1:] | dip) | hump & ~(pos[:-1] | pos[1:])
-        return scan.first(falls, np.arange(g - 1))
+        return scan.first(falls[::-1], np.arange(g - 2, -1, -1), upwards=False)
     neg = f < 0
     # a sign change (one root), a dip of a stretch >= 0 or a hump of a stretch <= 0 (two or none)
     candidates = (pos[:-1] & neg[1:] | neg[:-1] & pos[1:] | dip & ~(neg[:-1] | neg[1:])

@@ -159,9 +159,9 @@ def _first_per_row(n: int, owner: np.ndarray, values: np.ndarray) -> np.ndarray:
     return out
 
 
-def _lowest_falls(cf: np.ndarray, owner: np.ndarray, rate: np.ndarray) -> np.ndarray:
-    """Per row, the lowest root in range where the NPV is positive just below and negative just
-    above, from the NPV's sign between consecutive real roots (roots closer than 1e-6 are one)."""
+def _falls(cf: np.ndarray, owner: np.ndarray, rate: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The roots in range where the NPV is positive just below and negative just above, from the
+    NPV's sign between consecutive real roots (roots closer than 1e-6 are one): (row, rate), sorted."""
     new_row = np.concatenate([[True], owner[1:] != owner[:-1]])
     keep = new_row | np.concatenate([[True], np.diff(rate) > 1e-6])
     owner, rate = owner[keep], rate[keep]
@@ -174,7 +174,13 @@ def _lowest_falls(cf: np.ndarray, owner: np.ndarray, rate: np.ndarray) -> np.nda
     sign_above = np.roll(sign_below, -1)
     sign_above[last_of_row] = sign_top
     falls = (sign_below > 0) & (sign_above < 0) & (rate > LOWEST) & (rate < HIGHEST)
-    return _first_per_row(len(cf), owner[falls], rate[falls])
+    return owner[falls], rate[falls]
+
+
+def _highest_falls(cf: np.ndarray, owner: np.ndarray, rate: np.ndarray) -> np.ndarray:
+    """Per row, the highest falling root (NaN for rows without one)."""
+    rows, falls = _falls(cf, owner, rate)
+    return _first_per_row(len(cf), rows[::-1], falls[::-1])
 
 
 @pytest.fixture(scope="module")
@@ -189,7 +195,7 @@ def rows_and_reference():
     by_distance = np.lexsort((np.abs(rate[in_range]), owner[in_range]))
     nearest = _first_per_row(len(cf), owner[in_range][by_distance], rate[in_range][by_distance])
     rates = np.split(rate, np.searchsorted(owner, np.arange(1, len(cf))))  # per row, for messages
-    return cf, rates, nearest, _lowest_falls(cf, owner, rate)
+    return cf, rates, nearest, _highest_falls(cf, owner, rate)
 
 
 # --------------------------------------------------------------------------- tests
@@ -212,6 +218,10 @@ def test_test_rows_exercise_several_and_close_roots(rows_and_reference):
     assert close.sum() > 1000, f"rows with two roots less than 1 pp apart: {close.sum()}"
     assert both_sides.sum() > 150, f"rows with roots within 1 % on both sides of zero: {both_sides.sum()}"
     assert (n_roots == 0).sum() > 1000, "rows without a real root (NaN expected) should be common"
+    # rows whose NPV falls through zero more than once: the investment root is the highest fall
+    owner, v = _polynomial_roots(cf)
+    rows, _ = _falls(cf, *_real_rates(owner, v))
+    assert (np.bincount(rows, minlength=len(cf)) >= 2).sum() > 50, "rows with several falling roots"
 
 
 def test_nearest_zero_is_the_real_root_nearest_zero_on_10000_rows(rows_and_reference):
@@ -232,23 +242,23 @@ def test_nearest_zero_is_the_real_root_nearest_zero_on_10000_rows(rows_and_refer
     )
 
 
-def test_investment_is_the_lowest_rate_where_npv_falls_through_zero(rows_and_reference):
-    cf, rates, _, lowest_fall = rows_and_reference
+def test_investment_is_the_highest_rate_where_npv_falls_through_zero(rows_and_reference):
+    cf, rates, _, highest_fall = rows_and_reference
     got = irr(cf, root="investment")
-    assert (~np.isnan(lowest_fall)).sum() > 5000, "too few rows with an investment root"
-    nan_got, nan_ref = np.isnan(got), np.isnan(lowest_fall)
+    assert (~np.isnan(highest_fall)).sum() > 5000, "too few rows with an investment root"
+    nan_got, nan_ref = np.isnan(got), np.isnan(highest_fall)
     wrong_nan = np.flatnonzero(nan_got != nan_ref)
     assert wrong_nan.size == 0, (
         f"{wrong_nan.size} rows: NaN pattern of irr(root='investment') differs from the falling roots, e.g. "
-        + "; ".join(f"row {i}: irr {got[i]:.6f}, lowest fall {lowest_fall[i]:.6f}, roots {np.round(rates[i], 5)}"
+        + "; ".join(f"row {i}: irr {got[i]:.6f}, highest fall {highest_fall[i]:.6f}, roots {np.round(rates[i], 5)}"
                     for i in wrong_nan[:5])
     )
-    err = np.abs(got - lowest_fall)
+    err = np.abs(got - highest_fall)
     err[nan_ref] = 0.0
     bad = np.flatnonzero(err > RATE_TOL)
     assert bad.size == 0, (
-        f"{bad.size} rows: irr(root='investment') is not the lowest falling root (max error {err.max():.2e}), e.g. "
-        + "; ".join(f"row {i}: irr {got[i]:.6f}, lowest fall {lowest_fall[i]:.6f}, roots {np.round(rates[i], 5)}"
+        f"{bad.size} rows: irr(root='investment') is not the highest falling root (max error {err.max():.2e}), e.g. "
+        + "; ".join(f"row {i}: irr {got[i]:.6f}, highest fall {highest_fall[i]:.6f}, roots {np.round(rates[i], 5)}"
                     for i in bad[:5])
     )
 

@@ -51,8 +51,52 @@ ENGINES = ("serial", "dask")
 
 _SHARED: dict[str, Any] = {}
 
-#: How long :class:`DaskEngine` tries to reach a scheduler given by address.
-CONNECT_TIMEOUT = "20s"
+#: Seconds :class:`DaskEngine` waits for a scheduler given by address to connect and answer.
+CONNECT_TIMEOUT_SECONDS = 20.0
+CONNECT_TIMEOUT = f"{CONNECT_TIMEOUT_SECONDS:.0f}s"
+
+#: Seconds a cluster may take for one task's result (or a call on every worker) before the run
+#: stops with exit 2: a scheduler that accepts connections but never answers, or a cluster
+#: without live workers, must not hang a run for ever. A chunk takes seconds; override with
+#: the environment variable ``FUNDMODEL_DASK_TASK_TIMEOUT`` (seconds) for very slow clusters.
+TASK_TIMEOUT_SECONDS = float(os.environ.get("FUNDMODEL_DASK_TASK_TIMEOUT", 1800))
+
+
+def probe_scheduler(address: str, timeout: float | None = None) -> None:
+    """Check that a Dask scheduler answers at ``address`` within ``timeout`` seconds.
+
+    ``timeout`` defaults to :data:`CONNECT_TIMEOUT_SECONDS`.
+
+    Dask's client waits without limit for the handshake of a server that accepted the TCP
+    connection (a wrong port, a stuck scheduler); this probe opens a connection and asks
+    the scheduler for its identity, each step under a deadline.
+
+    Raises
+    ------
+    UsageError
+        Nothing answers, or not within ``timeout``.
+    """
+    import asyncio
+
+    from distributed.comm import connect
+
+    timeout = CONNECT_TIMEOUT_SECONDS if timeout is None else float(timeout)
+
+    async def ask() -> dict:
+        comm = await asyncio.wait_for(connect(address, timeout=f"{timeout}s"), timeout)
+        try:
+            await asyncio.wait_for(comm.write({"op": "identity"}), timeout)
+            return await asyncio.wait_for(comm.read(), timeout)
+        finally:
+            comm.abort()
+
+    try:
+        answer = asyncio.run(ask())
+    except (OSError, TimeoutError, asyncio.TimeoutError, ValueError, TypeError) as exc:
+        raise UsageError(f"cannot reach the Dask scheduler at {address!r}: no answer within {timeout:.0f} s "
+                         f"({type(exc).__name__}{': ' + str(exc) if str(exc) else ''})") from None
+    if not isinstance(answer, dict) or answer.get("type") != "Scheduler":
+        raise UsageError(f"{address!r} answered, but not as a Dask scheduler ({str(answer)[:80]})")
 
 #: Dask configuration of the worker processes a :class:`DaskEngine` starts (set the same on a
 #: remote cluster). Dask sets ``MALLOC_TRIM_THRESHOLD_`` in its workers, which turns off
@@ -326,6 +370,7 @@ class DaskEngine:
         address = scheduler or dask.config.get("scheduler-address", None)
         self.in_flight_per_worker = max(int(in_flight_per_worker), 1)
         if address:
+            probe_scheduler(address)
             try:
                 self.client = Client(address, timeout=CONNECT_TIMEOUT, set_as_default=False)
             except (OSError, TimeoutError, ValueError) as exc:
@@ -394,7 +439,7 @@ class DaskEngine:
             submit(limit)
             while pending:
                 future = pending.popleft()
-                result = future.result()
+                result = self._result(future)
                 future.release()
                 submit(1)
                 yield result
@@ -402,6 +447,17 @@ class DaskEngine:
             for future in pending:
                 future.cancel()
             shared_future.cancel()
+
+    def _result(self, future) -> Any:
+        """A task's result, or exit 2 when the cluster gives none within :data:`TASK_TIMEOUT_SECONDS`."""
+        from distributed import TimeoutError as DaskTimeout
+
+        try:
+            return future.result(timeout=TASK_TIMEOUT_SECONDS)
+        except (TimeoutError, DaskTimeout):
+            raise UsageError(f"the Dask cluster at {self.address} returned no result for {TASK_TIMEOUT_SECONDS:.0f} s "
+                             f"({self.workers} worker threads); check that its workers are alive, or set "
+                             "FUNDMODEL_DASK_TASK_TIMEOUT for a slower cluster") from None
 
     def describe(self) -> dict:
         """Engine, scheduler address (``local`` for a cluster started here) and worker count."""
@@ -444,6 +500,21 @@ def open_engine(kind: str = "serial", *, workers: int = 1, scheduler: str | None
         engine.close()
 
 
+def preflight(settings) -> None:
+    """Check, before any output is created, that the engine of ``settings`` can be reached.
+
+    A Dask scheduler given by address (``--scheduler`` or ``DASK_SCHEDULER_ADDRESS``) must
+    answer (:func:`probe_scheduler`); a local engine needs nothing.
+    """
+    if getattr(settings, "engine", "serial") != "dask":
+        return
+    import dask
+
+    address = getattr(settings, "scheduler", None) or dask.config.get("scheduler-address", None)
+    if address:
+        probe_scheduler(address)
+
+
 def engine_for(settings, engine=None):
     """``engine`` if given, else a new engine from ``settings`` (a context manager either way).
 
@@ -460,4 +531,4 @@ def engine_for(settings, engine=None):
 
 
 __all__ = ["ENGINES", "SerialEngine", "DaskEngine", "open_engine", "engine_for", "worker_pool", "pool_scope",
-           "stop_pool", "map_in_order"]
+           "stop_pool", "map_in_order", "preflight", "probe_scheduler"]

@@ -172,10 +172,12 @@ def simulate_into(a: Assumptions, settings: RunSettings, out_dir: str | Path, *,
     result : SimulationResult
     summary : pandas.DataFrame
     """
+    from .engine import preflight
     from .resources import check_resources
     from .results import simulate_to_directory
 
     check_resources(a, settings, out_dir)
+    preflight(settings)
     with output_folder(out_dir, write=True, command=command):
         return simulate_to_directory(a, settings, out_dir, progress=progress, command=command)
 
@@ -212,7 +214,7 @@ def run_all(a: Assumptions, settings: RunSettings, out_dir: str | Path, *, lang:
     -------
     RunReport
     """
-    from .engine import engine_for
+    from .engine import engine_for, preflight
     from .memo import load_results, render_memos
     from .memo.labels import LANGUAGES
     from .portfolio.fund import optimize_to_directory
@@ -229,6 +231,7 @@ def run_all(a: Assumptions, settings: RunSettings, out_dir: str | Path, *, lang:
     check_output_path(out, write=True)
     if not results_are_current(a, settings, out):
         check_resources(a, settings, out)  # before anything is written
+    preflight(settings)
     with ExitStack() as held:
         held.enter_context(output_folder(out, write=True, command=command))
         baseline = None

@@ -182,7 +182,7 @@ def test_bad_engine_options_exit_2_before_any_work(work, tmp_path, monkeypatch):
     assert code == 2 and "--scheduler needs --engine dask" in err
     code, err = _cli(["run", "--assumptions", str(work), "--engine", "spark", "--out", str(tmp_path)])
     assert code == 2 and "invalid choice: 'spark'" in err
-    monkeypatch.setattr("fundmodel.engine.CONNECT_TIMEOUT", "1s")
+    monkeypatch.setattr("fundmodel.engine.CONNECT_TIMEOUT_SECONDS", 1.0)
     code, err = _cli(["simulate", "--assumptions", str(work), "--engine", "dask", "--scheduler",
                       "tcp://127.0.0.1:1", "--scenarios", "1024", "--out", str(tmp_path)])
     assert code == 2 and "cannot reach the Dask scheduler at 'tcp://127.0.0.1:1'" in err, err

@@ -72,18 +72,19 @@ def test_cli_optimize_writes_outputs_and_reuses_the_simulation(tmp_path, capsys)
     shutil.copytree(ROOT / "assumptions", copy)
     stress = copy / "stress.yaml"
     stress.write_text(stress.read_text().replace("stress_scenarios: 4096", "stress_scenarios: 256"))
+    out = tmp_path / "out"
     args = ["optimize", "--assumptions", str(copy), "--scenarios", "512", "--workers", "1",
-            "--out", str(tmp_path)]
+            "--out", str(out)]
     assert main(args) == 0
     first = capsys.readouterr().out
     assert "new simulation" in first and "expected PV" in first
     assert "Stress scenarios" in first
     for name in ("allocation.csv", "frontier.csv", "metrics.json", "stress.csv"):
-        assert (tmp_path / "portfolio" / name).is_file(), name
+        assert (out / "portfolio" / name).is_file(), name
     import json
 
     # 512 scenarios <= optimization_scenarios: solved on all of them, no sample section
-    assert "optimization_sample" not in json.loads((tmp_path / "portfolio" / "metrics.json").read_text())
+    assert "optimization_sample" not in json.loads((out / "portfolio" / "metrics.json").read_text())
     assert main(args) == 0
     assert "reused simulation" in capsys.readouterr().out
 

@@ -102,3 +102,293 @@ def test_assumption_error_lines_stay_short_for_every_issue():
     text = str(AssumptionError([issue]).report())
     assert all(len(line) < 1000 for line in text.splitlines())
     assert str(issue).count("…") == 4
+
+
+# ----------------------------------------------------------------------------- every number is bounded
+def _leaves(annotation: Any, metadata: list, description: str | None, path: str):
+    """(path, type, constraints, description) of every int/float/str inside a field's annotation:
+    through Optional, Annotated, dict keys and values, list and tuple items."""
+    origin = typing.get_origin(annotation)
+    if origin is typing.Annotated:
+        base, *extra = typing.get_args(annotation)
+        metadata = list(metadata)
+        for item in extra:
+            metadata += list(getattr(item, "metadata", [item]))
+            description = description or getattr(item, "description", None)
+        yield from _leaves(base, metadata, description, path)
+    elif origin in (typing.Union, types.UnionType):
+        for arg in typing.get_args(annotation):
+            if arg is not type(None):
+                yield from _leaves(arg, metadata, description, path)
+    elif origin is dict:
+        key, value = typing.get_args(annotation)
+        yield from _leaves(key, [], None, f"{path}.<key>")
+        yield from _leaves(value, [], None, f"{path}.<value>")
+    elif origin in (list, tuple):
+        for i, arg in enumerate(typing.get_args(annotation)):
+            if arg is not Ellipsis:
+                yield from _leaves(arg, [], None, f"{path}[{i}]")
+    elif annotation in (int, float, str):
+        yield path, annotation, metadata, description
+
+
+def _models(module) -> list[type[BaseModel]]:
+    return [obj for obj in vars(module).values()
+            if isinstance(obj, type) and issubclass(obj, BaseModel) and obj.__module__ == module.__name__]
+
+
+def unbounded(models: list[type[BaseModel]]) -> list[str]:
+    """Numbers without a lower bound, an upper bound or a description; text without a length limit."""
+    problems = []
+    for model in models:
+        for name, info in model.model_fields.items():
+            for path, kind, meta, description in _leaves(info.annotation, info.metadata, info.description,
+                                                         f"{model.__name__}.{name}"):
+                if kind is str:
+                    if not any(getattr(m, "max_length", None) or getattr(m, "pattern", None) for m in meta):
+                        problems.append(f"{path}: text without max_length or pattern")
+                    continue
+                if not any(isinstance(m, (at.Ge, at.Gt)) for m in meta):
+                    problems.append(f"{path}: no lower bound (ge/gt)")
+                if not any(isinstance(m, (at.Le, at.Lt)) for m in meta):
+                    problems.append(f"{path}: no upper bound (le/lt)")
+                if not description:
+                    problems.append(f"{path}: no description (unit and reason of the bounds)")
+    return problems
+
+
+def test_every_number_of_every_schema_has_both_bounds_and_a_description():
+    models = _models(schema)
+    assert len(models) >= 40  # every model of the module is walked
+    fields = sum(len(list(_leaves(i.annotation, i.metadata, i.description, n)))
+                 for m in models for n, i in m.model_fields.items())
+    assert fields >= 150
+    assert unbounded(models) == []
+
+
+def test_the_walk_finds_an_unbounded_field():
+    """The check above is not vacuous: it catches a new field without a bound, nested or not."""
+
+    class Bad(BaseModel):
+        ok: Annotated[float, Field(ge=0, le=1, description="fraction")]
+        no_upper: Annotated[float, Field(ge=0, description="x")]
+        nested: dict[str, list[Annotated[int, Field(lt=5, description="y")]]] = {}
+        optional: float | None = None
+        text: str = ""
+
+    assert unbounded([Bad]) == [
+        "Bad.no_upper: no upper bound (le/lt)",
+        "Bad.nested.<key>: text without max_length or pattern",
+        "Bad.nested.<value>[0]: no lower bound (ge/gt)",
+        "Bad.optional: no lower bound (ge/gt)",
+        "Bad.optional: no upper bound (le/lt)",
+        "Bad.optional: no description (unit and reason of the bounds)",
+        "Bad.text: text without max_length or pattern",
+    ]
+
+
+# ----------------------------------------------------------------------------- absurd values: exit 2
+ABSURD = [
+    # (file, line start, new line, fragments of the report line)
+    pytest.param("markets.yaml", "    spot_usd_per_t: 10500", "    spot_usd_per_t: 1e300",
+                 ["markets.yaml", "materials.lithium.spot_usd_per_t", "must be <= 1,000,000,000", "1e300"],
+                 id="price-1e300"),
+    pytest.param("markets.yaml", "    spot_usd_per_t: 10839", "    spot_usd_per_t: 1.0e20",
+                 ["markets.yaml", "materials.copper.spot_usd_per_t", "must be <= 1,000,000,000", "got '1.0e20'"],
+                 id="price-1e20"),
+    pytest.param("markets.yaml", "    long_run_usd_per_t: 10028", "    long_run_usd_per_t: 1.0e12",
+                 ["markets.yaml", "materials.copper.long_run_usd_per_t", "must be <= 1,000,000,000",
+                  "got '1.0e12'"], id="price-1e12"),
+    pytest.param(PROJECT, "  ore_mtpa:", "  ore_mtpa: 1.0e300",
+                 [PROJECT, "operations.ore_mtpa", "must be <= 1,000, got '1.0e300'"], id="ore-1e300"),
+    pytest.param("markets.yaml", "  spot: 1.16", "  spot: 1.0e-300",
+                 ["markets.yaml", "fx.spot", "must be >= 0.2", "got 1e-300"], id="fx-1e-300"),
+    pytest.param(PROJECT, "  initial_musd:", "  initial_musd: 150000",
+                 [PROJECT, "capex.initial_musd", "must be <= 100,000", "150000"], id="capex-150bn"),
+    pytest.param("countries.yaml", "    calibration: {wgi_year: 2023, political_stability: 0.59",
+                 "    calibration: {wgi_year: 2023, political_stability: 590, rule_of_law: -0.18, "
+                 "control_of_corruption: -0.49, cpi_year: 2024, cpi_score: 33.0, oecd_category_used: 6, "
+                 "fitted_on: 2026-11-25, source: 'x x x'}",
+                 ["countries.yaml", "countries.MN.calibration.political_stability", "must be <= 5", "590"],
+                 id="wgi-score"),
+    pytest.param("fund.yaml", "  budget_meur:", "  budget_meur: 1.0e15",
+                 ["fund.yaml", "portfolio.budget_meur", "must be <= 1,000,000"], id="budget"),
+    pytest.param("instruments.yaml", "    gallium: 500000", "    gallium: 5.0e10",
+                 ["instruments.yaml", "price_floor.floors_usd_per_t.gallium", "must be <= 1,000,000,000"],
+                 id="floor"),
+    pytest.param("calibration.yaml", "  oecd_scale:", "  oecd_scale: 1.0e9",
+                 ["calibration.yaml", "countries.oecd_scale", "must be <= 7"], id="calibration"),
+]
+
+
+@pytest.mark.parametrize(("rel", "start", "new", "fragments"), ABSURD)
+def test_absurd_value_is_refused_with_file_key_value_and_rule(work, rel, start, new, fragments):
+    replace_line(work, rel, start, new)
+    line = refused(*validate(work), *fragments)
+    assert line.startswith(f"  - {rel}: "), line
+
+
+@pytest.mark.parametrize("command", ["simulate", "optimize"])
+@pytest.mark.parametrize(("rel", "start", "new", "key"), [
+    pytest.param("markets.yaml", "    spot_usd_per_t: 10500", "    spot_usd_per_t: 1e300",
+                 "materials.lithium.spot_usd_per_t", id="price-1e300"),
+    pytest.param(PROJECT, "  ore_mtpa:", "  ore_mtpa: 1.0e300", "operations.ore_mtpa", id="ore-1e300"),
+    pytest.param("markets.yaml", "  spot: 1.16", "  spot: 1.0e-300", "fx.spot", id="fx-1e-300"),
+    pytest.param("markets.yaml", "    spot_usd_per_t: 10839", "    spot_usd_per_t: 1.0e20",
+                 "materials.copper.spot_usd_per_t", id="price-1e20"),
+])
+def test_the_reproductions_of_issue_12_exit_2_before_any_output(work, tmp_path, command, rel, start, new, key):
+    """Were: ``inf`` in price_fan.csv with exit 0 (1e300), "internal error" from optimize (ore 1e300,
+    FX 1e-300), a wrong optimiser diagnosis (1e20), an IRR of 8,701 % (1e12)."""
+    replace_line(work, rel, start, new)
+    out = tmp_path / "out"
+    extra = ["--quiet", "--no-attribution"] if command == "simulate" else []
+    code, stdout, err = run_cli([command, "--assumptions", str(work), "--scenarios", "64", "--workers", "1",
+                                 "--out", str(out), *extra])
+    refused(code, stdout, err, rel, key)
+    assert not (out / "simulation").exists() and not (out / "portfolio").exists()
+
+
+def test_bounds_accept_the_shipped_values_and_the_edges(work):
+    """The bounds themselves are allowed: USD 1e9/t, EUR/USD 0.2 and 5, capex USD 100 bn."""
+    def markets(d):
+        d["materials"]["gallium"].update(spot_usd_per_t=1e9, long_run_usd_per_t=1.0)
+        d["fx"].update(spot=0.2, long_run=5.0)
+
+    edit(work, "markets.yaml", markets)
+    edit(work, "stress.yaml", lambda d: d["scenarios"].pop("global_recession"))  # 0.2 x 0.95 would be < 0.2
+    edit(work, "projects/kz_gallium.yaml", lambda d: d["products"]["gallium"].update(grade_pct=1e-6))
+    edit(work, "projects/mn_ree.yaml", lambda d: d["capex"].update(initial_musd=1e5))
+    code, out, err = validate(work)
+    assert code == 0, err
+
+
+# ----------------------------------------------------------------------------- bounds across fields and files
+@pytest.mark.parametrize(("rel", "change", "fragments"), [
+    pytest.param(PROJECT, lambda d: (d["operations"].update(ore_mtpa=1000.0),
+                                     d["products"]["gallium"].update(grade_pct=100.0)),
+                 [PROJECT, "products.gallium", "revenue at full capacity is USD", "check the units"],
+                 id="revenue"),
+    pytest.param(PROJECT, lambda d: d["operations"].update(ore_mtpa=1000.0, opex_usd_per_t_ore=50_000.0),
+                 [PROJECT, "operations.opex_usd_per_t_ore", "operating cost at full capacity", "got 50000.0"],
+                 id="operating-cost"),
+    pytest.param("stress.yaml", lambda d: d["scenarios"]["base_metal_crash_40"]["spot_price_multipliers"]
+                 .update(copper=0.01),  # copper at USD 10/t (set below) x 0.01 = USD 0.1/t
+                 ["stress.yaml", "scenarios.base_metal_crash_40.spot_price_multipliers.copper",
+                  "must stay within 1 to 1,000,000,000 USD/t"], id="stressed-price"),
+    pytest.param("stress.yaml", lambda d: d["scenarios"]["global_recession"].update(fx_spot_multiplier=4.5),
+                 ["stress.yaml", "scenarios.global_recession.fx_spot_multiplier", "gives EUR/USD 5.22",
+                  "must stay within 0.2 to 5"], id="stressed-fx"),
+])
+def test_products_of_bounded_numbers_are_bounded_too(work, rel, change, fragments):
+    edit(work, "markets.yaml", lambda d: d["materials"]["copper"].update(spot_usd_per_t=10.0))  # valid alone
+    edit(work, rel, change)
+    refused(*validate(work), *fragments)
+
+
+def _corner(work: Path, variant: str) -> None:
+    """Every price, volatility, uplift, elasticity, cost and amount at its bound (two projects, 80 years)."""
+    keep = {"kz_gallium", "cd_cobalt"}  # feasibility with debt; production (acquisition price)
+    for path in (work / "projects").glob("*.yaml"):
+        if path.stem not in keep:
+            path.unlink()
+
+    def markets(d):
+        for mat in d["materials"].values():
+            mat.pop("calibration", None)
+            if variant == "ou":  # spot 1e9 reverting fast to USD 1/t: price ratios of 1e9
+                mat.update(spot_usd_per_t=1e9, long_run_usd_per_t=1.0, volatility=2.0, mean_reversion_per_year=10.0)
+            else:  # GBM at the largest drift, with the volatility that fattens the upper tail most
+                mat.update(model="gbm", spot_usd_per_t=1e9, long_run_usd_per_t=1e9, drift_per_year=0.3,
+                           volatility=0.56)
+        d["fx"].update(spot=0.2, long_run=5.0, volatility=0.5)
+        d["export_restriction"].update(geopolitical_loading=3.0, price_uplift={k: 10.0 for k in d["materials"]})
+
+    def countries(d):
+        d["geopolitical_factor"]["hazard_loading"] = 3.0
+        for country in d["countries"].values():
+            for event in country["events"].values():
+                if "price_elasticity" in event:
+                    event["price_elasticity"] = 10.0
+
+    def fund(d):
+        d.update(horizon_years=80, discount_rate_nominal=-0.05, inflation=-0.09)
+        d["portfolio"].update(budget_meur=1e6, contingent_limit_meur=1e6, cvar_limit_meur=1e6, max_country_share=1.0,
+                              max_material_share=1.0)
+
+    def project(d):
+        n = len(d["products"])
+        for prod in d["products"].values():  # revenue just under USD 100 bn/yr at USD 1e9/t
+            prod.update(recovery=1.0, payability=1.0, product_factor=1.0, grade_pct=0.9e5 / n / 1e12 * 100)
+        d["operations"].update(ore_mtpa=1000.0, opex_usd_per_t_ore=70.0, fixed_opex_musd_per_year=1e4,
+                               mine_life_years=100)
+        d["capex"].update(initial_musd=1e5, sustaining_musd_per_year=1e4, closure_musd=1e5, studies_musd=1e5)
+        if d["stage"] == "production":
+            d["capex"]["acquisition_musd"] = 1e5
+        d["debt"].update(amount_musd=1e5, interest_rate=0.5, sponsor_support_musd=1e5)
+
+    edit(work, "markets.yaml", markets)
+    edit(work, "countries.yaml", countries)
+    edit(work, "fund.yaml", fund)
+    edit(work, "instruments.yaml", lambda d: d["price_floor"].update(
+        floors_usd_per_t={k: 1e9 for k in d["price_floor"]["floors_usd_per_t"]}))
+    edit(work, "stress.yaml", lambda d: (d.update(stress_scenarios=64),
+                                         d["scenarios"].pop("base_metal_crash_40"),
+                                         d["scenarios"].pop("global_recession")))
+    for pid in keep:
+        edit(work, f"projects/{pid}.yaml", project)
+
+
+@pytest.mark.parametrize("variant", ["ou", "gbm"])
+def test_values_at_the_bounds_simulate_and_optimise_to_finite_numbers(work, tmp_path, variant):
+    """The bounds are tight enough for the engine: no inf/NaN, no internal error, no wrong diagnosis."""
+    from test_robustness_inputs import check_portfolio_outputs
+    from test_robustness_mutations import check_finite_outputs
+
+    _corner(work, variant)
+    code, out, err = validate(work)
+    assert code == 0, err
+    out_dir = tmp_path / "out"
+    code, out, err = run_cli(["simulate", "--assumptions", str(work), "--scenarios", "256", "--workers", "1",
+                              "--no-attribution", "--quiet", "--out", str(out_dir)])
+    assert code == 0, err
+    check_finite_outputs(out_dir / "simulation", variant)
+    code, out, err = run_cli(["optimize", "--assumptions", str(work), "--scenarios", "256", "--workers", "1",
+                              "--out", str(out_dir)])
+    assert code == 0, err
+    check_portfolio_outputs(out_dir / "portfolio", variant)
+
+
+# ----------------------------------------------------------------------------- free text
+@pytest.mark.parametrize(("rel", "key", "limit"), [
+    pytest.param(PROJECT, "name", 200, id="project-name"),
+    pytest.param(PROJECT, "sources.deposit", 2000, id="project-source"),
+    pytest.param("markets.yaml", "materials.gallium.name", 200, id="material-name"),
+    pytest.param("markets.yaml", "materials.gallium.product", 2000, id="material-product"),
+    pytest.param("countries.yaml", "countries.KZ.name", 200, id="country-name"),
+    pytest.param("stress.yaml", "scenarios.global_recession.description", 2000, id="stress-description"),
+    pytest.param("fund.yaml", "name", 200, id="fund-name"),
+])
+def test_free_text_length_is_bounded(work, rel, key, limit):
+    def setter(text):
+        def change(d):
+            *head, last = key.split(".")
+            for part in head:
+                d = d[part]
+            d[last] = text
+        return change
+
+    edit(work, rel, setter("é" * limit))  # at the limit: valid (characters, not bytes)
+    code, out, err = validate(work)
+    assert code == 0, err
+    edit(work, rel, setter("x" * (1_000_000)))  # the 1 MB project name of issue 12
+    line = refused(*validate(work), rel, key, f"must have at most {limit:,} characters", "(1,000,000 characters)")
+    assert line.startswith(f"  - {rel}: {key}: ")
+
+
+def test_project_id_is_bounded(work):
+    stem = "a" * 65
+    text = (work / PROJECT).read_text(encoding="utf-8").replace("id: kz_gallium", f"id: {stem}")
+    (work / PROJECT).unlink()
+    (work / "projects" / f"{stem}.yaml").write_text(text, encoding="utf-8")
+    refused(*validate(work), f"projects/{stem[:10]}", "id", "must have at most 64 characters")

@@ -19,9 +19,10 @@ import numpy as np
 import yaml
 from pydantic import BaseModel, ValidationError
 
-from ..errors import AssumptionError, Issue
+from ..errors import AssumptionError, Issue, excerpt, value_excerpt
 from ..errors import did_you_mean as _hint
-from .schema import (CalibrationFile, CountriesFile, FundFile, InstrumentsFile, MarketsFile, Project, Stage,
+from .schema import (FX_MAX, FX_MIN, MAX_ID_CHARS, MAX_PROJECT_MUSD_PER_YEAR, PRICE_MAX_USD_PER_T, PRICE_MIN_USD_PER_T,
+                     CalibrationFile, CountriesFile, FundFile, InstrumentsFile, MarketsFile, Project, Stage,
                      StressFile)
 
 FX_FACTOR = "EURUSD"
@@ -155,6 +156,9 @@ _RULES = {
     "less_than_equal": "must be <= {le}",
     "missing": "is required but missing",
     "string_too_short": "must have at least {min_length} characters",
+    "string_too_long": "must have at most {max_length} characters",
+    "too_short": "must have at least {min_length} entries",
+    "too_long": "must have at most {max_length} entries",
     "string_pattern_mismatch": "must match the pattern {pattern}",
     "float_parsing": "must be a number",
     "float_type": "must be a number",
@@ -200,7 +204,7 @@ def _issues_from_validation(rel: str, model: type[BaseModel], exc: ValidationErr
     out = []
     for err in exc.errors(include_url=False):
         loc = tuple(err["loc"])
-        key = ".".join(str(p) for p in loc)
+        key = _key_path(loc)
         kind = err["type"]
         ctx = err.get("ctx") or {}
         value = err.get("input")
@@ -221,13 +225,38 @@ def _issues_from_validation(rel: str, model: type[BaseModel], exc: ValidationErr
             rule, show = str(ctx.get("error", err["msg"])), False
         elif kind in _RULES:
             try:
-                rule = _RULES[kind].format(**ctx)
+                rule = _RULES[kind].format(**{k: _number(v) for k, v in ctx.items()})
             except (KeyError, IndexError):
                 rule = err["msg"]
         else:
             rule = err["msg"][0].lower() + err["msg"][1:]
+        if loc and loc[-1] == "[key]":  # a mapping key itself is wrong: name the mapping and the key
+            key = _key_path(loc[:-2])
+            rule = f"key {value_excerpt(value)}: {rule}"
+            show = False
         out.append(Issue(rel, key, rule, value, show_value=show))
     return out
+
+
+def _key_path(loc: tuple) -> str:
+    """``capex.initial_musd`` from a pydantic location; a part longer than an identifier may be
+    (64 characters) is cut: a 10,000-character key is not echoed."""
+    return ".".join(excerpt(p, MAX_ID_CHARS) for p in loc)
+
+
+def _number(value: Any) -> Any:
+    """A bound as an analyst types it: ``1,000,000,000`` rather than ``1000000000.0``; other values unchanged.
+
+    Examples
+    --------
+    >>> _number(1e9), _number(0.5), _number(0), _number("x")
+    ('1,000,000,000', '0.5', '0', 'x')
+    """
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return value
+    if float(value).is_integer() and abs(value) < 1e18:
+        return f"{int(value):,}"
+    return repr(float(value))
 
 
 def _validate(rel: str, model: type[BaseModel], data: Any, issues: list[Issue]):
@@ -313,8 +342,10 @@ def _check_project_refs(rel: str, pid: Any, country: Any, products: Any, stem: s
 
 
 def _check_project(rel: str, p: Project, stem: str, material_ids: list[str] | None,
-                   country_ids: list[str] | None, issues: list[Issue]) -> None:
+                   country_ids: list[str] | None, issues: list[Issue],
+                   prices: dict[str, float] | None = None) -> None:
     _check_project_refs(rel, p.id, p.country, p.products, stem, material_ids, country_ids, issues)
+    _check_project_scale(rel, p, prices, issues)
     if not p.products:
         issues.append(Issue(rel, "products", "must name at least one material", None, False))
     needs = {
@@ -347,6 +378,63 @@ def _check_project(rel: str, p: Project, stem: str, material_ids: list[str] | No
         overrun_parameters(p.capex.overrun_mean, p.capex.overrun_prob_ge_100pct, p.capex.overrun_shift)
     except ValueError as exc:
         issues.append(Issue(rel, "capex.overrun_prob_ge_100pct", str(exc), p.capex.overrun_prob_ge_100pct))
+
+
+def _check_project_scale(rel: str, p: Project, prices: dict[str, float] | None, issues: list[Issue]) -> None:
+    """Revenue and operating cost at full capacity within USD 100 bn a year.
+
+    Each number may be within its own bounds while their product is not (1,000 Mt/yr of ore
+    at 100 % grade and USD 1e9/t): no mine has had a tenth of that (Escondida, the largest
+    copper mine, sells ~USD 10-15 bn a year). Revenue uses the highest of spot, long-run price
+    and price floor of each product (``prices``; skipped when markets.yaml is invalid).
+    """
+    limit = MAX_PROJECT_MUSD_PER_YEAR
+    ops = p.operations
+    cost = ops.ore_mtpa * ops.opex_usd_per_t_ore + ops.fixed_opex_musd_per_year + p.capex.sustaining_musd_per_year
+    if cost > limit:
+        issues.append(Issue(rel, "operations.opex_usd_per_t_ore",
+                            f"operating cost at full capacity is USD {cost:,.0f} m a year (ore_mtpa {ops.ore_mtpa:g} x "
+                            f"opex + fixed + sustaining); no mine costs more than USD {limit:,.0f} m a year: check "
+                            "the units (USD per t of ore, Mt of ore per year)", ops.opex_usd_per_t_ore))
+    if prices is None:
+        return
+    for mat, prod in p.products.items():
+        price = prices.get(mat)
+        if price is None:
+            continue  # unknown material: reported by _check_project_refs
+        revenue = ops.ore_mtpa * prod.grade_pct / 100 * prod.product_factor * prod.recovery * prod.payability * price
+        if revenue > limit:
+            issues.append(Issue(
+                rel, f"products.{mat}",
+                f"revenue at full capacity is USD {revenue:,.0f} m a year (ore_mtpa {ops.ore_mtpa:g} x grade_pct "
+                f"{prod.grade_pct:g} % x recovery x payability x product_factor at USD {price:,.0f}/t); no mine sells "
+                f"more than USD {limit:,.0f} m a year: check the units (grade in per cent, price per tonne)",
+                None, False))
+
+
+def _check_stress(stress: StressFile, markets: MarketsFile | None, issues: list[Issue]) -> None:
+    """Stressed prices and exchange rates stay within the bounds of markets.yaml."""
+    if markets is None:
+        return
+    for name, sc in stress.scenarios.items():
+        for key, field, multipliers in (("spot_price_multipliers", "spot_usd_per_t", sc.spot_price_multipliers),
+                                        ("long_run_price_multipliers", "long_run_usd_per_t",
+                                         sc.long_run_price_multipliers)):
+            for mat, m in multipliers.items():
+                material = markets.materials.get(mat)
+                if material is None:
+                    continue  # reported as undefined
+                stressed = getattr(material, field) * m
+                if not PRICE_MIN_USD_PER_T <= stressed <= PRICE_MAX_USD_PER_T:
+                    issues.append(Issue(
+                        "stress.yaml", f"scenarios.{name}.{key}.{mat}",
+                        f"gives a price of USD {stressed:,.6g}/t ({field} {getattr(material, field):,.6g} x {m:g}); "
+                        f"must stay within {_number(PRICE_MIN_USD_PER_T)} to {_number(PRICE_MAX_USD_PER_T)} USD/t", m))
+        fx = markets.fx.spot * sc.fx_spot_multiplier
+        if not FX_MIN <= fx <= FX_MAX:
+            issues.append(Issue("stress.yaml", f"scenarios.{name}.fx_spot_multiplier",
+                                f"gives EUR/USD {fx:.4g} (spot {markets.fx.spot:g} x {sc.fx_spot_multiplier:g}); "
+                                f"must stay within {FX_MIN:g} to {FX_MAX:g} USD per EUR", sc.fx_spot_multiplier))
 
 
 # ----------------------------------------------------------------------------- entry point
@@ -416,6 +504,7 @@ def load_assumptions(directory: str | Path = "assumptions") -> Assumptions:
     if (root / "stress.yaml").exists():
         stress = _validate("stress.yaml", StressFile, read("stress.yaml"), issues)
         if stress is not None:
+            _check_stress(stress, markets, issues)
             for name, sc in stress.scenarios.items():
                 for key, ids, known in (("spot_price_multipliers", sc.spot_price_multipliers, material_ids),
                                         ("long_run_price_multipliers", sc.long_run_price_multipliers, material_ids),
@@ -440,6 +529,13 @@ def load_assumptions(directory: str | Path = "assumptions") -> Assumptions:
         calibration = _validate("calibration.yaml", CalibrationFile,
                                 _read_yaml(root / "calibration.yaml", "calibration.yaml", issues), issues)
 
+    # the highest price a product can fetch: spot, long run or the fund's floor
+    prices = None
+    if markets is not None:
+        floors = instruments.price_floor.floors_usd_per_t if instruments is not None else {}
+        prices = {mid: max(m.spot_usd_per_t, m.long_run_usd_per_t, floors.get(mid, 0.0))
+                  for mid, m in markets.materials.items()}
+
     projects: dict[str, Project] = {}
     project_dir = root / "projects"
     files = sorted(project_dir.glob("*.yaml")) + sorted(project_dir.glob("*.yml"))
@@ -458,7 +554,7 @@ def load_assumptions(directory: str | Path = "assumptions") -> Assumptions:
                 _check_project_refs(rel, data.get("id"), data.get("country"), data.get("products"),
                                     path.stem, material_ids, country_ids, issues)
             continue
-        _check_project(rel, project, path.stem, material_ids, country_ids, issues)
+        _check_project(rel, project, path.stem, material_ids, country_ids, issues, prices)
         if project.id in projects:
             issues.append(Issue(rel, "id", "is used by another project file", project.id))
         projects[project.id] = project

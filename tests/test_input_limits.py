@@ -392,3 +392,116 @@ def test_project_id_is_bounded(work):
     (work / PROJECT).unlink()
     (work / "projects" / f"{stem}.yaml").write_text(text, encoding="utf-8")
     refused(*validate(work), f"projects/{stem[:10]}", "id", "must have at most 64 characters")
+
+
+# ----------------------------------------------------------------------------- files outside, too large, not files
+SECRET = "TOP-SECRET-LINE " + "s3cr3t " * 40  # a recognisable long line
+
+
+def test_link_to_a_file_outside_the_folder_is_refused_unread(work, tmp_path):
+    outside = tmp_path / "outside" / "passwd"
+    outside.parent.mkdir()
+    outside.write_text("id: leak\n" + SECRET + "\n" * 3 + SECRET + "\n", encoding="utf-8")
+    (work / "projects" / "leak.yaml").symlink_to(outside)
+    code, out, err = validate(work)
+    line = refused(code, out, err, "projects/leak.yaml", "outside the assumptions directory")
+    assert "TOP-SECRET" not in out + err and "s3cr3t" not in out + err
+    assert "copy the file in" in line
+
+
+@pytest.mark.parametrize("rel", ["fund.yaml", "stress.yaml", "calibration.yaml"])
+def test_top_level_file_linked_outside_is_refused(work, tmp_path, rel):
+    outside = tmp_path / rel
+    outside.write_text((work / rel).read_text(encoding="utf-8") + f"# {SECRET}\n", encoding="utf-8")
+    (work / rel).unlink()
+    (work / rel).symlink_to(outside)
+    code, out, err = validate(work)
+    refused(code, out, err, rel, "outside the assumptions directory")
+    assert "TOP-SECRET" not in out + err
+
+
+def test_links_inside_the_folder_and_a_linked_folder_are_fine(work, tmp_path):
+    shared = work / "shared"
+    shared.mkdir()
+    (work / "fund.yaml").rename(shared / "fund.yaml")
+    (work / "fund.yaml").symlink_to(Path("shared") / "fund.yaml")  # relative link, inside
+    alias = tmp_path / "alias"
+    alias.symlink_to(work, target_is_directory=True)  # the folder itself is a link
+    code, out, err = validate(alias)
+    assert code == 0, err
+
+
+def test_broken_and_looping_links_are_reported(work):
+    (work / "projects" / "gone.yaml").symlink_to(work / "projects" / "nowhere.yaml")
+    (work / "projects" / "loop.yaml").symlink_to(work / "projects" / "loop.yaml")
+    code, out, err = validate(work)
+    refused(code, out, err, "projects/gone.yaml", "symbolic link to a file that does not exist")
+    refused(code, out, err, "projects/loop.yaml", "cannot be read")
+
+
+@pytest.mark.parametrize("size", [6 * 2**20, 20 * 2**30], ids=["6MB", "20GB"])
+def test_file_over_5_mb_is_refused_without_reading_it(work, monkeypatch, size):
+    big = work / "projects" / "huge.yaml"
+    with big.open("wb") as f:
+        f.truncate(size)  # sparse: no disk space, but stat() says `size`
+    opened = []
+    real_open = os.open
+
+    def spy(path, *args, **kwargs):
+        opened.append(os.fspath(path))
+        return real_open(path, *args, **kwargs)
+
+    monkeypatch.setattr(os, "open", spy)
+    start = time.monotonic()
+    code, out, err = validate(work)
+    elapsed = time.monotonic() - start
+    refused(code, out, err, "projects/huge.yaml", "MB; an assumption file must be at most 5 MB")
+    assert not any(p.endswith("huge.yaml") for p in opened), "the large file was opened"
+    assert any(p.endswith("kz_gallium.yaml") for p in opened)  # the spy sees the loader's reads
+    assert elapsed < 30
+
+
+def test_fifo_is_refused_without_blocking(work):
+    os.mkfifo(work / "projects" / "pipe.yaml")  # opening it for reading would wait for a writer for ever
+    code, out, err = validate(work)
+    refused(code, out, err, "projects/pipe.yaml", "is not a regular file")
+
+
+def test_directory_named_like_a_project_file(work):
+    (work / "projects" / "folder.yaml").mkdir()
+    refused(*validate(work), "projects/folder.yaml", "is not a regular file")
+
+
+# ----------------------------------------------------------------------------- no long echoes
+LONG = "Q" * 10_000
+
+
+@pytest.mark.parametrize(("rel", "start", "new", "fragments"), [
+    pytest.param(PROJECT, "  ore_mtpa:", f"  ore_mtpa: {LONG}", ["operations.ore_mtpa", "must be a number",
+                                                                 "… (10,000 characters)"], id="value"),
+    pytest.param(PROJECT, "name:", f"name: {LONG}", ["name", "must have at most 200 characters"], id="name"),
+    pytest.param(PROJECT, "country:", f"country: {LONG}", ["country", "must have at most 64 characters"],
+                 id="reference"),
+    pytest.param(PROJECT, "stage:", f"stage: {LONG}", ["stage", "must be one of"], id="enum"),
+    pytest.param(PROJECT, "offtake:", f"? {LONG}\n: 1\nofftake:", ["QQQQ", "unknown key"], id="unknown-key"),
+    pytest.param(PROJECT, "stage:", f"stage: !{LONG} x", ["invalid YAML", "could not determine a constructor"],
+                 id="tag"),
+    pytest.param(PROJECT, "stage:", f"? {LONG}\n: 1\n? {LONG}\n: 2\nstage: feasibility",
+                 ["invalid YAML", "duplicate key"], id="duplicate-key"),
+    pytest.param(PROJECT, "stage:", f"stage: '{LONG}", ["invalid YAML", "line"], id="unclosed-quote"),
+    pytest.param("markets.yaml", "  gallium:", f"  ? {LONG}\n  :", ["markets.yaml", "materials", "key 'QQQ",
+                                                             "must have at most 64 characters"], id="mapping-key"),
+    pytest.param("markets.yaml", "  factors:", f"  factors: [ndpr, lithium, cobalt, graphite, tungsten, copper, "
+                 f"nickel, {LONG}, EURUSD]", ["correlation.factors", "must have at most 64"], id="factor"),
+])
+def test_long_bad_values_are_quoted_as_short_excerpts(work, rel, start, new, fragments):
+    replace_line(work, rel, start, new)
+    code, out, err = validate(work)
+    refused(code, out, err, *fragments)
+    assert "Q" * 81 not in err  # at most an excerpt of ~80 characters
+
+
+def test_a_file_that_is_one_long_text_is_quoted_as_an_excerpt(work):
+    (work / PROJECT).write_text(LONG + "\n", encoding="utf-8")
+    line = refused(*validate(work), PROJECT, "must be a mapping of keys to values")
+    assert "…" in line

@@ -2,6 +2,11 @@
 
 Every problem in every file is collected into one :class:`~fundmodel.errors.AssumptionError`
 whose lines read ``projects/mn_ree.yaml: capex.initial_musd: must be > 0, got -5``.
+
+Files are read defensively: a file that resolves (symbolic links followed) outside the
+assumptions directory, that is not a regular file, or that is larger than
+:data:`MAX_FILE_BYTES` is refused before a byte of it is read.
+
 YAML is read with a safe loader that also rejects duplicate keys (PyYAML would
 silently keep the last one).
 """
@@ -10,6 +15,8 @@ from __future__ import annotations
 
 import difflib
 import hashlib
+import os
+import stat
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -26,6 +33,8 @@ from .schema import (FX_MAX, FX_MIN, MAX_ID_CHARS, MAX_PROJECT_MUSD_PER_YEAR, PR
                      StressFile)
 
 FX_FACTOR = "EURUSD"
+#: largest assumption file read (bytes); the shipped files are < 40 kB
+MAX_FILE_BYTES = 5 * 2**20
 
 
 @dataclass(frozen=True)
@@ -88,7 +97,7 @@ def _construct_mapping(loader: _UniqueKeyLoader, node: yaml.MappingNode, deep: b
             raise yaml.constructor.ConstructorError(
                 None,
                 None,
-                f"duplicate key {key!r} (first at line {seen[key] + 1})",
+                f"duplicate key {value_excerpt(key)} (first at line {seen[key] + 1})",
                 key_node.start_mark,
             )
         seen[key] = key_node.start_mark.line
@@ -106,16 +115,75 @@ def _construct_timestamp(loader: _UniqueKeyLoader, node: yaml.ScalarNode):
         return yaml.constructor.SafeConstructor.construct_yaml_timestamp(loader, node)
     except (ValueError, OverflowError) as exc:
         raise yaml.constructor.ConstructorError(
-            None, None, f"invalid date {node.value!r} ({exc})", node.start_mark) from None
+            None, None, f"invalid date {value_excerpt(node.value)} ({exc})", node.start_mark) from None
 
 
 _UniqueKeyLoader.add_constructor("tag:yaml.org,2002:timestamp", _construct_timestamp)
 
 
-def _read_yaml(path: Path, rel: str, issues: list[Issue]) -> Any:
+def _read_bytes(root: Path, path: Path, rel: str, issues: list[Issue]) -> bytes | None:
+    """The bytes of ``path``, or None with an issue: missing, not a regular file, a link that
+    resolves outside ``root`` (resolved), or larger than :data:`MAX_FILE_BYTES`.
+
+    Everything is checked before the file is opened (a link to ``/etc/passwd`` or to a 20 GB
+    file is never read) and again on the open file (it may have been swapped meanwhile).
+    """
     try:
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
+        real = path.resolve(strict=True)
+    except FileNotFoundError:
+        rule = ("is a symbolic link to a file that does not exist" if path.is_symlink()
+                else "file is missing")
+        issues.append(Issue(rel, "", rule, show_value=False))
+        return None
+    except (OSError, RuntimeError) as exc:  # a loop of symbolic links, permissions
+        issues.append(Issue(rel, "", f"cannot be read ({excerpt(exc, 120)})", show_value=False))
+        return None
+    if real != root and root not in real.parents:
+        issues.append(Issue(rel, "", f"resolves to {excerpt(real, 120)}, outside the assumptions directory: "
+                                     "assumption files must be inside it (copy the file in instead of "
+                                     "linking to it)", show_value=False))
+        return None
+
+    def refused(info: os.stat_result) -> str | None:
+        if not stat.S_ISREG(info.st_mode):
+            return "is not a regular file"
+        if info.st_size > MAX_FILE_BYTES:
+            return (f"is {info.st_size / 2**20:,.1f} MB; an assumption file must be at most "
+                    f"{MAX_FILE_BYTES / 2**20:g} MB")
+        return None
+
+    try:
+        rule = refused(os.stat(real))
+        if rule is None:
+            flags = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_NOFOLLOW", 0)
+            with os.fdopen(os.open(real, flags), "rb") as f:
+                rule = refused(os.fstat(f.fileno()))
+                data = f.read(MAX_FILE_BYTES + 1) if rule is None else b""
+            if rule is None and len(data) > MAX_FILE_BYTES:
+                rule = f"is larger than {MAX_FILE_BYTES / 2**20:g} MB, the limit of an assumption file"
+    except OSError as exc:
+        issues.append(Issue(rel, "", f"cannot be read ({excerpt(exc.strerror or exc, 120)})", show_value=False))
+        return None
+    if rule is not None:
+        issues.append(Issue(rel, "", rule, show_value=False))
+        return None
+    return data
+
+
+def _read_yaml(root: Path, path: Path, rel: str, issues: list[Issue],
+               hashes: dict[str, str] | None = None) -> Any:
+    """Parse one assumption file (checked by :func:`_read_bytes`); None with issues if it cannot be.
+
+    ``root`` is the resolved assumptions directory; ``hashes`` receives the file's SHA-256.
+    """
+    raw = _read_bytes(root, path, rel, issues)
+    if raw is None:
+        return None
+    if hashes is not None:
+        hashes[rel] = hashlib.sha256(raw).hexdigest()
+    try:
+        text = raw.decode("utf-8").replace("\r\n", "\n").replace("\r", "\n")  # as read_text()
+    except UnicodeDecodeError as exc:
         issues.append(Issue(rel, "", f"cannot be read ({exc})", show_value=False))
         return None
     try:
@@ -123,10 +191,10 @@ def _read_yaml(path: Path, rel: str, issues: list[Issue]) -> Any:
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
-        problem = getattr(exc, "problem", None) or str(exc)
+        problem = excerpt(getattr(exc, "problem", None) or str(exc), 120)
         context, context_mark = getattr(exc, "context", None), getattr(exc, "context_mark", None)
         if context and context_mark is not None and (mark is None or context_mark.line != mark.line):
-            problem += f" ({context} at line {context_mark.line + 1})"
+            problem += f" ({excerpt(context, 80)} at line {context_mark.line + 1})"
         if isinstance(exc, yaml.reader.ReaderError):  # a forbidden character: no mark, a two-line str()
             line_start = text.rfind("\n", 0, exc.position) + 1
             where = f"line {text.count(chr(10), 0, exc.position) + 1}, column {exc.position - line_start + 1}: "
@@ -134,7 +202,7 @@ def _read_yaml(path: Path, rel: str, issues: list[Issue]) -> Any:
         issues.append(Issue(rel, "", f"invalid YAML: {where}{problem}", show_value=False))
         return None
     except (ValueError, TypeError, OverflowError, RecursionError) as exc:  # last resort, no line known
-        issues.append(Issue(rel, "", f"invalid YAML: {exc}", show_value=False))
+        issues.append(Issue(rel, "", f"invalid YAML: {excerpt(exc, 120)}", show_value=False))
         return None
     if data is None:
         issues.append(Issue(rel, "", "is empty; must be a mapping of keys to values", show_value=False))
@@ -286,7 +354,7 @@ def _check_markets(m: MarketsFile, issues: list[Issue]) -> None:
     unknown = [f for f in factors if f not in expected]
     for f in unknown:
         hint = _hint(f, expected)
-        issues.append(Issue(rel, "correlation.factors", f"names unknown factor '{f}'{hint}", f, False))
+        issues.append(Issue(rel, "correlation.factors", f"names unknown factor '{excerpt(f, 64)}'{hint}", f, False))
     missing = [f for f in expected if f not in factors]
     if missing:
         issues.append(Issue(rel, "correlation.factors",
@@ -329,7 +397,7 @@ def _check_project_refs(rel: str, pid: Any, country: Any, products: Any, stem: s
     """Id = file name, country and materials exist; on raw values too, so that these are
     reported even when a file has schema errors (values of the wrong type are skipped)."""
     if isinstance(pid, str) and pid != stem:
-        issues.append(Issue(rel, "id", f"must equal the file name '{stem}'", pid))
+        issues.append(Issue(rel, "id", f"must equal the file name '{excerpt(stem, 64)}'", pid))
     if country_ids is not None and isinstance(country, str) and country not in country_ids:
         hint = _hint(country, country_ids)
         issues.append(Issue(rel, "country", f"must be a country in countries.yaml{hint}", country))
@@ -478,16 +546,14 @@ def load_assumptions(directory: str | Path = "assumptions") -> Assumptions:
         rule = ("is not a directory (give the assumptions directory)" if root.exists()
                 else "assumptions directory does not exist")
         raise AssumptionError([Issue(str(root), "", rule, show_value=False)])
+    real_root = root.resolve()
     hashes: dict[str, str] = {}
 
     def read(rel: str):
-        path = root / rel
-        if not path.is_file():
-            issues.append(Issue(rel, "", "file is missing", show_value=False))
-            return None
-        hashes[rel] = hashlib.sha256(path.read_bytes()).hexdigest()
-        return _read_yaml(path, rel, issues)
+        return _read_yaml(real_root, root / rel, rel, issues, hashes)
 
+    def present(rel: str) -> bool:  # a broken link counts: it is reported, not skipped
+        return os.path.lexists(root / rel)
     fund = _validate("fund.yaml", FundFile, read("fund.yaml"), issues)
     markets_data = read("markets.yaml")
     markets = _validate("markets.yaml", MarketsFile, markets_data, issues)
@@ -501,7 +567,7 @@ def load_assumptions(directory: str | Path = "assumptions") -> Assumptions:
     if markets is not None:
         _check_markets(markets, issues)
     stress = None
-    if (root / "stress.yaml").exists():
+    if present("stress.yaml"):
         stress = _validate("stress.yaml", StressFile, read("stress.yaml"), issues)
         if stress is not None:
             _check_stress(stress, markets, issues)
@@ -515,7 +581,7 @@ def load_assumptions(directory: str | Path = "assumptions") -> Assumptions:
                             issues.append(Issue("stress.yaml", f"scenarios.{name}.{key}.{ref}",
                                                 f"is not defined in the assumptions{hint}", ref, False))
     instruments = None
-    if (root / "instruments.yaml").exists():
+    if present("instruments.yaml"):
         instruments = _validate("instruments.yaml", InstrumentsFile, read("instruments.yaml"), issues)
         if instruments is not None:
             for mat in instruments.price_floor.floors_usd_per_t:
@@ -525,9 +591,10 @@ def load_assumptions(directory: str | Path = "assumptions") -> Assumptions:
                                         f"must be a material in markets.yaml{hint}", mat, False))
 
     calibration = None
-    if (root / "calibration.yaml").exists():  # read but not hashed: the simulation does not use it
+    if present("calibration.yaml"):  # read but not hashed: the simulation does not use it
         calibration = _validate("calibration.yaml", CalibrationFile,
-                                _read_yaml(root / "calibration.yaml", "calibration.yaml", issues), issues)
+                                _read_yaml(real_root, root / "calibration.yaml", "calibration.yaml", issues),
+                                issues)
 
     # the highest price a product can fetch: spot, long run or the fund's floor
     prices = None

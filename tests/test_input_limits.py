@@ -505,3 +505,29 @@ def test_a_file_that_is_one_long_text_is_quoted_as_an_excerpt(work):
     (work / PROJECT).write_text(LONG + "\n", encoding="utf-8")
     line = refused(*validate(work), PROJECT, "must be a mapping of keys to values")
     assert "…" in line
+
+
+# ----------------------------------------------------------------------------- project file names
+@pytest.mark.parametrize("suffix", [".YAML", ".Yml", ".yml", ".YmL"])
+def test_project_file_in_any_letter_case_is_read(work, suffix):
+    (work / PROJECT).rename(work / "projects" / f"kz_gallium{suffix}")
+    code, out, err = validate(work)
+    assert code == 0, err
+    assert "valid (12 projects" in out
+    assert "kz_gallium" in load_assumptions(work).projects
+
+
+@pytest.mark.parametrize("twin", ["kz_gallium.YAML", "kz_gallium.yml", "kz_gallium.Yml"])
+def test_two_files_of_one_project_are_an_error(work, twin):
+    (work / "projects" / twin).write_text((work / PROJECT).read_text(encoding="utf-8"), encoding="utf-8")
+    refused(*validate(work), f"projects/{twin}", "id", "is used by another project file")
+
+
+@pytest.mark.parametrize(("name", "fragment"), [
+    pytest.param("stress.yml", "must be named 'stress.yaml'", id="yml"),
+    pytest.param("Instruments.yaml", "must be named 'instruments.yaml'", id="case"),
+    pytest.param("fund.YAML", "must be named 'fund.yaml'", id="suffix-case"),
+])
+def test_top_level_file_spelt_differently_is_not_skipped(work, name, fragment):
+    (work / name).write_text("source: x\n", encoding="utf-8")
+    refused(*validate(work), name, fragment)

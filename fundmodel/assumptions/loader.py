@@ -5,10 +5,11 @@ whose lines read ``projects/mn_ree.yaml: capex.initial_musd: must be > 0, got -5
 
 Files are read defensively: a file that resolves (symbolic links followed) outside the
 assumptions directory, that is not a regular file, or that is larger than
-:data:`MAX_FILE_BYTES` is refused before a byte of it is read.
+:data:`MAX_FILE_BYTES` is refused before a byte of it is read. Project files are
+``projects/<id>.yaml`` or ``.yml`` in any letter case.
 
 YAML is read with a safe loader that also rejects duplicate keys (PyYAML would
-silently keep the last one).
+silently keep the last one)).
 """
 
 from __future__ import annotations
@@ -35,6 +36,8 @@ from .schema import (FX_MAX, FX_MIN, MAX_ID_CHARS, MAX_PROJECT_MUSD_PER_YEAR, PR
 FX_FACTOR = "EURUSD"
 #: largest assumption file read (bytes); the shipped files are < 40 kB
 MAX_FILE_BYTES = 5 * 2**20
+#: project files: ``<id>`` + one of these suffixes, compared without letter case
+PROJECT_SUFFIXES = (".yaml", ".yml")
 
 
 @dataclass(frozen=True)
@@ -506,6 +509,35 @@ def _check_stress(stress: StressFile, markets: MarketsFile | None, issues: list[
 
 
 # ----------------------------------------------------------------------------- entry point
+#: the files of the assumptions directory besides projects/ (the first three are required)
+TOP_LEVEL_FILES = ("fund.yaml", "markets.yaml", "countries.yaml", "stress.yaml", "instruments.yaml",
+                   "calibration.yaml")
+
+
+def _project_files(project_dir: Path) -> list[Path]:
+    """``projects/*.yaml`` and ``*.yml`` in any letter case (``kz_gallium.YAML`` is a project too).
+
+    ``.yaml`` before ``.yml`` and lower case first: of two files with the same id, the second
+    is reported as a duplicate.
+    """
+    if not project_dir.is_dir():
+        return []
+    files = [p for p in project_dir.iterdir() if p.suffix.lower() in PROJECT_SUFFIXES]
+    return sorted(files, key=lambda p: (p.suffix.lower() != ".yaml", p.suffix not in PROJECT_SUFFIXES, p.name))
+
+
+def _check_file_names(root: Path, issues: list[Issue]) -> None:
+    """A top-level file named like one the model reads but spelt differently (``stress.yml``,
+    ``Fund.yaml``) would be skipped without a word: refuse it instead."""
+    expected = {Path(name).stem: name for name in TOP_LEVEL_FILES}
+    for path in sorted(root.iterdir()):
+        stem, suffix = path.name.rsplit(".", 1) if "." in path.name else (path.name, "")
+        name = expected.get(stem.lower())
+        if name is not None and f".{suffix.lower()}" in PROJECT_SUFFIXES and path.name != name:
+            issues.append(Issue(path.name, "", f"must be named '{name}' (the model reads only that spelling)",
+                                show_value=False))
+
+
 def _names(source: Any, key: str, model: BaseModel | None) -> list[str] | None:
     """Ids defined by a file: the validated mapping, else the raw ``key`` mapping, else None."""
     if model is None:
@@ -554,6 +586,8 @@ def load_assumptions(directory: str | Path = "assumptions") -> Assumptions:
 
     def present(rel: str) -> bool:  # a broken link counts: it is reported, not skipped
         return os.path.lexists(root / rel)
+
+    _check_file_names(root, issues)
     fund = _validate("fund.yaml", FundFile, read("fund.yaml"), issues)
     markets_data = read("markets.yaml")
     markets = _validate("markets.yaml", MarketsFile, markets_data, issues)
@@ -605,7 +639,7 @@ def load_assumptions(directory: str | Path = "assumptions") -> Assumptions:
 
     projects: dict[str, Project] = {}
     project_dir = root / "projects"
-    files = sorted(project_dir.glob("*.yaml")) + sorted(project_dir.glob("*.yml"))
+    files = _project_files(project_dir)
     if not project_dir.is_dir():
         issues.append(Issue("projects/", "", "directory is missing (it must hold one <id>.yaml per project)",
                             show_value=False))

@@ -531,3 +531,80 @@ def test_two_files_of_one_project_are_an_error(work, twin):
 def test_top_level_file_spelt_differently_is_not_skipped(work, name, fragment):
     (work / name).write_text("source: x\n", encoding="utf-8")
     refused(*validate(work), name, fragment)
+
+
+# ----------------------------------------------------------------------------- YAML merge keys
+MERGED_COUNTRIES = """\
+geopolitical_factor: {persistence: 0.7, hazard_loading: 0.5, source: "assumption"}
+countries:
+  AU:
+    name: Australia
+    iso3: AUS
+    oecd_category: null
+    permitting_years: &permits {min: 1, mode: 2, max: 3}
+    events: &calm
+      expropriation: &expro {annual_probability: 0.001, compensation_share: 0.9}
+      forced_participation: {annual_probability: 0.0, state_share: 0.1, compensation_share: 1.0}
+      fiscal_grab: {annual_probability: 0.02, royalty_increase: 0.01, tax_increase: 0.0}
+      transfer_restriction: {annual_probability: 0.005, duration_years: 1, trapped_cash_haircut: 0.02,
+                             sales_blocked_share: 0.05}
+      unrest: {annual_probability: 0.01, production_loss_share: 0.05}
+      licence_suspension: {annual_probability: 0.005, duration_years: 1}
+    source: "assumption"
+  CA:
+    name: Canada
+    iso3: CAN
+    oecd_category: null
+    permitting_years:
+      <<: *permits
+      max: 5
+    events:
+      <<: *calm
+      expropriation:
+        <<: *expro
+        annual_probability: 0.002
+    source: "assumption"
+"""
+
+
+def _merged_countries(work: Path, text: str) -> None:
+    (work / "countries.yaml").write_text(text, encoding="utf-8")
+    for path in (work / "projects").glob("*.yaml"):
+        if path.stem not in ("au_nickel", "ca_graphite"):
+            path.unlink()
+    edit(work, "stress.yaml", lambda d: d.update(scenarios={}))
+
+
+def test_merge_keys_are_supported_and_written_keys_override_merged_ones(work):
+    _merged_countries(work, MERGED_COUNTRIES)
+    code, out, err = validate(work)
+    assert code == 0, err
+    countries = load_assumptions(work).countries.countries
+    au, ca = countries["AU"], countries["CA"]
+    assert (ca.permitting_years.min, ca.permitting_years.mode, ca.permitting_years.max) == (1, 2, 5)
+    assert ca.events.unrest == au.events.unrest
+    assert ca.events.expropriation.annual_probability == 0.002
+    assert ca.events.expropriation.compensation_share == au.events.expropriation.compensation_share == 0.9
+    assert au.events.expropriation.annual_probability == 0.001  # the anchor itself is unchanged
+
+
+@pytest.mark.parametrize(("old", "new", "fragments"), [
+    pytest.param("      <<: *permits\n      max: 5\n", "      <<: *permits\n      max: 5\n      max: 6\n",
+                 ["duplicate key 'max' (first at line 23)"], id="written-twice-beside-a-merge"),
+    pytest.param("    permitting_years: &permits {min: 1, mode: 2, max: 3}",
+                 "    permitting_years: &permits {min: 1, mode: 2, max: 3, min: 0}",
+                 ["duplicate key 'min'"], id="duplicate-in-the-anchor"),
+    pytest.param("      <<: *permits\n      max: 5\n", "      <<: {min: 1, mode: 2, mode: 3}\n      max: 5\n",
+                 ["duplicate key 'mode'"], id="duplicate-in-an-inline-merge"),
+    pytest.param("      <<: *permits\n      max: 5\n", "      <<: *permits\n      <<: *permits\n",
+                 ["duplicate merge key '<<'"], id="two-merge-keys"),
+    pytest.param("      <<: *permits\n      max: 5\n", "      <<: 5\n      max: 5\n",
+                 ["expected a mapping or list of mappings for merging"], id="merge-of-a-number"),
+    pytest.param("    permitting_years:\n      <<: *permits\n      max: 5\n",
+                 "    permitting_years: &self\n      <<: *self\n      max: 5\n",
+                 ["invalid YAML", "line"], id="merge-of-itself"),
+])
+def test_bad_merges_and_duplicate_keys_are_still_refused(work, old, new, fragments):
+    assert MERGED_COUNTRIES.count(old) == 1
+    _merged_countries(work, MERGED_COUNTRIES.replace(old, new))
+    refused(*validate(work), "countries.yaml", "invalid YAML", *fragments)

@@ -9,7 +9,8 @@ assumptions directory, that is not a regular file, or that is larger than
 ``projects/<id>.yaml`` or ``.yml`` in any letter case.
 
 YAML is read with a safe loader that also rejects duplicate keys (PyYAML would
-silently keep the last one)).
+silently keep the last one) and supports merge keys (``<<: *anchor``; keys written in the
+mapping override merged ones, as YAML specifies).
 """
 
 from __future__ import annotations
@@ -85,9 +86,32 @@ class _UniqueKeyLoader(getattr(yaml, "CSafeLoader", yaml.SafeLoader)):
     """Safe YAML loader that refuses duplicate mapping keys (libyaml parser when available)."""
 
 
-def _construct_mapping(loader: _UniqueKeyLoader, node: yaml.MappingNode, deep: bool = False):
+_MERGE_TAG = "tag:yaml.org,2002:merge"
+
+def _check_unique_keys(loader: _UniqueKeyLoader, node: yaml.MappingNode, deep: bool, visiting: tuple) -> None:
+    """Refuse duplicate keys in ``node`` and in the mappings it merges (``<<``).
+
+    A key written in a mapping may override a key it merges (that is what merging is for);
+    two equal keys written in the same mapping, or two ``<<`` in one mapping, are errors.
+    """
     seen: dict[Any, int] = {}
-    for key_node, _ in node.value:
+    merge_line = None
+    for key_node, value_node in node.value:
+        if key_node.tag == _MERGE_TAG:
+            if merge_line is not None:
+                raise yaml.constructor.ConstructorError(
+                    None, None, f"duplicate merge key '<<' (first at line {merge_line + 1}); "
+                    "merge several mappings with one key: <<: [*a, *b]", key_node.start_mark)
+            merge_line = key_node.start_mark.line
+            sources = value_node.value if isinstance(value_node, yaml.SequenceNode) else [value_node]
+            for source in sources:
+                if not isinstance(source, yaml.MappingNode):
+                    continue  # flatten_mapping reports it: "expected a mapping or list of mappings"
+                if any(source is v for v in visiting):
+                    raise yaml.constructor.ConstructorError(
+                        None, None, "a mapping cannot merge itself (<<)", key_node.start_mark)
+                _check_unique_keys(loader, source, deep, visiting + (node,))
+            continue
         key = loader.construct_object(key_node, deep=deep)
         try:
             hash(key)
@@ -104,7 +128,11 @@ def _construct_mapping(loader: _UniqueKeyLoader, node: yaml.MappingNode, deep: b
                 key_node.start_mark,
             )
         seen[key] = key_node.start_mark.line
-    return loader.construct_mapping(node, deep=deep)
+
+
+def _construct_mapping(loader: _UniqueKeyLoader, node: yaml.MappingNode, deep: bool = False):
+    _check_unique_keys(loader, node, deep, (node,))
+    return loader.construct_mapping(node, deep=deep)  # SafeConstructor: merges (<<) first
 
 
 _UniqueKeyLoader.add_constructor(

@@ -608,3 +608,40 @@ def test_bad_merges_and_duplicate_keys_are_still_refused(work, old, new, fragmen
     assert MERGED_COUNTRIES.count(old) == 1
     _merged_countries(work, MERGED_COUNTRIES.replace(old, new))
     refused(*validate(work), "countries.yaml", "invalid YAML", *fragments)
+
+
+# ----------------------------------------------------------------------------- YAML 1.1 booleans
+def test_norway_is_a_country_not_false(work):
+    """``NO`` (Norway) is text, as in YAML 1.2, as a key and as a value."""
+    text = (work / "countries.yaml").read_text(encoding="utf-8")
+    kz = text[text.index("\n  KZ:\n") + 1:text.index("\n  UZ:\n") + 1]
+    (work / "countries.yaml").write_text(text + kz.replace("  KZ:\n", "  NO:\n", 1)
+                                         .replace('name: "Kazakhstan"', 'name: "Norway"'), encoding="utf-8")
+    replace_line(work, PROJECT, "country:", "country: NO")
+    code, out, err = validate(work)
+    assert code == 0, err
+    a = load_assumptions(work)
+    assert a.projects["kz_gallium"].country == "NO"
+    assert a.countries.countries["NO"].name == "Norway"
+
+
+@pytest.mark.parametrize(("line", "value"), [("risk_attribution: off", False), ("risk_attribution: Yes", True),
+                                             ("risk_attribution: FALSE", False)])
+def test_yes_no_on_off_still_work_in_true_false_fields(work, line, value):
+    replace_line(work, "fund.yaml", "  risk_attribution:", f"  {line}")
+    assert load_assumptions(work).fund.simulation.risk_attribution is value
+
+
+@pytest.mark.parametrize(("rel", "start", "new", "fragments"), [
+    pytest.param(PROJECT, "name:", "name: false",
+                 ["name: must be text", "read the unquoted value as true/false", 'name: "false"'], id="bool"),
+    pytest.param(PROJECT, "country:", "country: 2026-01-01",
+                 ["country: must be text", "as a date", 'country: "2026-01-01"'], id="date"),
+    pytest.param(PROJECT, "name:", "name: 1.5",
+                 ["name: must be text", "as a number", 'name: "1.5"'], id="number"),
+    pytest.param("countries.yaml", "  KZ:", "  true:",
+                 ["countries: key True: must be text", "true/false", '"true": ...'], id="key"),
+])
+def test_text_read_as_another_type_says_to_quote_it(work, rel, start, new, fragments):
+    replace_line(work, rel, start, new)
+    refused(*validate(work), rel, *fragments)

@@ -9,15 +9,19 @@ assumptions directory, that is not a regular file, or that is larger than
 ``projects/<id>.yaml`` or ``.yml`` in any letter case.
 
 YAML is read with a safe loader that also rejects duplicate keys (PyYAML would
-silently keep the last one) and supports merge keys (``<<: *anchor``; keys written in the
-mapping override merged ones, as YAML specifies).
+silently keep the last one), supports merge keys (``<<: *anchor``; keys written in the
+mapping override merged ones, as YAML specifies) and, as YAML 1.2 does, reads only
+``true``/``false`` as booleans: ``country: NO`` (Norway) is the text ``"NO"``, while
+``yes``/``no``/``on``/``off`` still work in true/false fields.
 """
 
 from __future__ import annotations
 
+import datetime as _dt
 import difflib
 import hashlib
 import os
+import re
 import stat
 import typing
 from dataclasses import dataclass, field
@@ -87,6 +91,18 @@ class _UniqueKeyLoader(getattr(yaml, "CSafeLoader", yaml.SafeLoader)):
 
 
 _MERGE_TAG = "tag:yaml.org,2002:merge"
+_BOOL_TAG = "tag:yaml.org,2002:bool"
+
+# YAML 1.2 booleans: only true/false. YAML 1.1 (PyYAML's default) also reads yes/no/on/off, so
+# that `country: NO` (Norway) became False. Those are now text; pydantic still accepts them in
+# true/false fields.
+_UniqueKeyLoader.yaml_implicit_resolvers = {
+    first: [(tag, regexp) for tag, regexp in resolvers if tag != _BOOL_TAG]
+    for first, resolvers in yaml.resolver.Resolver.yaml_implicit_resolvers.items()
+}
+_UniqueKeyLoader.add_implicit_resolver(_BOOL_TAG, re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$"),
+                                       list("tTfF"))
+
 
 def _check_unique_keys(loader: _UniqueKeyLoader, node: yaml.MappingNode, deep: bool, visiting: tuple) -> None:
     """Refuse duplicate keys in ``node`` and in the mappings it merges (``<<``).
@@ -322,6 +338,8 @@ def _issues_from_validation(rel: str, model: type[BaseModel], exc: ValidationErr
             rule = f"must be one of {ctx.get('expected')}"
         elif kind == "value_error":
             rule, show = str(ctx.get("error", err["msg"])), False
+        elif kind == "string_type" and (value is None or isinstance(value, (bool, int, float, _dt.date))):
+            rule = _RULES[kind] + _quote_hint(loc, value)
         elif kind in _RULES:
             try:
                 rule = _RULES[kind].format(**{k: _number(v) for k, v in ctx.items()})
@@ -356,6 +374,20 @@ def _number(value: Any) -> Any:
     if float(value).is_integer() and abs(value) < 1e18:
         return f"{int(value):,}"
     return repr(float(value))
+
+
+def _quote_hint(loc: tuple, value: Any) -> str:
+    """Text expected, but YAML read a boolean, a number, a date or null: say how to write text."""
+    if value is None:
+        return " (the value is empty)"
+    what = ("true/false" if isinstance(value, bool) else "a date" if isinstance(value, _dt.date)
+            else "a number")
+    shown = str(value).lower() if isinstance(value, bool) else str(value)
+    if loc and loc[-1] == "[key]":
+        example = f'"{excerpt(shown, 40)}": ...'
+    else:
+        example = f'{excerpt(loc[-1] if loc else "key", 40)}: "{excerpt(shown, 40)}"'
+    return f" (YAML read the unquoted value as {what}; put text in quotes, e.g. {example})"
 
 
 def _validate(rel: str, model: type[BaseModel], data: Any, issues: list[Issue]):

@@ -9,6 +9,43 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+#: at most this many characters of a value, a key or a file name from the user's files appear in a
+#: message (a 10,000-character value, or a file pasted into a value, is never echoed whole)
+EXCERPT_CHARS = 80
+#: a rule is our text, but it can quote parts of the input (a YAML token, an unknown name): capped too
+RULE_CHARS = 400
+
+
+def excerpt(text: Any, limit: int = EXCERPT_CHARS) -> str:
+    """``text`` (``str()`` of it) cut to ``limit`` characters, ending in "…" when cut.
+
+    Examples
+    --------
+    >>> excerpt("abc")
+    'abc'
+    >>> excerpt("x" * 100, 10)
+    'xxxxxxxxx…'
+    """
+    text = str(text)
+    return text if len(text) <= limit else text[:limit - 1] + "…"
+
+
+def value_excerpt(value: Any, limit: int = EXCERPT_CHARS) -> str:
+    """``repr(value)`` cut to ``limit`` characters; a cut text also gives its length.
+
+    Examples
+    --------
+    >>> value_excerpt(5.0)
+    '5.0'
+    >>> value_excerpt("y" * 1000, 12)
+    "'yyyyyyyyyy… (1,000 characters)"
+    """
+    text = repr(value)
+    if len(text) <= limit:
+        return text
+    size = f" ({len(value):,} characters)" if isinstance(value, str) else ""
+    return text[:limit - 1] + "…" + size
+
 
 @dataclass(frozen=True)
 class Issue:
@@ -24,6 +61,9 @@ class Issue:
         What the value must satisfy, phrased for an analyst.
     value : Any
         The offending value (omitted from the message when it is a whole mapping).
+
+    The message shows at most :data:`EXCERPT_CHARS` characters of the value, the key and the
+    file name, and :data:`RULE_CHARS` of the rule: a line stays short whatever the input.
     """
 
     file: str
@@ -33,10 +73,11 @@ class Issue:
     show_value: bool = True
 
     def __str__(self) -> str:
-        where = f"{self.file}: {self.key}" if self.key else self.file
-        text = f"{where}: {self.rule}"
+        file = excerpt(self.file, 2 * EXCERPT_CHARS)
+        where = f"{file}: {excerpt(self.key, 2 * EXCERPT_CHARS)}" if self.key else file
+        text = f"{where}: {excerpt(self.rule, RULE_CHARS)}"
         if self.show_value and not isinstance(self.value, (dict, list)):
-            text += f", got {self.value!r}"
+            text += f", got {value_excerpt(self.value)}"
         return text
 
 

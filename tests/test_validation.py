@@ -164,7 +164,7 @@ SCHEMA_CASES = [
     pytest.param(PROJECT, [set_key("operations.ore_mtpa", 0)],
                  [PROJECT, "operations.ore_mtpa", "must be > 0", "got 0"], id="zero-throughput"),
     pytest.param("markets.yaml", [set_key("materials.copper.spot_usd_per_t", -10812)],
-                 ["markets.yaml", "materials.copper.spot_usd_per_t", "must be > 0", "got -10812"],
+                 ["markets.yaml", "materials.copper.spot_usd_per_t", "must be >= 1", "got -10812"],
                  id="negative-price"),
     pytest.param("fund.yaml", [set_key("horizon_years", 2)],
                  ["fund.yaml", "horizon_years", "must be >= 5", "got 2"], id="horizon-too-short"),
@@ -182,7 +182,7 @@ SCHEMA_CASES = [
                  ["countries.yaml", "countries.MN.events.unrest.annual_probability",
                   "must be < 1", "got 1.0"], id="probability-1"),
     pytest.param("markets.yaml", [set_key("fx.volatility", 5)],
-                 ["markets.yaml", "fx.volatility", "must be <= 3", "got 5"], id="volatility-too-high"),
+                 ["markets.yaml", "fx.volatility", "must be <= 0.5", "got 5"], id="volatility-too-high"),
     # --- wrong type
     pytest.param(PROJECT, [set_key("operations.ore_mtpa", "abc")],
                  [PROJECT, "operations.ore_mtpa", "must be a number", "got 'abc'"], id="text-for-number"),

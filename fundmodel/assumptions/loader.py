@@ -2,14 +2,27 @@
 
 Every problem in every file is collected into one :class:`~fundmodel.errors.AssumptionError`
 whose lines read ``projects/mn_ree.yaml: capex.initial_musd: must be > 0, got -5``.
+
+Files are read defensively: a file that resolves (symbolic links followed) outside the
+assumptions directory, that is not a regular file, or that is larger than
+:data:`MAX_FILE_BYTES` is refused before a byte of it is read. Project files are
+``projects/<id>.yaml`` or ``.yml`` in any letter case.
+
 YAML is read with a safe loader that also rejects duplicate keys (PyYAML would
-silently keep the last one).
+silently keep the last one), supports merge keys (``<<: *anchor``; keys written in the
+mapping override merged ones, as YAML specifies) and, as YAML 1.2 does, reads only
+``true``/``false`` as booleans: ``country: NO`` (Norway) is the text ``"NO"``, while
+``yes``/``no``/``on``/``off`` still work in true/false fields.
 """
 
 from __future__ import annotations
 
+import datetime as _dt
 import difflib
 import hashlib
+import os
+import re
+import stat
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -19,12 +32,17 @@ import numpy as np
 import yaml
 from pydantic import BaseModel, ValidationError
 
-from ..errors import AssumptionError, Issue
+from ..errors import AssumptionError, Issue, excerpt, value_excerpt
 from ..errors import did_you_mean as _hint
-from .schema import (CalibrationFile, CountriesFile, FundFile, InstrumentsFile, MarketsFile, Project, Stage,
+from .schema import (FX_MAX, FX_MIN, MAX_ID_CHARS, MAX_PROJECT_MUSD_PER_YEAR, PRICE_MAX_USD_PER_T, PRICE_MIN_USD_PER_T,
+                     CalibrationFile, CountriesFile, FundFile, InstrumentsFile, MarketsFile, Project, Stage,
                      StressFile)
 
 FX_FACTOR = "EURUSD"
+#: largest assumption file read (bytes); the shipped files are < 40 kB
+MAX_FILE_BYTES = 5 * 2**20
+#: project files: ``<id>`` + one of these suffixes, compared without letter case
+PROJECT_SUFFIXES = (".yaml", ".yml")
 
 
 @dataclass(frozen=True)
@@ -72,9 +90,44 @@ class _UniqueKeyLoader(getattr(yaml, "CSafeLoader", yaml.SafeLoader)):
     """Safe YAML loader that refuses duplicate mapping keys (libyaml parser when available)."""
 
 
-def _construct_mapping(loader: _UniqueKeyLoader, node: yaml.MappingNode, deep: bool = False):
+_MERGE_TAG = "tag:yaml.org,2002:merge"
+_BOOL_TAG = "tag:yaml.org,2002:bool"
+
+# YAML 1.2 booleans: only true/false. YAML 1.1 (PyYAML's default) also reads yes/no/on/off, so
+# that `country: NO` (Norway) became False. Those are now text; pydantic still accepts them in
+# true/false fields.
+_UniqueKeyLoader.yaml_implicit_resolvers = {
+    first: [(tag, regexp) for tag, regexp in resolvers if tag != _BOOL_TAG]
+    for first, resolvers in yaml.resolver.Resolver.yaml_implicit_resolvers.items()
+}
+_UniqueKeyLoader.add_implicit_resolver(_BOOL_TAG, re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$"),
+                                       list("tTfF"))
+
+
+def _check_unique_keys(loader: _UniqueKeyLoader, node: yaml.MappingNode, deep: bool, visiting: tuple) -> None:
+    """Refuse duplicate keys in ``node`` and in the mappings it merges (``<<``).
+
+    A key written in a mapping may override a key it merges (that is what merging is for);
+    two equal keys written in the same mapping, or two ``<<`` in one mapping, are errors.
+    """
     seen: dict[Any, int] = {}
-    for key_node, _ in node.value:
+    merge_line = None
+    for key_node, value_node in node.value:
+        if key_node.tag == _MERGE_TAG:
+            if merge_line is not None:
+                raise yaml.constructor.ConstructorError(
+                    None, None, f"duplicate merge key '<<' (first at line {merge_line + 1}); "
+                    "merge several mappings with one key: <<: [*a, *b]", key_node.start_mark)
+            merge_line = key_node.start_mark.line
+            sources = value_node.value if isinstance(value_node, yaml.SequenceNode) else [value_node]
+            for source in sources:
+                if not isinstance(source, yaml.MappingNode):
+                    continue  # flatten_mapping reports it: "expected a mapping or list of mappings"
+                if any(source is v for v in visiting):
+                    raise yaml.constructor.ConstructorError(
+                        None, None, "a mapping cannot merge itself (<<)", key_node.start_mark)
+                _check_unique_keys(loader, source, deep, visiting + (node,))
+            continue
         key = loader.construct_object(key_node, deep=deep)
         try:
             hash(key)
@@ -87,11 +140,15 @@ def _construct_mapping(loader: _UniqueKeyLoader, node: yaml.MappingNode, deep: b
             raise yaml.constructor.ConstructorError(
                 None,
                 None,
-                f"duplicate key {key!r} (first at line {seen[key] + 1})",
+                f"duplicate key {value_excerpt(key)} (first at line {seen[key] + 1})",
                 key_node.start_mark,
             )
         seen[key] = key_node.start_mark.line
-    return loader.construct_mapping(node, deep=deep)
+
+
+def _construct_mapping(loader: _UniqueKeyLoader, node: yaml.MappingNode, deep: bool = False):
+    _check_unique_keys(loader, node, deep, (node,))
+    return loader.construct_mapping(node, deep=deep)  # SafeConstructor: merges (<<) first
 
 
 _UniqueKeyLoader.add_constructor(
@@ -105,16 +162,75 @@ def _construct_timestamp(loader: _UniqueKeyLoader, node: yaml.ScalarNode):
         return yaml.constructor.SafeConstructor.construct_yaml_timestamp(loader, node)
     except (ValueError, OverflowError) as exc:
         raise yaml.constructor.ConstructorError(
-            None, None, f"invalid date {node.value!r} ({exc})", node.start_mark) from None
+            None, None, f"invalid date {value_excerpt(node.value)} ({exc})", node.start_mark) from None
 
 
 _UniqueKeyLoader.add_constructor("tag:yaml.org,2002:timestamp", _construct_timestamp)
 
 
-def _read_yaml(path: Path, rel: str, issues: list[Issue]) -> Any:
+def _read_bytes(root: Path, path: Path, rel: str, issues: list[Issue]) -> bytes | None:
+    """The bytes of ``path``, or None with an issue: missing, not a regular file, a link that
+    resolves outside ``root`` (resolved), or larger than :data:`MAX_FILE_BYTES`.
+
+    Everything is checked before the file is opened (a link to ``/etc/passwd`` or to a 20 GB
+    file is never read) and again on the open file (it may have been swapped meanwhile).
+    """
     try:
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
+        real = path.resolve(strict=True)
+    except FileNotFoundError:
+        rule = ("is a symbolic link to a file that does not exist" if path.is_symlink()
+                else "file is missing")
+        issues.append(Issue(rel, "", rule, show_value=False))
+        return None
+    except (OSError, RuntimeError) as exc:  # a loop of symbolic links, permissions
+        issues.append(Issue(rel, "", f"cannot be read ({excerpt(exc, 120)})", show_value=False))
+        return None
+    if real != root and root not in real.parents:
+        issues.append(Issue(rel, "", f"resolves to {excerpt(real, 120)}, outside the assumptions directory: "
+                                     "assumption files must be inside it (copy the file in instead of "
+                                     "linking to it)", show_value=False))
+        return None
+
+    def refused(info: os.stat_result) -> str | None:
+        if not stat.S_ISREG(info.st_mode):
+            return "is not a regular file"
+        if info.st_size > MAX_FILE_BYTES:
+            return (f"is {info.st_size / 2**20:,.1f} MB; an assumption file must be at most "
+                    f"{MAX_FILE_BYTES / 2**20:g} MB")
+        return None
+
+    try:
+        rule = refused(os.stat(real))
+        if rule is None:
+            flags = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_NOFOLLOW", 0)
+            with os.fdopen(os.open(real, flags), "rb") as f:
+                rule = refused(os.fstat(f.fileno()))
+                data = f.read(MAX_FILE_BYTES + 1) if rule is None else b""
+            if rule is None and len(data) > MAX_FILE_BYTES:
+                rule = f"is larger than {MAX_FILE_BYTES / 2**20:g} MB, the limit of an assumption file"
+    except OSError as exc:
+        issues.append(Issue(rel, "", f"cannot be read ({excerpt(exc.strerror or exc, 120)})", show_value=False))
+        return None
+    if rule is not None:
+        issues.append(Issue(rel, "", rule, show_value=False))
+        return None
+    return data
+
+
+def _read_yaml(root: Path, path: Path, rel: str, issues: list[Issue],
+               hashes: dict[str, str] | None = None) -> Any:
+    """Parse one assumption file (checked by :func:`_read_bytes`); None with issues if it cannot be.
+
+    ``root`` is the resolved assumptions directory; ``hashes`` receives the file's SHA-256.
+    """
+    raw = _read_bytes(root, path, rel, issues)
+    if raw is None:
+        return None
+    if hashes is not None:
+        hashes[rel] = hashlib.sha256(raw).hexdigest()
+    try:
+        text = raw.decode("utf-8").replace("\r\n", "\n").replace("\r", "\n")  # as read_text()
+    except UnicodeDecodeError as exc:
         issues.append(Issue(rel, "", f"cannot be read ({exc})", show_value=False))
         return None
     try:
@@ -122,10 +238,10 @@ def _read_yaml(path: Path, rel: str, issues: list[Issue]) -> Any:
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
-        problem = getattr(exc, "problem", None) or str(exc)
+        problem = excerpt(getattr(exc, "problem", None) or str(exc), 120)
         context, context_mark = getattr(exc, "context", None), getattr(exc, "context_mark", None)
         if context and context_mark is not None and (mark is None or context_mark.line != mark.line):
-            problem += f" ({context} at line {context_mark.line + 1})"
+            problem += f" ({excerpt(context, 80)} at line {context_mark.line + 1})"
         if isinstance(exc, yaml.reader.ReaderError):  # a forbidden character: no mark, a two-line str()
             line_start = text.rfind("\n", 0, exc.position) + 1
             where = f"line {text.count(chr(10), 0, exc.position) + 1}, column {exc.position - line_start + 1}: "
@@ -133,7 +249,7 @@ def _read_yaml(path: Path, rel: str, issues: list[Issue]) -> Any:
         issues.append(Issue(rel, "", f"invalid YAML: {where}{problem}", show_value=False))
         return None
     except (ValueError, TypeError, OverflowError, RecursionError) as exc:  # last resort, no line known
-        issues.append(Issue(rel, "", f"invalid YAML: {exc}", show_value=False))
+        issues.append(Issue(rel, "", f"invalid YAML: {excerpt(exc, 120)}", show_value=False))
         return None
     if data is None:
         issues.append(Issue(rel, "", "is empty; must be a mapping of keys to values", show_value=False))
@@ -155,6 +271,9 @@ _RULES = {
     "less_than_equal": "must be <= {le}",
     "missing": "is required but missing",
     "string_too_short": "must have at least {min_length} characters",
+    "string_too_long": "must have at most {max_length} characters",
+    "too_short": "must have at least {min_length} entries",
+    "too_long": "must have at most {max_length} entries",
     "string_pattern_mismatch": "must match the pattern {pattern}",
     "float_parsing": "must be a number",
     "float_type": "must be a number",
@@ -200,7 +319,7 @@ def _issues_from_validation(rel: str, model: type[BaseModel], exc: ValidationErr
     out = []
     for err in exc.errors(include_url=False):
         loc = tuple(err["loc"])
-        key = ".".join(str(p) for p in loc)
+        key = _key_path(loc)
         kind = err["type"]
         ctx = err.get("ctx") or {}
         value = err.get("input")
@@ -219,15 +338,56 @@ def _issues_from_validation(rel: str, model: type[BaseModel], exc: ValidationErr
             rule = f"must be one of {ctx.get('expected')}"
         elif kind == "value_error":
             rule, show = str(ctx.get("error", err["msg"])), False
+        elif kind == "string_type" and (value is None or isinstance(value, (bool, int, float, _dt.date))):
+            rule = _RULES[kind] + _quote_hint(loc, value)
         elif kind in _RULES:
             try:
-                rule = _RULES[kind].format(**ctx)
+                rule = _RULES[kind].format(**{k: _number(v) for k, v in ctx.items()})
             except (KeyError, IndexError):
                 rule = err["msg"]
         else:
             rule = err["msg"][0].lower() + err["msg"][1:]
+        if loc and loc[-1] == "[key]":  # a mapping key itself is wrong: name the mapping and the key
+            key = _key_path(loc[:-2])
+            rule = f"key {value_excerpt(value)}: {rule}"
+            show = False
         out.append(Issue(rel, key, rule, value, show_value=show))
     return out
+
+
+def _key_path(loc: tuple) -> str:
+    """``capex.initial_musd`` from a pydantic location; a part longer than an identifier may be
+    (64 characters) is cut: a 10,000-character key is not echoed."""
+    return ".".join(excerpt(p, MAX_ID_CHARS) for p in loc)
+
+
+def _number(value: Any) -> Any:
+    """A bound as an analyst types it: ``1,000,000,000`` rather than ``1000000000.0``; other values unchanged.
+
+    Examples
+    --------
+    >>> _number(1e9), _number(0.5), _number(0), _number("x")
+    ('1,000,000,000', '0.5', '0', 'x')
+    """
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return value
+    if float(value).is_integer() and abs(value) < 1e18:
+        return f"{int(value):,}"
+    return repr(float(value))
+
+
+def _quote_hint(loc: tuple, value: Any) -> str:
+    """Text expected, but YAML read a boolean, a number, a date or null: say how to write text."""
+    if value is None:
+        return " (the value is empty)"
+    what = ("true/false" if isinstance(value, bool) else "a date" if isinstance(value, _dt.date)
+            else "a number")
+    shown = str(value).lower() if isinstance(value, bool) else str(value)
+    if loc and loc[-1] == "[key]":
+        example = f'"{excerpt(shown, 40)}": ...'
+    else:
+        example = f'{excerpt(loc[-1] if loc else "key", 40)}: "{excerpt(shown, 40)}"'
+    return f" (YAML read the unquoted value as {what}; put text in quotes, e.g. {example})"
 
 
 def _validate(rel: str, model: type[BaseModel], data: Any, issues: list[Issue]):
@@ -257,7 +417,7 @@ def _check_markets(m: MarketsFile, issues: list[Issue]) -> None:
     unknown = [f for f in factors if f not in expected]
     for f in unknown:
         hint = _hint(f, expected)
-        issues.append(Issue(rel, "correlation.factors", f"names unknown factor '{f}'{hint}", f, False))
+        issues.append(Issue(rel, "correlation.factors", f"names unknown factor '{excerpt(f, 64)}'{hint}", f, False))
     missing = [f for f in expected if f not in factors]
     if missing:
         issues.append(Issue(rel, "correlation.factors",
@@ -300,7 +460,7 @@ def _check_project_refs(rel: str, pid: Any, country: Any, products: Any, stem: s
     """Id = file name, country and materials exist; on raw values too, so that these are
     reported even when a file has schema errors (values of the wrong type are skipped)."""
     if isinstance(pid, str) and pid != stem:
-        issues.append(Issue(rel, "id", f"must equal the file name '{stem}'", pid))
+        issues.append(Issue(rel, "id", f"must equal the file name '{excerpt(stem, 64)}'", pid))
     if country_ids is not None and isinstance(country, str) and country not in country_ids:
         hint = _hint(country, country_ids)
         issues.append(Issue(rel, "country", f"must be a country in countries.yaml{hint}", country))
@@ -313,8 +473,10 @@ def _check_project_refs(rel: str, pid: Any, country: Any, products: Any, stem: s
 
 
 def _check_project(rel: str, p: Project, stem: str, material_ids: list[str] | None,
-                   country_ids: list[str] | None, issues: list[Issue]) -> None:
+                   country_ids: list[str] | None, issues: list[Issue],
+                   prices: dict[str, float] | None = None) -> None:
     _check_project_refs(rel, p.id, p.country, p.products, stem, material_ids, country_ids, issues)
+    _check_project_scale(rel, p, prices, issues)
     if not p.products:
         issues.append(Issue(rel, "products", "must name at least one material", None, False))
     needs = {
@@ -349,7 +511,93 @@ def _check_project(rel: str, p: Project, stem: str, material_ids: list[str] | No
         issues.append(Issue(rel, "capex.overrun_prob_ge_100pct", str(exc), p.capex.overrun_prob_ge_100pct))
 
 
+def _check_project_scale(rel: str, p: Project, prices: dict[str, float] | None, issues: list[Issue]) -> None:
+    """Revenue and operating cost at full capacity within USD 100 bn a year.
+
+    Each number may be within its own bounds while their product is not (1,000 Mt/yr of ore
+    at 100 % grade and USD 1e9/t): no mine has had a tenth of that (Escondida, the largest
+    copper mine, sells ~USD 10-15 bn a year). Revenue uses the highest of spot, long-run price
+    and price floor of each product (``prices``; skipped when markets.yaml is invalid).
+    """
+    limit = MAX_PROJECT_MUSD_PER_YEAR
+    ops = p.operations
+    cost = ops.ore_mtpa * ops.opex_usd_per_t_ore + ops.fixed_opex_musd_per_year + p.capex.sustaining_musd_per_year
+    if cost > limit:
+        issues.append(Issue(rel, "operations.opex_usd_per_t_ore",
+                            f"operating cost at full capacity is USD {cost:,.0f} m a year (ore_mtpa {ops.ore_mtpa:g} x "
+                            f"opex + fixed + sustaining); no mine costs more than USD {limit:,.0f} m a year: check "
+                            "the units (USD per t of ore, Mt of ore per year)", ops.opex_usd_per_t_ore))
+    if prices is None:
+        return
+    for mat, prod in p.products.items():
+        price = prices.get(mat)
+        if price is None:
+            continue  # unknown material: reported by _check_project_refs
+        revenue = ops.ore_mtpa * prod.grade_pct / 100 * prod.product_factor * prod.recovery * prod.payability * price
+        if revenue > limit:
+            issues.append(Issue(
+                rel, f"products.{mat}",
+                f"revenue at full capacity is USD {revenue:,.0f} m a year (ore_mtpa {ops.ore_mtpa:g} x grade_pct "
+                f"{prod.grade_pct:g} % x recovery x payability x product_factor at USD {price:,.0f}/t); no mine sells "
+                f"more than USD {limit:,.0f} m a year: check the units (grade in per cent, price per tonne)",
+                None, False))
+
+
+def _check_stress(stress: StressFile, markets: MarketsFile | None, issues: list[Issue]) -> None:
+    """Stressed prices and exchange rates stay within the bounds of markets.yaml."""
+    if markets is None:
+        return
+    for name, sc in stress.scenarios.items():
+        for key, field, multipliers in (("spot_price_multipliers", "spot_usd_per_t", sc.spot_price_multipliers),
+                                        ("long_run_price_multipliers", "long_run_usd_per_t",
+                                         sc.long_run_price_multipliers)):
+            for mat, m in multipliers.items():
+                material = markets.materials.get(mat)
+                if material is None:
+                    continue  # reported as undefined
+                stressed = getattr(material, field) * m
+                if not PRICE_MIN_USD_PER_T <= stressed <= PRICE_MAX_USD_PER_T:
+                    issues.append(Issue(
+                        "stress.yaml", f"scenarios.{name}.{key}.{mat}",
+                        f"gives a price of USD {stressed:,.6g}/t ({field} {getattr(material, field):,.6g} x {m:g}); "
+                        f"must stay within {_number(PRICE_MIN_USD_PER_T)} to {_number(PRICE_MAX_USD_PER_T)} USD/t", m))
+        fx = markets.fx.spot * sc.fx_spot_multiplier
+        if not FX_MIN <= fx <= FX_MAX:
+            issues.append(Issue("stress.yaml", f"scenarios.{name}.fx_spot_multiplier",
+                                f"gives EUR/USD {fx:.4g} (spot {markets.fx.spot:g} x {sc.fx_spot_multiplier:g}); "
+                                f"must stay within {FX_MIN:g} to {FX_MAX:g} USD per EUR", sc.fx_spot_multiplier))
+
+
 # ----------------------------------------------------------------------------- entry point
+#: the files of the assumptions directory besides projects/ (the first three are required)
+TOP_LEVEL_FILES = ("fund.yaml", "markets.yaml", "countries.yaml", "stress.yaml", "instruments.yaml",
+                   "calibration.yaml")
+
+
+def _project_files(project_dir: Path) -> list[Path]:
+    """``projects/*.yaml`` and ``*.yml`` in any letter case (``kz_gallium.YAML`` is a project too).
+
+    ``.yaml`` before ``.yml`` and lower case first: of two files with the same id, the second
+    is reported as a duplicate.
+    """
+    if not project_dir.is_dir():
+        return []
+    files = [p for p in project_dir.iterdir() if p.suffix.lower() in PROJECT_SUFFIXES]
+    return sorted(files, key=lambda p: (p.suffix.lower() != ".yaml", p.suffix not in PROJECT_SUFFIXES, p.name))
+
+
+def _check_file_names(root: Path, issues: list[Issue]) -> None:
+    """A top-level file named like one the model reads but spelt differently (``stress.yml``,
+    ``Fund.yaml``) would be skipped without a word: refuse it instead."""
+    expected = {Path(name).stem: name for name in TOP_LEVEL_FILES}
+    for path in sorted(root.iterdir()):
+        stem, suffix = path.name.rsplit(".", 1) if "." in path.name else (path.name, "")
+        name = expected.get(stem.lower())
+        if name is not None and f".{suffix.lower()}" in PROJECT_SUFFIXES and path.name != name:
+            issues.append(Issue(path.name, "", f"must be named '{name}' (the model reads only that spelling)",
+                                show_value=False))
+
+
 def _names(source: Any, key: str, model: BaseModel | None) -> list[str] | None:
     """Ids defined by a file: the validated mapping, else the raw ``key`` mapping, else None."""
     if model is None:
@@ -390,16 +638,16 @@ def load_assumptions(directory: str | Path = "assumptions") -> Assumptions:
         rule = ("is not a directory (give the assumptions directory)" if root.exists()
                 else "assumptions directory does not exist")
         raise AssumptionError([Issue(str(root), "", rule, show_value=False)])
+    real_root = root.resolve()
     hashes: dict[str, str] = {}
 
     def read(rel: str):
-        path = root / rel
-        if not path.is_file():
-            issues.append(Issue(rel, "", "file is missing", show_value=False))
-            return None
-        hashes[rel] = hashlib.sha256(path.read_bytes()).hexdigest()
-        return _read_yaml(path, rel, issues)
+        return _read_yaml(real_root, root / rel, rel, issues, hashes)
 
+    def present(rel: str) -> bool:  # a broken link counts: it is reported, not skipped
+        return os.path.lexists(root / rel)
+
+    _check_file_names(root, issues)
     fund = _validate("fund.yaml", FundFile, read("fund.yaml"), issues)
     markets_data = read("markets.yaml")
     markets = _validate("markets.yaml", MarketsFile, markets_data, issues)
@@ -413,9 +661,10 @@ def load_assumptions(directory: str | Path = "assumptions") -> Assumptions:
     if markets is not None:
         _check_markets(markets, issues)
     stress = None
-    if (root / "stress.yaml").exists():
+    if present("stress.yaml"):
         stress = _validate("stress.yaml", StressFile, read("stress.yaml"), issues)
         if stress is not None:
+            _check_stress(stress, markets, issues)
             for name, sc in stress.scenarios.items():
                 for key, ids, known in (("spot_price_multipliers", sc.spot_price_multipliers, material_ids),
                                         ("long_run_price_multipliers", sc.long_run_price_multipliers, material_ids),
@@ -426,7 +675,7 @@ def load_assumptions(directory: str | Path = "assumptions") -> Assumptions:
                             issues.append(Issue("stress.yaml", f"scenarios.{name}.{key}.{ref}",
                                                 f"is not defined in the assumptions{hint}", ref, False))
     instruments = None
-    if (root / "instruments.yaml").exists():
+    if present("instruments.yaml"):
         instruments = _validate("instruments.yaml", InstrumentsFile, read("instruments.yaml"), issues)
         if instruments is not None:
             for mat in instruments.price_floor.floors_usd_per_t:
@@ -436,13 +685,21 @@ def load_assumptions(directory: str | Path = "assumptions") -> Assumptions:
                                         f"must be a material in markets.yaml{hint}", mat, False))
 
     calibration = None
-    if (root / "calibration.yaml").exists():  # read but not hashed: the simulation does not use it
+    if present("calibration.yaml"):  # read but not hashed: the simulation does not use it
         calibration = _validate("calibration.yaml", CalibrationFile,
-                                _read_yaml(root / "calibration.yaml", "calibration.yaml", issues), issues)
+                                _read_yaml(real_root, root / "calibration.yaml", "calibration.yaml", issues),
+                                issues)
+
+    # the highest price a product can fetch: spot, long run or the fund's floor
+    prices = None
+    if markets is not None:
+        floors = instruments.price_floor.floors_usd_per_t if instruments is not None else {}
+        prices = {mid: max(m.spot_usd_per_t, m.long_run_usd_per_t, floors.get(mid, 0.0))
+                  for mid, m in markets.materials.items()}
 
     projects: dict[str, Project] = {}
     project_dir = root / "projects"
-    files = sorted(project_dir.glob("*.yaml")) + sorted(project_dir.glob("*.yml"))
+    files = _project_files(project_dir)
     if not project_dir.is_dir():
         issues.append(Issue("projects/", "", "directory is missing (it must hold one <id>.yaml per project)",
                             show_value=False))
@@ -458,7 +715,7 @@ def load_assumptions(directory: str | Path = "assumptions") -> Assumptions:
                 _check_project_refs(rel, data.get("id"), data.get("country"), data.get("products"),
                                     path.stem, material_ids, country_ids, issues)
             continue
-        _check_project(rel, project, path.stem, material_ids, country_ids, issues)
+        _check_project(rel, project, path.stem, material_ids, country_ids, issues, prices)
         if project.id in projects:
             issues.append(Issue(rel, "id", "is used by another project file", project.id))
         projects[project.id] = project

@@ -10,6 +10,33 @@ immutable once loaded, and carry units in their field names:
 
 Cross-file rules (a project's country must exist, the correlation matrix must
 name every material, ...) live in :mod:`fundmodel.assumptions.loader`.
+
+Bounds. Every number has a lower and an upper bound that no real mine, market or fund can
+pass (``tests/test_input_limits.py`` walks the models and fails on a number without both);
+each field's ``description`` gives its unit and why the bound is where it is. They are
+hard limits, set well beyond anything on record, that keep the engine away from overflow
+and the optimiser away from badly scaled problems: 1e300, 1e20 or 1e-300 typed by mistake
+is refused with file, key, value and rule instead of becoming ``inf``, an internal error or
+a wrong diagnosis. (Softer plausibility checks are a separate matter.) The main ones:
+
+==========================  =====================  =============================================
+quantity                    bounds                 reason
+==========================  =====================  =============================================
+price, floor (USD/t)        1 .. 1e9               USD 1,000/g: above rhodium's record (USD
+                                                   29,800/oz = 0.96e9/t, 2021); gallium 1.4e6,
+                                                   platinum ~5e7; nothing mined sells < USD 1/t
+EUR/USD (USD per EUR)       0.2 .. 5               record range 0.82-1.60 since 1999
+capex, acquisition (USD m)  0 .. 1e5               USD 100 bn; largest mine ever ~USD 25 bn
+recurring costs (USD m/yr)  0 .. 1e4               USD 10 bn/yr; Escondida's costs ~USD 5 bn/yr
+ore (Mt/yr)                 0 .. 1,000             largest mines move ~200-400 Mt/yr
+opex (USD/t ore)            0 .. 1e5               underground mines cost USD 100-500/t ore
+fund amounts (EUR m)        -1e6 .. 1e6            EUR 1 tn; the fund has EUR 1 bn
+price volatility (/yr)      0 .. 2                 lithium 2021-23 ~0.8; FX 0 .. 0.5
+durations (years)           0 .. 100               longer than the longest horizon (80)
+==========================  =====================  =============================================
+
+Free text is bounded too: names <= 200 characters (two lines of a memo title), sources,
+notes and descriptions <= 2,000, identifiers (material, country, scenario keys) <= 64.
 """
 
 from __future__ import annotations
@@ -20,10 +47,59 @@ from typing import Annotated, Literal, get_args
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
 
-Share = Annotated[float, Field(ge=0.0, le=1.0)]
-PositiveFloat = Annotated[float, Field(gt=0.0)]
-NonNegativeFloat = Annotated[float, Field(ge=0.0)]
-Source = Annotated[str, Field(min_length=3)]
+# ----------------------------------------------------------------------------- bounds (see the table above)
+#: USD per tonne of the priced product
+PRICE_MIN_USD_PER_T = 1.0
+PRICE_MAX_USD_PER_T = 1e9
+#: USD per EUR
+FX_MIN, FX_MAX = 0.2, 5.0
+#: USD m, one-off amounts of one project (capex, acquisition, closure, debt)
+MAX_MUSD = 1e5
+#: USD m per year, recurring amounts of one project
+MAX_MUSD_PER_YEAR = 1e4
+#: EUR m, amounts of the fund (budget, limits, tickets)
+MAX_MEUR = 1e6
+#: Mt of ore per year
+MAX_ORE_MTPA = 1000.0
+#: USD per tonne of ore
+MAX_OPEX_USD_PER_T_ORE = 1e5
+#: years of any duration (development phases, restrictions)
+MAX_DURATION_YEARS = 100.0
+#: tonnes per year of one material (world iron-ore output ~2.5e9 t/yr, copper ~2.3e7)
+MAX_TONNES_PER_YEAR = 1e10
+#: revenue and operating cost of one project at full capacity, USD m per year (checked by the
+#: loader across files: ore x grade x recovery x payability x factor x price)
+MAX_PROJECT_MUSD_PER_YEAR = 1e5
+#: characters of free text
+MAX_NAME_CHARS = 200
+MAX_TEXT_CHARS = 2000
+MAX_ID_CHARS = 64
+
+Share = Annotated[float, Field(ge=0.0, le=1.0, description="fraction 0..1")]
+Source = Annotated[str, Field(min_length=3, max_length=MAX_TEXT_CHARS,
+                              description="where the number comes from (3 to 2,000 characters)")]
+#: a display name (memo titles, tables)
+Name = Annotated[str, Field(min_length=1, max_length=MAX_NAME_CHARS,
+                            description="display name, 1 to 200 characters (two lines of a memo title)")]
+#: free text that is printed: descriptions, notes, product definitions
+Text = Annotated[str, Field(max_length=MAX_TEXT_CHARS, description="free text, <= 2,000 characters")]
+#: an identifier used as a key or a reference (material, country, scenario, series)
+Key = Annotated[str, Field(min_length=1, max_length=MAX_ID_CHARS, description="identifier, 1 to 64 characters")]
+#: USD per tonne of the priced product
+PriceUsdPerT = Annotated[float, Field(
+    ge=PRICE_MIN_USD_PER_T, le=PRICE_MAX_USD_PER_T,
+    description="real USD per tonne of the priced product, 1 to 1e9: USD 1,000 per gram is above the record "
+                "of the dearest mined metal (rhodium, USD 29,800/oz = 0.96e9/t in 2021); gallium is ~1.4e6")]
+Musd = Annotated[float, Field(ge=0.0, le=MAX_MUSD, description="USD m, 0 to 1e5 (USD 100 bn; the largest mine "
+                                                               "ever built cost ~USD 25 bn)")]
+MusdPerYear = Annotated[float, Field(ge=0.0, le=MAX_MUSD_PER_YEAR,
+                                     description="USD m per year, 0 to 1e4 (USD 10 bn/yr; the largest mine's "
+                                                 "total costs are ~USD 5 bn/yr)")]
+Meur = Annotated[float, Field(ge=0.0, le=MAX_MEUR, description="EUR m, 0 to 1e6 (EUR 1 tn; the fund has EUR 1 bn)")]
+Years = Annotated[float, Field(ge=0.0, le=MAX_DURATION_YEARS,
+                               description="years, 0 to 100 (beyond the longest horizon, 80 years)")]
+YearIndex = Annotated[int, Field(ge=1, le=80, description="year of the horizon, 1 to 80")]
+Multiplier = Annotated[float, Field(gt=0.0, le=100.0, description="factor > 0, at most 100")]
 
 
 class _Model(BaseModel):
@@ -66,9 +142,9 @@ class Stage(str, Enum):
 class Triangular(_Model):
     """A duration in years drawn from a triangular distribution."""
 
-    min: NonNegativeFloat
-    mode: NonNegativeFloat
-    max: NonNegativeFloat
+    min: Years
+    mode: Years
+    max: Years
 
     @model_validator(mode="after")
     def _ordered(self) -> "Triangular":
@@ -83,18 +159,25 @@ class Triangular(_Model):
 class SimulationSettings(_Model):
     """Default Monte Carlo settings (overridable on the command line)."""
 
-    scenarios: Annotated[int, Field(ge=1, le=10_000_000)] = 20_000
-    seed: Annotated[int, Field(ge=0)] = 20260101
+    scenarios: Annotated[int, Field(
+        ge=1, le=10_000_000, description="Monte Carlo scenarios, 1 to 1e7 (memory grows with "
+                                         "scenarios x projects x years)")] = 20_000
+    seed: Annotated[int, Field(ge=0, le=2**63 - 1, description="random seed, 0 to 2^63-1 (a signed 64-bit "
+                                                               "integer, as the manifest stores it)")] = 20260101
     sampling: SamplingMethod = SamplingMethod.SOBOL
-    chunk_size: Annotated[int, Field(ge=1, le=1_000_000)] = 4096
+    chunk_size: Annotated[int, Field(
+        ge=1, le=1_000_000, description="scenarios per chunk, 1 to 1e6 (a memory knob)")] = 4096
     copula: Copula = Copula.GAUSSIAN
-    copula_dof: Annotated[float, Field(gt=2.0, le=1000.0)] = 5.0
+    copula_dof: Annotated[float, Field(
+        gt=2.0, le=1000.0, description="degrees of freedom of the Student-t copula, > 2 (finite variance) to 1,000 "
+                                       "(Gaussian in practice)")] = 5.0
     risk_attribution: bool = True
-    attribution_scenarios: Annotated[int, Field(ge=1, le=10_000_000)] = 4096
+    attribution_scenarios: Annotated[int, Field(
+        ge=1, le=10_000_000, description="scenarios of the risk attribution, 1 to 1e7")] = 4096
     #: tornado data (sensitivity.csv) on the first attribution_scenarios scenarios, when the
     #: risk attribution runs
     sensitivity: bool = True
-    workers: Annotated[int, Field(ge=1, le=256)] = 2
+    workers: Annotated[int, Field(ge=1, le=256, description="worker processes, 1 to 256")] = 2
 
 
 class PortfolioSettings(_Model):
@@ -121,24 +204,36 @@ class PortfolioSettings(_Model):
     """
 
     objective: Literal["max_pv", "max_supply", "blend"] = "max_pv"
-    cvar_beta: Annotated[float, Field(ge=0.5, lt=1.0)] = 0.95
-    budget_meur: PositiveFloat
-    contingent_limit_meur: NonNegativeFloat
-    cvar_limit_meur: PositiveFloat | None = None
-    return_floor_meur: float | None = None
-    max_country_share: Annotated[float, Field(gt=0.0, le=1.0)] = 1.0
-    max_material_share: Annotated[float, Field(gt=0.0, le=1.0)] = 1.0
-    min_supply_t_per_year: dict[str, NonNegativeFloat] = {}
-    supply_weights: dict[str, NonNegativeFloat] = {}
-    blend_supply_value_meur_per_t: NonNegativeFloat | None = None
+    cvar_beta: Annotated[float, Field(ge=0.5, lt=1.0, description="CVaR confidence level, 0.5 <= beta < 1")] = 0.95
+    budget_meur: Annotated[float, Field(gt=0.0, le=MAX_MEUR, description="EUR m, > 0 and at most 1e6 (EUR 1 tn)")]
+    contingent_limit_meur: Meur
+    cvar_limit_meur: Annotated[float, Field(
+        gt=0.0, le=MAX_MEUR, description="EUR m, > 0 and at most 1e6")] | None = None
+    return_floor_meur: Annotated[float, Field(ge=-MAX_MEUR, le=MAX_MEUR,
+                                              description="EUR m, -1e6 to 1e6")] | None = None
+    max_country_share: Annotated[float, Field(
+        gt=0.0, le=1.0, description="share of the fund's exposure per host country, > 0 to 1")] = 1.0
+    max_material_share: Annotated[float, Field(
+        gt=0.0, le=1.0, description="share of the fund's exposure per primary material, > 0 to 1")] = 1.0
+    min_supply_t_per_year: dict[Key, Annotated[float, Field(
+        ge=0.0, le=MAX_TONNES_PER_YEAR, description="tonnes per year, 0 to 1e10 (world iron-ore output is "
+                                                    "~2.5e9 t/yr)")]] = {}
+    supply_weights: dict[Key, Annotated[float, Field(
+        ge=0.0, le=1e6, description="relative weight of a tonne (NdPr = 1), 0 to 1e6: keeps the objective "
+                                    "within twelve orders of magnitude")]] = {}
+    blend_supply_value_meur_per_t: Annotated[float, Field(
+        ge=0.0, le=1e3, description="EUR m of expected PV per weighted tonne per year, 0 to 1,000 (a tonne "
+                                    "of NdPr sells for ~EUR 0.07 m)")] | None = None
     go_no_go: bool = False
-    min_ticket_meur: NonNegativeFloat = 0.0
-    min_ticket_by_project_meur: dict[str, NonNegativeFloat] = {}
-    max_projects: Annotated[int, Field(ge=1)] | None = None
-    max_prob_loss: Annotated[float, Field(gt=0.0, lt=1.0)] | None = None
-    prob_loss_threshold_meur: NonNegativeFloat = 0.0
+    min_ticket_meur: Meur = 0.0
+    min_ticket_by_project_meur: dict[Key, Meur] = {}
+    max_projects: Annotated[int, Field(ge=1, le=10_000, description="projects, 1 to 10,000")] | None = None
+    max_prob_loss: Annotated[float, Field(
+        gt=0.0, lt=1.0, description="probability, 0 < p < 0.5 (a tail probability)")] | None = None
+    prob_loss_threshold_meur: Meur = 0.0
     #: the CVaR of the solve uses the first N scenarios; the allocation is evaluated on all of them
-    optimization_scenarios: Annotated[int, Field(ge=1024, le=1_000_000)] = 20000
+    optimization_scenarios: Annotated[int, Field(
+        ge=1024, le=1_000_000, description="scenarios of the CVaR solve, 1,024 (a tail needs them) to 1e6")] = 20000
     source: Source
 
     @model_validator(mode="after")
@@ -164,12 +259,14 @@ class PortfolioSettings(_Model):
 class FundFile(_Model):
     """``fund.yaml``: valuation conventions and simulation defaults."""
 
-    name: str
+    name: Name
     valuation_date: _dt.date
     reporting_currency: Literal["EUR"] = "EUR"
-    discount_rate_nominal: Annotated[float, Field(gt=-0.5, lt=1.0)]
-    inflation: Annotated[float, Field(gt=-0.1, lt=0.5)]
-    horizon_years: Annotated[int, Field(ge=5, le=80)]
+    discount_rate_nominal: Annotated[float, Field(
+        ge=-0.05, le=0.5, description="nominal rate per year, -0.05 to 0.5 (policy rates bottomed at -0.5 %; "
+                                      "mining hurdle rates are 8-15 %)")]
+    inflation: Annotated[float, Field(gt=-0.1, lt=0.5, description="long-run inflation per year, -0.1 < x < 0.5")]
+    horizon_years: Annotated[int, Field(ge=5, le=80, description="years, 5 to 80 (two mine lives)")]
     simulation: SimulationSettings = SimulationSettings()
     portfolio: PortfolioSettings | None = None
     source: Source
@@ -185,9 +282,15 @@ class PriceProcess(_Model):
     """Parameters common to a log-price process (a material or the exchange rate)."""
 
     model: PriceModel = PriceModel.LOG_OU
-    mean_reversion_per_year: NonNegativeFloat = 0.0
-    volatility: Annotated[float, Field(ge=0.0, le=3.0)]
-    drift_per_year: Annotated[float, Field(gt=-1.0, lt=1.0)] = 0.0
+    mean_reversion_per_year: Annotated[float, Field(
+        ge=0.0, le=10.0, description="kappa per year, 0 to 10 (a half-life of 25 days; fitted values are "
+                                     "0.1-0.5)")] = 0.0
+    volatility: Annotated[float, Field(
+        ge=0.0, le=2.0, description="annual sigma of the log price, 0 to 2 (lithium carbonate 2021-23, the "
+                                    "most volatile metal market on record, ~0.8)")]
+    drift_per_year: Annotated[float, Field(
+        ge=-0.3, le=0.3, description="real drift of the log price per year (model gbm), -0.3 to 0.3: +30 %/yr "
+                                     "for 80 years is a factor 1e10")] = 0.0
 
     @model_validator(mode="after")
     def _ou_needs_kappa(self) -> "PriceProcess":
@@ -207,29 +310,37 @@ class PriceCalibrationRecord(_Model):
     """
 
     source: Source
-    series: str
+    series: Key
     sample: Annotated[str, Field(pattern=r"^\d{4}(-\d{2})?\.\.\d{4}(-\d{2})?$")]
-    observations: Annotated[int, Field(ge=2)]
+    observations: Annotated[int, Field(ge=2, le=100_000, description="observations, 2 to 100,000 (monthly "
+                                                                       "data since 1900 are ~1,500)")]
     frequency: Literal["monthly", "annual"]
     fitted_on: _dt.date
     model: PriceModel
-    mean_reversion_se: NonNegativeFloat | None = None
-    half_life_years: PositiveFloat | None = None
-    long_run_ci_usd_per_t: tuple[PositiveFloat, PositiveFloat] | None = None
-    volatility_se: NonNegativeFloat | None = None
-    drift_se: NonNegativeFloat | None = None
-    aic_ou_minus_gbm: float | None = None
-    note: str | None = None
+    # statistics of a fit, recorded for the reader (not simulated): wide bounds, a weakly
+    # identified mean reversion gives wide intervals
+    mean_reversion_se: Annotated[float, Field(ge=0.0, le=1e3, description="per year, 0 to 1,000")] | None = None
+    half_life_years: Annotated[float, Field(gt=0.0, le=1e6, description="years, > 0 to 1e6 (ln 2 / kappa)")] \
+        | None = None
+    long_run_ci_usd_per_t: tuple[
+        Annotated[float, Field(gt=0.0, le=1e15, description="USD/t, a statistical interval: may be wide")],
+        Annotated[float, Field(gt=0.0, le=1e15, description="USD/t, a statistical interval: may be wide")],
+    ] | None = None
+    volatility_se: Annotated[float, Field(ge=0.0, le=100.0, description="per year, 0 to 100")] | None = None
+    drift_se: Annotated[float, Field(ge=0.0, le=100.0, description="per year, 0 to 100")] | None = None
+    aic_ou_minus_gbm: Annotated[float, Field(ge=-1e7, le=1e7, description="AIC difference, |x| <= 1e7 "
+                                                                          "(<= 100,000 observations)")] | None = None
+    note: Text | None = None
 
 
 class Material(PriceProcess):
     """One traded product, priced in real USD per tonne of payable product."""
 
-    name: str
+    name: Name
     unit: Literal["t"] = "t"
-    product: str
-    spot_usd_per_t: PositiveFloat
-    long_run_usd_per_t: PositiveFloat
+    product: Text
+    spot_usd_per_t: PriceUsdPerT
+    long_run_usd_per_t: PriceUsdPerT
     strategic: bool = True
     source: Source
     calibration: PriceCalibrationRecord | None = None
@@ -239,16 +350,18 @@ class ExchangeRate(PriceProcess):
     """EUR/USD, quoted as USD per EUR, simulated as a correlated factor."""
 
     pair: Literal["EURUSD"] = "EURUSD"
-    spot: PositiveFloat
-    long_run: PositiveFloat
+    spot: Annotated[float, Field(ge=FX_MIN, le=FX_MAX, description="USD per EUR, 0.2 to 5 (0.82-1.60 since 1999)")]
+    long_run: Annotated[float, Field(ge=FX_MIN, le=FX_MAX, description="USD per EUR, 0.2 to 5")]
+    volatility: Annotated[float, Field(
+        ge=0.0, le=0.5, description="annual sigma of log EUR/USD, 0 to 0.5 (history ~0.08-0.10)")]
     source: Source
 
 
 class CorrelationCalibrationRecord(_Model):
     """Entries of the correlation matrix estimated from data (``fundmodel calibrate prices``)."""
 
-    factors: list[str]
-    sample: str
+    factors: list[Key]
+    sample: Key
     fitted_on: _dt.date
     method: Source
     source: Source
@@ -257,8 +370,8 @@ class CorrelationCalibrationRecord(_Model):
 class CorrelationMatrix(_Model):
     """Correlation of the annual shocks; ``factors`` gives the row order."""
 
-    factors: list[str]
-    matrix: list[list[Annotated[float, Field(ge=-1.0, le=1.0)]]]
+    factors: list[Key]
+    matrix: list[list[Annotated[float, Field(ge=-1.0, le=1.0, description="a correlation, -1 to 1")]]]
     source: Source
     calibration: CorrelationCalibrationRecord | None = None
 
@@ -270,18 +383,21 @@ class ExportRestriction(_Model):
     years in every scenario: the lever of stress scenarios such as a 2025-style export ban.
     """
 
-    annual_onset_probability: Annotated[float, Field(ge=0.0, lt=1.0)]
+    annual_onset_probability: Annotated[float, Field(ge=0.0, lt=1.0, description="probability per year, 0 <= p < 1")]
     duration_years: Triangular
-    geopolitical_loading: Annotated[float, Field(ge=0.0, le=3.0)] = 0.0
-    price_uplift: dict[str, Annotated[float, Field(ge=0.0, le=10.0)]]
-    forced_years: list[Annotated[int, Field(ge=1, le=80)]] = []
+    geopolitical_loading: Annotated[float, Field(
+        ge=0.0, le=3.0, description="loading on the N(0, 1) geopolitical factor, 0 to 3 (x20 at +1 sigma)")] = 0.0
+    price_uplift: dict[Key, Annotated[float, Field(
+        ge=0.0, le=10.0, description="ex-China price uplift while restricted, fraction 0 to 10 (+1,000 %; gallium "
+                                     "2023-25 +139 %)")]]
+    forced_years: list[YearIndex] = []
     source: Source
 
 
 class MarketsFile(_Model):
     """``markets.yaml``: price models, correlation, FX and the export-restriction regime."""
 
-    materials: dict[str, Material]
+    materials: dict[Key, Material]
     fx: ExchangeRate
     correlation: CorrelationMatrix
     export_restriction: ExportRestriction
@@ -291,35 +407,38 @@ class MarketsFile(_Model):
 class Expropriation(_Model):
     """Outright taking of the asset; compensation paid as a share of net book value."""
 
-    annual_probability: Annotated[float, Field(ge=0.0, lt=1.0)]
+    annual_probability: Annotated[float, Field(ge=0.0, lt=1.0, description="probability per year, 0 <= p < 1")]
     compensation_share: Share
-    price_elasticity: Annotated[float, Field(ge=0.0, le=10.0)] = 0.0
+    price_elasticity: Annotated[float, Field(
+        ge=0.0, le=10.0, description="elasticity of the hazard to the price ratio, 0 to 10")] = 0.0
 
 
 class ForcedParticipation(_Model):
     """The state takes an equity share (e.g. Mongolia's 34 %/50 % rule), partly compensated."""
 
-    annual_probability: Annotated[float, Field(ge=0.0, lt=1.0)]
+    annual_probability: Annotated[float, Field(ge=0.0, lt=1.0, description="probability per year, 0 <= p < 1")]
     state_share: Share
     compensation_share: Share
-    price_elasticity: Annotated[float, Field(ge=0.0, le=10.0)] = 0.0
+    price_elasticity: Annotated[float, Field(
+        ge=0.0, le=10.0, description="elasticity of the hazard to the price ratio, 0 to 10")] = 0.0
 
 
 class FiscalGrab(_Model):
     """Royalty or income-tax increase, cumulative over repeated events, capped."""
 
-    annual_probability: Annotated[float, Field(ge=0.0, lt=1.0)]
+    annual_probability: Annotated[float, Field(ge=0.0, lt=1.0, description="probability per year, 0 <= p < 1")]
     royalty_increase: Share
     tax_increase: Share
-    max_events: Annotated[int, Field(ge=1, le=10)] = 2
-    price_elasticity: Annotated[float, Field(ge=0.0, le=10.0)] = 0.0
+    max_events: Annotated[int, Field(ge=1, le=10, description="events, 1 to 10")] = 2
+    price_elasticity: Annotated[float, Field(
+        ge=0.0, le=10.0, description="elasticity of the hazard to the price ratio, 0 to 10")] = 0.0
 
 
 class TransferRestriction(_Model):
     """Cash trapped in the country (and part of sales blocked) for some years."""
 
-    annual_probability: Annotated[float, Field(ge=0.0, lt=1.0)]
-    duration_years: Annotated[int, Field(ge=1, le=20)]
+    annual_probability: Annotated[float, Field(ge=0.0, lt=1.0, description="probability per year, 0 <= p < 1")]
+    duration_years: Annotated[int, Field(ge=1, le=20, description="years, 1 to 20")]
     trapped_cash_haircut: Share
     sales_blocked_share: Share
 
@@ -327,15 +446,15 @@ class TransferRestriction(_Model):
 class Unrest(_Model):
     """Unrest halting part of production in the year it happens."""
 
-    annual_probability: Annotated[float, Field(ge=0.0, lt=1.0)]
+    annual_probability: Annotated[float, Field(ge=0.0, lt=1.0, description="probability per year, 0 <= p < 1")]
     production_loss_share: Share
 
 
 class LicenceSuspension(_Model):
     """Licence suspended: operations (or development) stop for some years, fixed costs go on."""
 
-    annual_probability: Annotated[float, Field(ge=0.0, lt=1.0)]
-    duration_years: Annotated[int, Field(ge=1, le=20)]
+    annual_probability: Annotated[float, Field(ge=0.0, lt=1.0, description="probability per year, 0 <= p < 1")]
+    duration_years: Annotated[int, Field(ge=1, le=20, description="years, 1 to 20")]
 
 
 class PoliticalEvents(_Model):
@@ -349,16 +468,20 @@ class PoliticalEvents(_Model):
     licence_suspension: LicenceSuspension
 
 
+_WGI = "WGI estimate, ~N(0, 1) by construction (published range -2.5..2.5): -5 to 5"
+
+
 class CountryCalibrationRecord(_Model):
     """Indicators and scores behind a country's hazards (``fundmodel calibrate countries``)."""
 
-    wgi_year: Annotated[int, Field(ge=1996, le=2100)]
-    political_stability: float
-    rule_of_law: float
-    control_of_corruption: float
-    cpi_year: Annotated[int, Field(ge=2012, le=2100)]
-    cpi_score: Annotated[float, Field(ge=0.0, le=100.0)]
-    oecd_category_used: Annotated[int, Field(ge=0, le=7)]
+    wgi_year: Annotated[int, Field(ge=1996, le=2100, description="year, 1996 (first WGI) to 2100")]
+    political_stability: Annotated[float, Field(ge=-5.0, le=5.0, description=_WGI)]
+    rule_of_law: Annotated[float, Field(ge=-5.0, le=5.0, description=_WGI)]
+    control_of_corruption: Annotated[float, Field(ge=-5.0, le=5.0, description=_WGI)]
+    cpi_year: Annotated[int, Field(ge=2012, le=2100, description="year, 2012 (first comparable CPI) to 2100")]
+    cpi_score: Annotated[float, Field(ge=0.0, le=100.0, description="CPI score, 0 to 100")]
+    oecd_category_used: Annotated[int, Field(
+        ge=0, le=7, description="OECD country-risk category, 0 (high income) to 7")]
     fitted_on: _dt.date
     source: Source
 
@@ -366,9 +489,11 @@ class CountryCalibrationRecord(_Model):
 class Country(_Model):
     """Political risk profile of one host country."""
 
-    name: str
+    name: Name
     iso3: Annotated[str, Field(pattern=r"^[A-Z]{3}$")]
-    oecd_category: Annotated[int, Field(ge=0, le=7)] | None
+    oecd_category: Annotated[int, Field(
+        ge=0, le=7, description="OECD country-risk category, 0 to 7; null for unclassified high-income "
+                                "countries")] | None
     permitting_years: Triangular
     events: PoliticalEvents
     source: Source
@@ -378,8 +503,9 @@ class Country(_Model):
 class GeopoliticalFactor(_Model):
     """Common AR(1) factor g ~ N(0, 1) that scales every hazard by exp(loading*g - loading^2/2)."""
 
-    persistence: Annotated[float, Field(ge=0.0, lt=1.0)]
-    hazard_loading: Annotated[float, Field(ge=0.0, le=3.0)]
+    persistence: Annotated[float, Field(
+        ge=0.0, lt=1.0, description="AR(1) coefficient per year, 0 <= phi < 1 (stationary)")]
+    hazard_loading: Annotated[float, Field(ge=0.0, le=3.0, description="loading on the N(0, 1) factor, 0 to 3")]
     source: Source
 
 
@@ -387,19 +513,19 @@ class CountriesFile(_Model):
     """``countries.yaml``: host-country political risk."""
 
     geopolitical_factor: GeopoliticalFactor
-    countries: dict[str, Country]
+    countries: dict[Key, Country]
 
 
 # --------------------------------------------------------------------------- instruments.yaml
 class EquityTerms(_Model):
     """Equity stakes (JOGMEC: <= 50 % and never the sole largest shareholder; DFC: <= 30 %)."""
 
-    max_share: Annotated[float, Field(gt=0.0, le=1.0)]
+    max_share: Annotated[float, Field(gt=0.0, le=1.0, description="share of project equity, > 0 to 1")]
     sole_largest_shareholder_allowed: bool = False
     source: Source
 
 
-Rate = Annotated[float, Field(ge=0.0, lt=0.5)]
+Rate = Annotated[float, Field(ge=0.0, lt=0.5, description="premium per year, fraction 0 <= x < 0.5")]
 
 
 class _PremiumSchedule(_Model):
@@ -408,7 +534,8 @@ class _PremiumSchedule(_Model):
     premium_rate_per_year: Rate
     #: rate by OECD country-risk category 1..7; countries without a category (high income,
     #: market pricing) and categories not listed pay ``premium_rate_per_year``
-    premium_rate_by_oecd_category: dict[Annotated[int, Field(ge=1, le=7)], Rate] = {}
+    premium_rate_by_oecd_category: dict[Annotated[int, Field(
+        ge=1, le=7, description="OECD category 1 to 7")], Rate] = {}
 
     def rate_for(self, oecd_category: int | None) -> float:
         """Premium rate per year for a host country of this OECD category (None: none)."""
@@ -420,7 +547,7 @@ class _PremiumSchedule(_Model):
 class LoanGuaranteeTerms(_PremiumSchedule):
     """Guarantee of a share of the senior loan (JOGMEC: <= 80 %); UFK-style supply commitment."""
 
-    max_cover: Annotated[float, Field(gt=0.0, le=1.0)]
+    max_cover: Annotated[float, Field(gt=0.0, le=1.0, description="share covered, > 0 to 1")]
     supply_commitment_share: Share
     source: Source
 
@@ -428,24 +555,25 @@ class LoanGuaranteeTerms(_PremiumSchedule):
 class PoliticalRiskCoverTerms(_PremiumSchedule):
     """Cover of the sponsors' equity against expropriation and transfer restriction (DIA, MIGA)."""
 
-    max_cover: Annotated[float, Field(gt=0.0, le=1.0)]
+    max_cover: Annotated[float, Field(gt=0.0, le=1.0, description="share covered, > 0 to 1")]
     source: Source
 
 
 class PriceFloorTerms(_Model):
     """Price floor with offtake (DoD-MP Materials): floor per material, tenor, upside share."""
 
-    floors_usd_per_t: dict[str, PositiveFloat]
-    tenor_years: Annotated[int, Field(ge=1, le=40)]
+    floors_usd_per_t: dict[Key, PriceUsdPerT]
+    tenor_years: Annotated[int, Field(ge=1, le=40, description="years, 1 to 40")]
     upside_share: Share
-    max_volume_share: Annotated[float, Field(gt=0.0, le=1.0)] = 1.0
+    max_volume_share: Annotated[float, Field(
+        gt=0.0, le=1.0, description="share of EU-available output, > 0 to 1")] = 1.0
     source: Source
 
 
 class InstrumentsFile(_Model):
     """``instruments.yaml``: terms, caps and premiums of the fund's instruments."""
 
-    supply_window_years: Annotated[int, Field(ge=1, le=40)] = 15
+    supply_window_years: Annotated[int, Field(ge=1, le=40, description="years, 1 to 40")] = 15
     equity: EquityTerms
     loan_guarantee: LoanGuaranteeTerms
     political_risk_cover: PoliticalRiskCoverTerms
@@ -453,6 +581,11 @@ class InstrumentsFile(_Model):
 
 
 # --------------------------------------------------------------------------- stress.yaml
+PriceMultiplier = Annotated[float, Field(
+    ge=0.01, le=100.0, description="factor on a price, 0.01 (a 99 % crash) to 100 (beyond any recorded spike: "
+                                   "rare earths 2011 ~x5-10); the stressed price must stay within 1..1e9 USD/t")]
+
+
 class StressScenario(_Model):
     """A named stress: changes applied to the assumptions before re-simulating.
 
@@ -463,19 +596,22 @@ class StressScenario(_Model):
     export restriction in those years; ``fx_spot_multiplier`` scales EUR/USD today.
     """
 
-    description: str
-    spot_price_multipliers: dict[str, PositiveFloat] = {}
-    long_run_price_multipliers: dict[str, PositiveFloat] = {}
-    hazard_multipliers: dict[str, PositiveFloat] = {}
-    export_restriction_years: list[Annotated[int, Field(ge=1, le=80)]] = []
-    fx_spot_multiplier: PositiveFloat = 1.0
+    description: Text
+    spot_price_multipliers: dict[Key, PriceMultiplier] = {}
+    long_run_price_multipliers: dict[Key, PriceMultiplier] = {}
+    hazard_multipliers: dict[Key, Annotated[float, Field(
+        gt=0.0, le=100.0, description="factor on every hazard intensity of a country, > 0 to 100")]] = {}
+    export_restriction_years: list[YearIndex] = []
+    fx_spot_multiplier: Annotated[float, Field(
+        ge=0.2, le=5.0, description="factor on EUR/USD today, 0.2 to 5 (the stressed rate must stay in "
+                                    "0.2..5 USD per EUR)")] = 1.0
 
 
 class StressFile(_Model):
     """``stress.yaml``: named stress scenarios applied to the optimal portfolio."""
 
-    scenarios: dict[str, StressScenario]
-    stress_scenarios: Annotated[int, Field(ge=64, le=1_000_000)] = 4096
+    scenarios: dict[Key, StressScenario]
+    stress_scenarios: Annotated[int, Field(ge=64, le=1_000_000, description="scenarios, 64 to 1e6")] = 4096
     source: Source
 
 
@@ -483,21 +619,29 @@ class StressFile(_Model):
 class Product(_Model):
     """One payable product of a mine: ore grade, recovery and payability."""
 
-    grade_pct: Annotated[float, Field(gt=0.0, le=100.0)]
-    product_factor: PositiveFloat = 1.0
-    recovery: Annotated[float, Field(gt=0.0, le=1.0)]
-    payability: Annotated[float, Field(gt=0.0, le=1.0)]
+    grade_pct: Annotated[float, Field(gt=0.0, le=100.0, description="per cent of ore, > 0 to 100")]
+    product_factor: Annotated[float, Field(
+        gt=0.0, le=100.0, description="tonnes of priced product per tonne of contained element, > 0 to 100 "
+                                      "(lithium -> LCE is 5.3, the largest in use)")] = 1.0
+    recovery: Annotated[float, Field(gt=0.0, le=1.0, description="fraction, > 0 to 1")]
+    payability: Annotated[float, Field(gt=0.0, le=1.0, description="fraction, > 0 to 1")]
 
 
 class Operations(_Model):
     """Throughput, life and operating costs."""
 
-    ore_mtpa: PositiveFloat
-    mine_life_years: Annotated[float, Field(gt=0.0, le=100.0)]
-    opex_usd_per_t_ore: NonNegativeFloat
-    fixed_opex_musd_per_year: NonNegativeFloat = 0.0
-    opex_uncertainty_sigma: Annotated[float, Field(ge=0.0, le=1.0)] = 0.1
-    recovery_uncertainty_sd: Annotated[float, Field(ge=0.0, le=0.3)] = 0.02
+    ore_mtpa: Annotated[float, Field(
+        gt=0.0, le=MAX_ORE_MTPA, description="Mt of ore per year, > 0 to 1,000 (the largest mines move "
+                                             "~200-400 Mt/yr)")]
+    mine_life_years: Annotated[float, Field(gt=0.0, le=100.0, description="years, > 0 to 100")]
+    opex_usd_per_t_ore: Annotated[float, Field(
+        ge=0.0, le=MAX_OPEX_USD_PER_T_ORE, description="USD per t of ore, 0 to 1e5 (underground mines cost "
+                                                       "USD 100-500/t)")]
+    fixed_opex_musd_per_year: MusdPerYear = 0.0
+    opex_uncertainty_sigma: Annotated[float, Field(
+        ge=0.0, le=1.0, description="sigma of a lognormal cost factor, 0 to 1")] = 0.1
+    recovery_uncertainty_sd: Annotated[float, Field(
+        ge=0.0, le=0.3, description="standard deviation of recovery, 0 to 0.3")] = 0.02
 
 
 class Schedule(_Model):
@@ -507,7 +651,7 @@ class Schedule(_Model):
     permitting_years: Triangular | None = None
     construction_years: Triangular | None = None
     rampup_years: Triangular
-    development_probability: Annotated[float, Field(gt=0.0, le=1.0)] = 1.0
+    development_probability: Annotated[float, Field(gt=0.0, le=1.0, description="probability, > 0 to 1")] = 1.0
 
 
 class Capex(_Model):
@@ -518,23 +662,25 @@ class Capex(_Model):
     measured against it), 0 for projects the sponsors build from scratch.
     """
 
-    initial_musd: NonNegativeFloat
-    acquisition_musd: NonNegativeFloat = 0.0
-    studies_musd: NonNegativeFloat = 0.0
-    sustaining_musd_per_year: NonNegativeFloat
-    closure_musd: NonNegativeFloat
-    depreciation_years: Annotated[int, Field(ge=1, le=40)]
-    overrun_mean: Annotated[float, Field(ge=0.0, le=3.0)] = 0.14
-    overrun_prob_ge_100pct: Annotated[float, Field(gt=0.0, lt=0.5)] = 1 / 13
-    overrun_shift: Annotated[float, Field(gt=-1.0, le=0.0)] = -0.4
-    overrun_delay_correlation: Annotated[float, Field(ge=-1.0, le=1.0)] = 0.5
+    initial_musd: Musd
+    acquisition_musd: Musd = 0.0
+    studies_musd: Musd = 0.0
+    sustaining_musd_per_year: MusdPerYear
+    closure_musd: Musd
+    depreciation_years: Annotated[int, Field(ge=1, le=40, description="years, 1 to 40")]
+    overrun_mean: Annotated[float, Field(
+        ge=0.0, le=3.0, description="mean capex overrun, fraction 0 to 3 (+300 %)")] = 0.14
+    overrun_prob_ge_100pct: Annotated[float, Field(gt=0.0, lt=0.5, description="probability, 0 < p < 0.5")] = 1 / 13
+    overrun_shift: Annotated[float, Field(
+        gt=-1.0, le=0.0, description="fraction, -1 < x <= 0 (the largest underrun)")] = -0.4
+    overrun_delay_correlation: Annotated[float, Field(ge=-1.0, le=1.0, description="a correlation, -1 to 1")] = 0.5
 
 
 class Fiscal(_Model):
     """Royalty (share of revenue) and corporate income tax."""
 
-    royalty_rate: Annotated[float, Field(ge=0.0, lt=1.0)]
-    tax_rate: Annotated[float, Field(ge=0.0, lt=1.0)]
+    royalty_rate: Annotated[float, Field(ge=0.0, lt=1.0, description="share of revenue, 0 <= x < 1")]
+    tax_rate: Annotated[float, Field(ge=0.0, lt=1.0, description="share of taxable profit, 0 <= x < 1")]
 
 
 class Debt(_Model):
@@ -545,13 +691,14 @@ class Debt(_Model):
     cure shortfalls after completion (deep-pocketed majors high, juniors zero).
     """
 
-    amount_musd: NonNegativeFloat
-    interest_rate: Annotated[float, Field(ge=0.0, lt=1.0)]
-    tenor_years: Annotated[int, Field(ge=1, le=40)]
-    grace_years: Annotated[int, Field(ge=0, le=20)]
+    amount_musd: Musd
+    interest_rate: Annotated[float, Field(
+        ge=0.0, le=0.5, description="interest per year, 0 to 0.5 (senior mining debt pays 5-15 %)")]
+    tenor_years: Annotated[int, Field(ge=1, le=40, description="years, 1 to 40")]
+    grace_years: Annotated[int, Field(ge=0, le=20, description="years, 0 to 20")]
     recovery_rate: Share
-    reserve_months: Annotated[float, Field(ge=0.0, le=24.0)] = 6.0
-    sponsor_support_musd: NonNegativeFloat = 0.0
+    reserve_months: Annotated[float, Field(ge=0.0, le=24.0, description="months of debt service, 0 to 24")] = 6.0
+    sponsor_support_musd: Musd = 0.0
 
     @field_validator("grace_years")
     @classmethod
@@ -574,18 +721,18 @@ class Offtake(_Model):
 class Project(_Model):
     """One candidate mine project (``projects/<id>.yaml``)."""
 
-    id: Annotated[str, Field(pattern=r"^[a-z0-9_]+$")]
-    name: str
-    country: str
+    id: Annotated[str, Field(pattern=r"^[a-z0-9_]+$", max_length=MAX_ID_CHARS)]
+    name: Name
+    country: Key
     stage: Stage
-    products: dict[str, Product]
+    products: dict[Key, Product]
     operations: Operations
     schedule: Schedule
     capex: Capex
     fiscal: Fiscal
     debt: Debt
     offtake: Offtake
-    sources: dict[str, Source]
+    sources: dict[Key, Source]
 
     @property
     def materials(self) -> list[str]:
@@ -609,11 +756,15 @@ class PriceSeriesSpec(_Model):
     """
 
     dataset: Literal["pinksheet", "usgs_lithium"] = "pinksheet"
-    column: str
-    material: str | None = None
+    column: Key
+    material: Key | None = None
     write: bool = True
     start: Month | None = None
-    note: str | None = None
+    note: Text | None = None
+
+
+CpiIndex = Annotated[float, Field(ge=1.0, le=1e5, description="US CPI-U, 1982-84 = 100: 1 to 1e5 (163 in 1998, "
+                                                             "314 in 2024)")]
 
 
 class DeflatorSettings(_Model):
@@ -624,8 +775,8 @@ class DeflatorSettings(_Model):
     year: the inflation of ``fund.yaml``.
     """
 
-    cpi_u_1998: PositiveFloat = 163.0
-    cpi_u_annual: dict[Annotated[int, Field(ge=2022, le=2100)], PositiveFloat] = {}
+    cpi_u_1998: CpiIndex = 163.0
+    cpi_u_annual: dict[Annotated[int, Field(ge=2022, le=2100, description="year, 2022 to 2100")], CpiIndex] = {}
     source: Source
 
 
@@ -634,11 +785,11 @@ class PriceCalibrationSettings(_Model):
 
     start: Month = "2000-01"
     model: PriceModel = PriceModel.LOG_OU
-    min_observations_monthly: Annotated[int, Field(ge=24)] = 120
-    min_observations_annual: Annotated[int, Field(ge=10)] = 20
+    min_observations_monthly: Annotated[int, Field(ge=24, le=12_000, description="months, 24 to 12,000")] = 120
+    min_observations_annual: Annotated[int, Field(ge=10, le=1_000, description="years, 10 to 1,000")] = 20
     regime_check: bool = True
     write_correlation: bool = True
-    series: dict[str, PriceSeriesSpec]
+    series: dict[Key, PriceSeriesSpec]
     deflator: DeflatorSettings
     source: Source
 
@@ -646,8 +797,9 @@ class PriceCalibrationSettings(_Model):
 class HazardAnchor(_Model):
     """Annual probability of an event at a given governance score."""
 
-    score: float
-    annual_probability: Annotated[float, Field(gt=0.0, lt=1.0)]
+    score: Annotated[float, Field(ge=-10.0, le=10.0, description="governance score (a weighted mean of "
+                                                                 "z-scores), -10 to 10")]
+    annual_probability: Annotated[float, Field(gt=0.0, lt=1.0, description="probability per year, 0 < p < 1")]
 
 
 class HazardMapping(_Model):
@@ -660,7 +812,8 @@ class HazardMapping(_Model):
     and the lower probability).
     """
 
-    weights: dict[GovernanceIndicator, NonNegativeFloat]
+    weights: dict[GovernanceIndicator, Annotated[float, Field(ge=0.0, le=100.0,
+                                                             description="relative weight, 0 to 100")]]
     best: HazardAnchor
     worst: HazardAnchor
 
@@ -681,7 +834,7 @@ class HazardMapping(_Model):
 class HazardOverlay(_Model):
     """Documented country-specific multiplier of one mapped hazard."""
 
-    multiplier: Annotated[float, Field(ge=0.0, le=10.0)]
+    multiplier: Annotated[float, Field(ge=0.0, le=10.0, description="factor, 0 to 10")]
     reason: Source
 
 
@@ -694,15 +847,17 @@ class CountryCalibrationSettings(_Model):
     countries at category 0.
     """
 
-    wgi_year: Annotated[int, Field(ge=1996, le=2100)] = 2023
-    wgi_years: Annotated[int, Field(ge=1, le=5)] = 1
-    cpi_year: Annotated[int, Field(ge=2012, le=2100)] = 2024
-    oecd_center: float = 3.5
-    oecd_scale: PositiveFloat = 2.0
-    max_annual_probability: Annotated[float, Field(gt=0.0, lt=1.0)] = 0.5
-    decimals: Annotated[int, Field(ge=2, le=6)] = 4
+    wgi_year: Annotated[int, Field(ge=1996, le=2100, description="year, 1996 to 2100")] = 2023
+    wgi_years: Annotated[int, Field(ge=1, le=5, description="years averaged, 1 to 5")] = 1
+    cpi_year: Annotated[int, Field(ge=2012, le=2100, description="year, 2012 to 2100")] = 2024
+    oecd_center: Annotated[float, Field(ge=0.0, le=7.0, description="an OECD risk category, 0 to 7")] = 3.5
+    oecd_scale: Annotated[float, Field(gt=0.0, le=7.0, description="categories per standard deviation, "
+                                                                   "> 0 to 7")] = 2.0
+    max_annual_probability: Annotated[float, Field(
+        gt=0.0, lt=1.0, description="probability per year, 0 < p < 1")] = 0.5
+    decimals: Annotated[int, Field(ge=2, le=6, description="decimals, 2 to 6")] = 4
     events: dict[PoliticalEventName, HazardMapping]
-    overlays: dict[str, dict[PoliticalEventName, HazardOverlay]] = {}
+    overlays: dict[Key, dict[PoliticalEventName, HazardOverlay]] = {}
     source: Source
 
     @model_validator(mode="after")

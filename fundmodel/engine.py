@@ -51,8 +51,9 @@ ENGINES = ("serial", "dask")
 
 _SHARED: dict[str, Any] = {}
 
-#: Seconds :class:`DaskEngine` waits for a scheduler given by address to connect and answer.
-CONNECT_TIMEOUT_SECONDS = 20.0
+#: Seconds :class:`DaskEngine` waits for a scheduler given by address to connect and answer
+#: (environment variable ``FUNDMODEL_DASK_CONNECT_TIMEOUT`` to change it).
+CONNECT_TIMEOUT_SECONDS = float(os.environ.get("FUNDMODEL_DASK_CONNECT_TIMEOUT", 20))
 CONNECT_TIMEOUT = f"{CONNECT_TIMEOUT_SECONDS:.0f}s"
 
 #: Seconds a cluster may take for one task's result (or a call on every worker) before the run

@@ -452,7 +452,7 @@ def write_csv(frame, path: str | Path, *, what: str | None = None) -> None:
                 label = ", ".join(f"{k}={table.iloc[row][k]}" for k in table.columns[:2])
                 raise NonFiniteResult(f"{what or Path(path).name}: {column} is {values.iloc[row]} ({label}); "
                                       "an input is out of range (see the project's and the markets' figures)")
-        elif values.dtype == object:
+        elif values.dtype == object or pd.api.types.is_string_dtype(values):
             table[column] = values.map(spreadsheet_safe)
     write_text_atomic(path, table.to_csv(index=False))
 
@@ -469,7 +469,7 @@ def read_csv(path: str | Path, **kwargs):
     kwargs.setdefault("na_values", [""])
     frame = pd.read_csv(path, **kwargs)
     for column in frame.columns:
-        if frame[column].dtype == object:
+        if frame[column].dtype == object or pd.api.types.is_string_dtype(frame[column]):
             frame[column] = frame[column].map(_unquote)
     return frame
 

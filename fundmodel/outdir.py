@@ -143,10 +143,18 @@ def check_output_path(out: Path, *, write: bool) -> None:
     """Refuse an output path the tool must not write into (see the module docstring)."""
     if out.exists() and not out.is_dir():
         raise UsageError(f"--out {out}: is a file, not a folder")
-    if not write or not out.exists():
+    if not write:
+        return
+    if not out.exists():
+        parent = out.absolute().parent
+        while not parent.exists() and parent != parent.parent:
+            parent = parent.parent
+        if not parent.is_dir() or not os.access(parent, os.W_OK | os.X_OK):
+            raise UsageError(f"--out {out}: cannot create it, {parent} is not writable (read-only file system or "
+                             "permissions)")
         return
     if not os.access(out, os.W_OK | os.X_OK):
-        raise UsageError(f"--out {out}: the folder is not writable")
+        raise UsageError(f"--out {out}: the folder is not writable (read-only file system or permissions)")
     if is_fundmodel_output(out):
         return
     visible = sorted(p.name for p in out.iterdir() if not p.name.startswith("."))

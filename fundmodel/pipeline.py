@@ -176,6 +176,7 @@ def simulate_into(a: Assumptions, settings: RunSettings, out_dir: str | Path, *,
     from .resources import check_resources
     from .results import simulate_to_directory
 
+    check_output_path(Path(out_dir), write=True)
     check_resources(a, settings, out_dir)
     preflight(settings)
     with output_folder(out_dir, write=True, command=command):

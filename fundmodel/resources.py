@@ -33,8 +33,8 @@ CLIENT_BYTES_PER_PROJECT_SCENARIO = 400
 #: Memory of one worker process holding one chunk (at most ~50,000 project-scenarios,
 #: :func:`fundmodel.simulation.chunk_rows`; measured 1.05 GB).
 WORKER_BYTES = int(1.1 * GIB)
-#: Results, memos and manifests beside the scenario files.
-FIXED_OUTPUT_BYTES = 64 * 2**20
+#: Results, memos and manifests beside the scenario files (the default run's are about 5 MB).
+FIXED_OUTPUT_BYTES = 16 * 2**20
 
 
 @dataclass(frozen=True)
@@ -60,16 +60,22 @@ def scenario_file_bytes(n_scenarios: int, n_years: int, n_materials: int, produc
 
     Market: float32 prices per material, float32 EUR/USD, a bool restriction flag per
     scenario-year. Per project: five float32 year arrays, float32 tonnes per product, a uint8
-    event mask, and the per-scenario results (nine 8-byte values).
+    event mask, and the per-scenario results (:data:`fundmodel.simulation.SCALARS`). The
+    ``.npy`` headers (128 bytes a file) are left out.
 
     Examples
     --------
     >>> scenario_file_bytes(1, 1, 1, [1])
-    106
+    92
     """
+    import numpy as np
+
+    from .simulation import SCALARS
+
     cells = n_scenarios * n_years
+    per_scenario_results = sum(np.dtype(dtype).itemsize for dtype in SCALARS.values())
     market = cells * (4 * n_materials + 4 + 1)
-    per_project = sum(cells * (5 * 4 + 4 * n_products + 1) + n_scenarios * 9 * 8
+    per_project = sum(cells * (5 * 4 + 4 * n_products + 1) + n_scenarios * per_scenario_results
                       for n_products in products_per_project)
     return market + per_project
 

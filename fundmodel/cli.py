@@ -271,7 +271,7 @@ def cmd_calibrate(args) -> int:
     """``fundmodel calibrate prices|countries``: see :mod:`fundmodel.calibration`."""
     from .calibration.commands import cmd_calibrate as run
 
-    return run(args)
+    return run(args)  # the reports are written under OUT's lock (fundmodel.calibration.report)
 
 
 def cmd_generate_pipeline(args) -> int:

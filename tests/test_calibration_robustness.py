@@ -284,9 +284,11 @@ def test_country_names_are_escaped_in_report_html(tmp_path, capsys, assumptions_
 
 # ----------------------------------------------------------------------------- 4. names in file names
 def _outside(tmp_path: Path) -> list[Path]:
-    """Files written anywhere under tmp_path except the input and OUT/calibration/prices."""
+    """Files written anywhere under tmp_path except the input, OUT/calibration/prices and OUT's lock and marker."""
     report = tmp_path / "out" / "calibration" / "prices"
-    return [p for p in tmp_path.rglob("*") if p.is_file() and p.name != "pink.csv" and report not in p.parents]
+    own = {tmp_path / "out" / ".lock", tmp_path / "out" / ".fundmodel-output"}
+    return [p for p in tmp_path.rglob("*") if p.is_file() and p.name != "pink.csv" and report not in p.parents
+            and p not in own]
 
 
 @pytest.mark.parametrize("name", ["CU/../../evil", "/tmp/evil", "..", "CU\\X", "a:b*c?"])

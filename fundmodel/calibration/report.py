@@ -25,7 +25,8 @@ import numpy as np
 import pandas as pd
 from markupsafe import Markup
 
-from ..io import staged_directory, write_json_atomic, write_text_atomic
+from ..io import staged_directory, write_csv, write_json_atomic, write_text_atomic
+from ..outdir import output_folder
 from .countries import CountryCalibration
 from .data import CalibrationDataError, excerpt
 from .prices import PriceCalibration, SeriesCalibration
@@ -257,15 +258,15 @@ def write_price_report(result: PriceCalibration, out: str | Path, changes: list[
     """
     target = Path(out) / "calibration" / "prices"
     table = price_table(result)
-    with staged_directory(target) as stage:
-        table.to_csv(stage / "prices.csv", index=False)
+    with output_folder(out, write=True), staged_directory(target) as stage:
+        write_csv(table, stage / "prices.csv")
         if result.correlation_monthly is not None:
-            result.correlation_monthly.to_csv(stage / "correlation_monthly.csv", index_label="series")
-            result.correlation_annual.to_csv(stage / "correlation_annual.csv", index_label="series")
+            write_csv(result.correlation_monthly.rename_axis("series").reset_index(), stage / "correlation_monthly.csv")
+            write_csv(result.correlation_annual.rename_axis("series").reset_index(), stage / "correlation_annual.csv")
         if old is not None:
-            old.to_csv(stage / "old_vs_new.csv", index=False)
+            write_csv(old, stage / "old_vs_new.csv")
         if changes:
-            pd.DataFrame(changes).to_csv(stage / "written.csv", index=False)
+            write_csv(pd.DataFrame(changes), stage / "written.csv")
         payload = {
             "fitted_on": result.fitted_on, "model": result.model, "start": result.start,
             "data_file": result.data_file, "deflator": result.deflator_note, "warnings": result.warnings,
@@ -305,10 +306,10 @@ def write_country_report(result: CountryCalibration, out: str | Path) -> Path:
     """Write ``OUT/calibration/countries/``: countries.csv (old vs new), hazards.csv, indicators.csv, JSON, HTML."""
     target = Path(out) / "calibration" / "countries"
     wide = result.wide().reset_index()
-    with staged_directory(target) as stage:
-        wide.to_csv(stage / "countries.csv", index=False)
-        result.hazards.to_csv(stage / "hazards.csv", index=False)
-        result.indicators.reset_index().to_csv(stage / "indicators.csv", index=False)
+    with output_folder(out, write=True), staged_directory(target) as stage:
+        write_csv(wide, stage / "countries.csv")
+        write_csv(result.hazards, stage / "hazards.csv")
+        write_csv(result.indicators.reset_index(), stage / "indicators.csv")
         write_json_atomic(stage / "countries.json", {
             "fitted_on": result.fitted_on, "wgi_year": result.wgi_year, "cpi_year": result.cpi_year,
             "cpi_mean": result.cpi_mean, "cpi_sd": result.cpi_sd,

@@ -403,20 +403,20 @@ def write_json_atomic(path: str | Path, data: Any) -> None:
 #: Injection"): ``=`` ``+`` ``-`` ``@``, tab and carriage return; and the quote that marks a
 #: neutralised cell, so that the round trip through :func:`read_csv` is exact.
 _FORMULA_START = ("=", "+", "-", "@", "\t", "\r", "'")
-_PLAIN_NUMBER = re.compile(r"^[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?$")
+_PLAIN_NUMBER = re.compile(r"^[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?( ?%)?$")  # -5, +1.5e3, -20 %
 
 
 def spreadsheet_safe(value: Any) -> Any:
     """A text cell that a spreadsheet would run as a formula, prefixed with ``'`` (OWASP).
 
-    Numbers, and text that is a plain number such as ``-5``, stay as they are.
+    Numbers, and text that is a plain number such as ``-5`` or ``-20 %``, stay as they are.
 
     Examples
     --------
     >>> spreadsheet_safe("=HYPERLINK(\\"http://x\\")"), spreadsheet_safe("@SUM(A1)"), spreadsheet_safe("-5")
     ('\\'=HYPERLINK("http://x")', "'@SUM(A1)", '-5')
-    >>> spreadsheet_safe(-5.0), spreadsheet_safe("Mongolia")
-    (-5.0, 'Mongolia')
+    >>> spreadsheet_safe(-5.0), spreadsheet_safe("-20 %"), spreadsheet_safe("-2+3+cmd|' /C calc'!A0")
+    (-5.0, '-20 %', "'-2+3+cmd|' /C calc'!A0")
     """
     if isinstance(value, str) and value.startswith(_FORMULA_START) and not _PLAIN_NUMBER.match(value):
         return "'" + value

@@ -79,7 +79,8 @@ def _cli(argv: list[str]) -> tuple[int, str]:
 
 
 def _flat(text: str) -> str:
-    return re.sub(r"\s+", "", text)
+    """Text without whitespace and without the invisible break points of long tokens (zero-width spaces)."""
+    return re.sub(r"[\s\u200b]+", "", text)
 
 
 def test_hostile_text_prints_literally_and_nothing_is_fetched(tmp_path, monkeypatch, capsys):
@@ -141,7 +142,7 @@ def test_hostile_text_prints_literally_and_nothing_is_fetched(tmp_path, monkeypa
     assert [p.name for p in written] == [f"{PID}.pdf"]  # one PDF: the project memo
     assert asked == []  # WeasyPrint was not even asked for a URL
 
-    html = (out / "memos" / f"{PID}.html").read_text(encoding="utf-8")
+    html = (out / "memos" / f"{PID}.html").read_text(encoding="utf-8").replace("\u200b", "")  # break points
     for tag in ("<script", "<img", "<iframe", "<object", "<link", "<base", "<meta http-equiv", "<b>Bold",
                 "<h1>Injected", "<svg onload", "<a href=\"javascript"):
         assert tag not in html, tag
@@ -217,3 +218,50 @@ def test_run_project_argument_cannot_name_a_path(tmp_path):
     outside = [p for p in tmp_path.rglob("*") if p.is_file() and out not in p.parents and work not in p.parents]
     assert outside == [], outside
     assert not out.exists()  # refused before anything ran: the output folder was not even created
+
+
+def overflowing_boxes(html: str) -> list[str]:
+    """Boxes of the rendered pages that reach beyond the page's right edge (WeasyPrint's layout tree)."""
+    import weasyprint
+
+    from fundmodel.memo.render import refusing_url_fetcher
+
+    document = weasyprint.HTML(string=html, url_fetcher=refusing_url_fetcher()).render()
+    found = []
+    for number, page in enumerate(document.pages, 1):
+        for box in page._page_box.descendants():  # noqa: SLF001 - WeasyPrint's layout tree
+            if getattr(box, "width", None) is None or not hasattr(box, "margin_width"):
+                continue
+            right = box.position_x + box.margin_width()
+            if right > page.width + 0.5:
+                text = getattr(box, "text", "") or type(box).__name__
+                found.append(f"page {number}: {text[:40]!r} ends at {right:.0f} > {page.width:.0f} px")
+    return found
+
+
+def test_long_tokens_wrap_inside_the_page(tmp_path):
+    """A name or source without break points (an id, a URL) wraps in its cell: no box leaves the page."""
+    work = tmp_path / "assumptions"
+    shutil.copytree(ROOT / "assumptions", work)
+    for path in (work / "projects").glob("*.yaml"):
+        if path.stem != PID:
+            path.unlink()
+    token = "Kazakhstan_Gallium_Recovery_From_Alumina_Refinery_Liquors_" * 3
+    url = "https://example.org/" + "a_very_long_path_segment_without_any_break_point_" * 6
+
+    def project(d):
+        d["name"] = token[:190]
+        for key in d["sources"]:
+            d["sources"][key] = url
+
+    _edit(work, f"projects/{PID}.yaml", project)
+    out = tmp_path / "out"
+    code, err = _cli(["simulate", "--assumptions", str(work), "--scenarios", "64", "--workers", "1",
+                      "--no-attribution", "--quiet", "--out", str(out)])
+    assert code == 0, err
+    a = load_assumptions(work)
+    render_memos(a, load_results(out, require_portfolio=False), out, projects=[PID], workers=1)
+    html = (out / "memos" / f"{PID}.html").read_text(encoding="utf-8")
+    visible = html.replace("\u200b", "")  # invisible break points inside long tokens
+    assert token[:190] in visible and url in visible
+    assert overflowing_boxes(html) == []

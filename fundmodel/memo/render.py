@@ -9,6 +9,7 @@ itself, and WeasyPrint gets a URL fetcher that refuses every URL, so a project n
 from __future__ import annotations
 
 import logging
+import re
 from pathlib import Path
 from typing import Iterable
 
@@ -23,12 +24,51 @@ from .labels import LANGUAGES
 _TEMPLATES = Path(__file__).with_name("templates")
 
 
+#: A run of this many characters without a break point (a URL, an identifier) gets invisible
+#: break opportunities, so it wraps inside its table cell instead of pushing columns off the page.
+LONG_TOKEN = 24
+_LONG_RUN = re.compile(r"[^\s\u200b]{%d,}" % LONG_TOKEN)
+_HEX = re.compile(r"[0-9a-f]+")
+
+
+def breakable(value):
+    """``value`` with a zero-width space every 12 characters inside runs of 24 or more without a break.
+
+    Applied to every value a template prints (jinja2 ``finalize``): WeasyPrint breaks lines
+    only at break opportunities, and a long token in a table cell otherwise widens the
+    table beyond the page. Hexadecimal digests (commit, SHA-256) are left whole so that
+    they can be copied. CSS ``overflow-wrap: anywhere`` would do the same but makes
+    WeasyPrint's table layout about twice as slow on every memo.
+
+    Examples
+    --------
+    >>> breakable("see https://example.org/a_long_path").split("\u200b")
+    ['see https://exam', 'ple.org/a_lo', 'ng_path']
+    >>> breakable("Mongolia REE (feasibility)"), breakable(3.5)
+    ('Mongolia REE (feasibility)', 3.5)
+    """
+    if not isinstance(value, str) or len(value) < LONG_TOKEN:
+        return value
+
+    def split(match: re.Match) -> str:
+        run = match.group(0)
+        if _HEX.fullmatch(run):
+            return run
+        return "\u200b".join(run[i:i + 12] for i in range(0, len(run), 12))
+
+    return _LONG_RUN.sub(split, value)
+
+
 def environment() -> jinja2.Environment:
-    """The memos' jinja2 environment: package templates, autoescaping, strict undefined names."""
+    """The memos' jinja2 environment: package templates, autoescaping, strict undefined names.
+
+    Every printed value goes through :func:`breakable` (long tokens wrap) and is escaped.
+    """
     return jinja2.Environment(
         loader=jinja2.FileSystemLoader(str(_TEMPLATES)),
         autoescape=True,  # every value is escaped, whatever the template file's extension
         undefined=jinja2.StrictUndefined,
+        finalize=breakable,
         trim_blocks=True, lstrip_blocks=True,
     )
 

@@ -256,6 +256,33 @@ class PortfolioSettings(_Model):
         return self
 
 
+Rate = Annotated[float, Field(ge=0.0, le=0.3, description="rate or premium per year, 0 to 0.3")]
+
+
+class MarketRatesSettings(_Model):
+    """Market rates of the claims the fund takes (``fund.yaml: market_rates``, nominal EUR).
+
+    Each claim is valued at the rate a counterparty would use (:mod:`fundmodel.rates`):
+    the project (all capital) at the asset rate ``risk_free_eur + mining_asset_beta x
+    equity_risk_premium + country_risk_premium``; the sponsors' equity at the cost of equity
+    (the asset beta levered by the project's gearing, Hamada); a senior loan at
+    ``risk_free_eur + sovereign default spread + project_finance_spread``. The fund's policy
+    rate (``discount_rate_nominal``) gives the concession (value at the policy rate minus
+    market value).
+    """
+
+    risk_free_eur: Annotated[float, Field(ge=-0.02, le=0.2, description="nominal EUR risk-free rate per year, "
+                                                                       "-0.02 to 0.2")]
+    equity_risk_premium: Rate
+    mining_asset_beta: Annotated[float, Field(ge=0.0, le=3.0, description="unlevered (asset) beta, 0 to 3")]
+    max_equity_beta: Annotated[float, Field(ge=0.5, le=10.0, description="cap of the levered beta, 0.5 to 10")] = 3.0
+    equity_to_bond_volatility: Annotated[float, Field(
+        ge=1.0, le=3.0, description="ratio of equity to government-bond volatility that scales a sovereign default "
+                                    "spread into a country risk premium (Damodaran), 1 to 3")]
+    project_finance_spread: Rate
+    source: Source
+
+
 class FundFile(_Model):
     """``fund.yaml``: valuation conventions and simulation defaults."""
 
@@ -267,6 +294,7 @@ class FundFile(_Model):
                                       "mining hurdle rates are 8-15 %)")]
     inflation: Annotated[float, Field(gt=-0.1, lt=0.5, description="long-run inflation per year, -0.1 < x < 0.5")]
     horizon_years: Annotated[int, Field(ge=5, le=80, description="years, 5 to 80 (two mine lives)")]
+    market_rates: MarketRatesSettings
     simulation: SimulationSettings = SimulationSettings()
     portfolio: PortfolioSettings | None = None
     source: Source
@@ -494,6 +522,11 @@ class Country(_Model):
     oecd_category: Annotated[int, Field(
         ge=0, le=7, description="OECD country-risk category, 0 to 7; null for unclassified high-income "
                                 "countries")] | None
+    sovereign_rating: Annotated[str, Field(pattern=r"^(Aaa|Aa[123]|A[123]|Baa[123]|Ba[123]|B[123]|Caa[123]|Ca|C)$",
+                                           description="Moody's long-term sovereign rating (documentation)")]
+    country_risk_premium: Annotated[float, Field(
+        ge=0.0, le=0.3, description="additional equity return required in the country per year (Damodaran), "
+                                    "0 to 0.3")]
     permitting_years: Triangular
     events: PoliticalEvents
     source: Source

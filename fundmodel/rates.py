@@ -1,0 +1,145 @@
+"""Market rates of the claims the fund takes, and the fund's policy rate.
+
+Each claim is worth its expected cash flows discounted at the rate a counterparty would use
+for its risk (issue 13: "each claim at its market rate"); discounting at a lower rate would
+create value that no counterparty would pay for. All rates are nominal EUR per year
+(``fund.yaml: market_rates``, ``countries.yaml: country_risk_premium``):
+
+======================  ===================================================================
+claim                   market rate
+======================  ===================================================================
+project (all capital)   asset rate ``r_a = r_f + beta_a ERP + CRP``
+sponsors' equity        cost of equity ``r_e = r_f + beta_e ERP + CRP`` with the asset beta
+                        levered by the project's gearing, ``beta_e = beta_a (1 + (1 - tax)
+                        D/E)`` (Hamada 1972), capped at ``max_equity_beta``
+senior loan             ``r_d = r_f + CRP / equity_to_bond_volatility + PF spread`` (the
+                        sovereign default spread plus a project-finance margin); a loan is
+                        fair when its expected flows discounted at ``r_d`` equal its principal
+loan guarantee          ``r_d`` (it is a short position in the loan's credit risk)
+political-risk cover    ``r_f + CRP`` (country risk, no market beta)
+price floor             ``r_f`` (a put on the price: no commodity risk premium is assumed, so
+                        the payoff is discounted risk-free, as for a forward-priced option)
+======================  ===================================================================
+
+``CRP`` is the host country's risk premium (Damodaran's rating-based country risk premium,
+``countries.yaml``). The fund's own rate (``fund.yaml: discount_rate_nominal``, 8 %) is its
+*policy* rate: value at the policy rate minus value at the market rate is the concession
+the fund grants (:func:`concession`), reported next to the market value and limited by
+``portfolio.concession_budget_meur``.
+
+References
+----------
+Damodaran, A. (2025). Equity Risk Premiums: Determinants, Estimation and Implications.
+Damodaran, A. Country Default Spreads and Risk Premiums (data, January 2019 and later).
+Hamada, R. S. (1972). The effect of the firm's capital structure on the systematic risk of
+common stocks. *Journal of Finance* 27(2), 435-452.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from .assumptions import Assumptions, Stage
+
+
+@dataclass(frozen=True)
+class MarketRates:
+    """Market rates of one project's claims (nominal EUR per year).
+
+    Attributes
+    ----------
+    risk_free, asset, equity, debt, country : float
+        ``r_f``; the asset rate; the cost of equity; the senior loan's rate; ``r_f + CRP``.
+    policy : float
+        The fund's policy rate (``fund.yaml: discount_rate_nominal``).
+    equity_beta : float
+        The levered beta behind ``equity``.
+    country_risk_premium : float
+    """
+
+    risk_free: float
+    asset: float
+    equity: float
+    debt: float
+    country: float
+    policy: float
+    equity_beta: float
+    country_risk_premium: float
+
+    def for_instrument(self, instrument: str) -> float:
+        """The market rate of an instrument of :mod:`fundmodel.instruments`."""
+        return {"equity": self.equity, "loan_guarantee": self.debt, "political_risk_cover": self.country,
+                "price_floor": self.risk_free}[instrument]
+
+
+def project_gearing(a: Assumptions, project_id: str) -> float:
+    """Debt over equity of the project at financial close (budgeted capex; a producing mine: its price).
+
+    Examples
+    --------
+    >>> from fundmodel.assumptions import load_assumptions  # doctest: +SKIP
+    >>> project_gearing(load_assumptions("assumptions"), "mn_ree")  # doctest: +SKIP
+    0.8333333333333334
+    """
+    p = a.projects[project_id]
+    debt = p.debt.amount_musd
+    if debt <= 0:
+        return 0.0
+    funded = p.capex.acquisition_musd if p.stage is Stage.PRODUCTION else p.capex.initial_musd
+    equity = max(funded - (0.0 if p.stage is Stage.PRODUCTION else debt), 0.1 * funded, 1e-6)
+    return debt / equity
+
+
+def market_rates(a: Assumptions, project_id: str) -> MarketRates:
+    """The market rates of every claim on one project (see the module docstring).
+
+    Parameters
+    ----------
+    a : Assumptions
+    project_id : str
+
+    Returns
+    -------
+    MarketRates
+    """
+    m = a.fund.market_rates
+    p = a.projects[project_id]
+    crp = a.countries.countries[p.country].country_risk_premium
+    tax = p.fiscal.tax_rate
+    beta_e = min(m.mining_asset_beta * (1.0 + (1.0 - tax) * project_gearing(a, project_id)), m.max_equity_beta)
+    return MarketRates(
+        risk_free=m.risk_free_eur,
+        asset=m.risk_free_eur + m.mining_asset_beta * m.equity_risk_premium + crp,
+        equity=m.risk_free_eur + beta_e * m.equity_risk_premium + crp,
+        debt=m.risk_free_eur + crp / m.equity_to_bond_volatility + m.project_finance_spread,
+        country=m.risk_free_eur + crp,
+        policy=a.fund.discount_rate_nominal,
+        equity_beta=beta_e,
+        country_risk_premium=crp,
+    )
+
+
+def present_value(flows: np.ndarray, rate: float) -> np.ndarray:
+    """PV of year-end flows ``(..., n_years)`` at ``rate`` (flow ``j`` at the end of year ``j``).
+
+    Examples
+    --------
+    >>> float(present_value(np.array([110.0]), 0.10))
+    100.0
+    """
+    flows = np.asarray(flows, dtype=float)
+    return flows @ (1.0 + rate) ** -np.arange(1, flows.shape[-1] + 1, dtype=float)
+
+
+def concession(value_at_policy: float, value_at_market: float) -> float:
+    """The concession the fund grants: value at its policy rate minus market value (EUR m).
+
+    Positive when the fund, discounting at its policy rate, sees more value than a market
+    counterparty would pay: the subsidy it gives by accepting a lower return.
+    """
+    return float(value_at_policy - value_at_market)
+
+
+__all__ = ["MarketRates", "market_rates", "project_gearing", "present_value", "concession"]

@@ -14,8 +14,9 @@ Mechanics, in the order they are computed:
    except when suspended, after expropriation, or once the reserve
    (``ore_mtpa * mine_life_years``) is depleted. Throughput ramps linearly over the
    ramp-up years and loses the unrest share.
-2. **Revenue** per product: ore x grade x product factor x recovery x payability x
-   price, less the share of sales blocked by a transfer restriction.
+2. **Revenue** per product: ore x grade x (product factor + credit factor) x recovery x
+   payability x price, less the share of sales blocked by a transfer restriction; tonnes are
+   physical (product factor only: by-product credits are value, not tonnes).
 3. **Costs**: unit opex per tonne of ore (x a per-scenario multiplier) plus fixed
    opex while the site is active (also when suspended); royalty on revenue at the
    base rate plus political increases.
@@ -220,7 +221,9 @@ def project_cash_flows(
         np.multiply(ore_mt, t_per_mt, out=tonnes[k])
         np.multiply(tonnes[k], sold_share * project.offtake.eu_share, out=tonnes_eu[k])
         price = market.price_usd_per_t[market.index(material)].T
-        revenue += tonnes[k] * price * (product.payability / 1e6)
+        # by-product credits (value, not tonnes) are sold with the product at its price
+        with_credits = 1.0 + product.credit_factor / product.product_factor
+        revenue += tonnes[k] * price * (product.payability * with_credits / 1e6)
     revenue *= sold_share
 
     # --- 3. operating costs and royalty -------------------------------------------------

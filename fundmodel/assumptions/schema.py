@@ -650,12 +650,21 @@ class StressFile(_Model):
 
 # --------------------------------------------------------------------------- projects/<id>.yaml
 class Product(_Model):
-    """One payable product of a mine: ore grade, recovery and payability."""
+    """One payable product of a mine: ore grade, recovery and payability.
+
+    Tonnes are physical: ``grade_pct x product_factor x recovery`` tonnes of the priced product
+    (e.g. contained NdPr oxide) per tonne of ore; ``credit_factor`` adds by-product value sold
+    with it at the same price (Dy/Tb in a rare-earth concentrate), revenue only, never tonnes.
+    """
 
     grade_pct: Annotated[float, Field(gt=0.0, le=100.0, description="per cent of ore, > 0 to 100")]
     product_factor: Annotated[float, Field(
         gt=0.0, le=100.0, description="tonnes of priced product per tonne of contained element, > 0 to 100 "
                                       "(lithium -> LCE is 5.3, the largest in use)")] = 1.0
+    credit_factor: Annotated[float, Field(
+        ge=0.0, le=10.0, description="by-product credits sold with the product, in tonnes of priced product "
+                                     "per tonne of contained element, 0 to 10: value, not tonnes (e.g. Dy/Tb "
+                                     "credits of a rare-earth concentrate at NdPr prices); 0 by default")] = 0.0
     recovery: Annotated[float, Field(gt=0.0, le=1.0, description="fraction, > 0 to 1")]
     payability: Annotated[float, Field(gt=0.0, le=1.0, description="fraction, > 0 to 1")]
 

@@ -133,6 +133,28 @@ def present_value(flows: np.ndarray, rate: float) -> np.ndarray:
     return flows @ (1.0 + rate) ** -np.arange(1, flows.shape[-1] + 1, dtype=float)
 
 
+def market_values(flows, fx_usd_per_eur: np.ndarray, rates: MarketRates) -> tuple[np.ndarray, np.ndarray]:
+    """Project NPV at the asset rate and equity NPV at the cost of equity, per scenario (EUR m).
+
+    Parameters
+    ----------
+    flows : fundmodel.valuation.ProjectCashFlows
+        USD flows (project free cash flow, equity flow, the equity's acquisition price).
+    fx_usd_per_eur : ndarray of shape (n_scenarios, n_years)
+    rates : MarketRates
+
+    Returns
+    -------
+    project_npv_meur, equity_npv_meur : ndarray of shape (n_scenarios,)
+        The equity NPV is net of the acquisition price at the spot rate of year 0 (as
+        :func:`fundmodel.valuation.value_cash_flows`).
+    """
+    fx = np.asarray(fx_usd_per_eur, dtype=float)
+    project = present_value(flows.project_fcf_musd / fx, rates.asset)
+    equity = present_value(flows.equity_cf_musd / fx, rates.equity) - flows.acquisition_musd / fx[:, 0]
+    return project, equity
+
+
 def concession(value_at_policy: float, value_at_market: float) -> float:
     """The concession the fund grants: value at its policy rate minus market value (EUR m).
 
@@ -142,4 +164,4 @@ def concession(value_at_policy: float, value_at_market: float) -> float:
     return float(value_at_policy - value_at_market)
 
 
-__all__ = ["MarketRates", "market_rates", "project_gearing", "present_value", "concession"]
+__all__ = ["MarketRates", "market_rates", "market_values", "project_gearing", "present_value", "concession"]

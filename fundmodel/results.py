@@ -2,7 +2,10 @@
 
 Conventions of the summary (documented here because committee members read them):
 
-- NPVs are EUR m at the fund's nominal rate, cash flows at year ends from the valuation date.
+- NPVs are EUR m at the fund's nominal (policy) rate, cash flows at year ends from the valuation
+  date; ``npv_market_mean_meur`` (project, at the asset rate) and ``equity_npv_market_mean_meur``
+  (sponsors' equity, at the cost of equity) are the same flows at the market rates of
+  :mod:`fundmodel.rates` (``asset_rate``, ``cost_of_equity``), what a counterparty would pay.
 - ``npv_*`` is the *project* NPV (unlevered, all capital providers, after political events);
   ``equity_npv_*`` is the sponsors' equity NPV (after debt, dilution and trapped cash).
 - The equity IRR is the investment root (lowest rate at which the equity NPV falls through
@@ -49,6 +52,7 @@ import numpy as np
 import pandas as pd
 
 from .assumptions import Assumptions
+from .rates import market_rates
 from .simulation import ATTRIBUTION, SimulationResult
 
 PERCENTILES = (1, 5, 10, 25, 50, 75, 90, 95, 99)
@@ -98,6 +102,7 @@ def project_statistics(a: Assumptions, r: SimulationResult) -> dict[str, dict]:
     for pid, p in a.projects.items():
         s = r.scalars[pid]
         npv, eq = s["project_npv_meur"], s["equity_npv_meur"]
+        rates = market_rates(a, pid)
         irr = irr_for_ranking(s["equity_irr"], s["equity_total_loss"], s["equity_no_investment"], eq)
         first = s["first_production_year"]
         produces = first < n_years
@@ -119,6 +124,10 @@ def project_statistics(a: Assumptions, r: SimulationResult) -> dict[str, dict]:
             "equity_npv_mean_meur": float(eq.mean()),
             **{f"equity_npv_p{q}_meur": _pct(eq, q) for q in PERCENTILES},
             "prob_equity_npv_negative": float((eq < 0).mean()),
+            "npv_market_mean_meur": float(s["project_npv_market_meur"].mean()),
+            "equity_npv_market_mean_meur": float(s["equity_npv_market_meur"].mean()),
+            "asset_rate": rates.asset,
+            "cost_of_equity": rates.equity,
             **{f"equity_irr_p{q}": _pct(irr, q) for q in PERCENTILES},
             "equity_irr_undefined_share": float(np.isnan(s["equity_irr"]).mean()),
             "prob_equity_total_loss": float(s["equity_total_loss"].mean()),
@@ -162,6 +171,8 @@ SUMMARY_COLUMNS = [
     "primary_material", "primary_product", "tonnes_per_year_mean_y1_10", "tonnes_per_year_mean_y11_20",
     "eu_tonnes_per_year_mean_y1_10", "eu_tonnes_per_year_mean_y11_20",
     "value_lost_price_meur", "value_lost_political_meur", "value_lost_schedule_meur",
+    # issue 13: each claim at its market rate (fundmodel.rates); the columns above stay at the fund's rate
+    "npv_market_mean_meur", "equity_npv_market_mean_meur", "asset_rate", "cost_of_equity",
 ]
 
 

@@ -40,6 +40,7 @@ from .political import (
 from ._years import first_year
 from .sampling import BLOCK, ScenarioStreams
 from .schedule import SCHEDULE_DRAWS, ScheduleDraws, draw_schedule
+from .rates import market_rates, market_values
 from .valuation import ProjectCashFlows, ProjectValues, project_cash_flows, value_cash_flows
 
 
@@ -100,6 +101,8 @@ class ProjectChunk:
     politics: PoliticalTimeline
     flows: ProjectCashFlows
     values: ProjectValues
+    #: (project NPV at the asset rate, equity NPV at the cost of equity) per scenario, EUR m
+    market_npv: tuple[np.ndarray, np.ndarray] | None = None
 
 
 @dataclass(frozen=True)
@@ -168,7 +171,8 @@ def simulate_chunk(
         flows = project_cash_flows(project, a.fund.inflation, market, schedule, politics)
         values = value_cash_flows(flows, market.fx_usd_per_eur, a.fund.discount_rate_nominal,
                                   with_irr=with_irr)
-        projects[pid] = ProjectChunk(schedule, politics, flows, values)
+        market_npv = market_values(flows, market.fx_usd_per_eur, market_rates(a, pid))
+        projects[pid] = ProjectChunk(schedule, politics, flows, values, market_npv)
     return Chunk(start, stop, geo, market, projects)
 
 
@@ -220,6 +224,8 @@ def attribution_chunk(a: Assumptions, streams: ScenarioStreams, base: Chunk) -> 
 SCALARS = {
     "project_npv_meur": float,
     "equity_npv_meur": float,
+    "project_npv_market_meur": float,  # at the asset rate (fundmodel.rates)
+    "equity_npv_market_meur": float,  # at the cost of equity, net of the acquisition price
     "lender_npv_meur": float,
     "equity_irr": float,
     "equity_total_loss": bool,  # equity never receives a positive flow
@@ -320,6 +326,8 @@ def run_chunk(a: Assumptions, settings: RunSettings, start: int, stop: int,
         out["scalars"][pid] = {
             "project_npv_meur": v.project_npv_meur,
             "equity_npv_meur": v.equity_npv_meur,
+            "project_npv_market_meur": pc.market_npv[0],
+            "equity_npv_market_meur": pc.market_npv[1],
             "lender_npv_meur": v.lender_npv_meur,
             "equity_irr": v.equity_irr,
             "equity_total_loss": (eq <= 0).all(axis=0) & ((eq < 0).any(axis=0) | (f.acquisition_musd > 0)),

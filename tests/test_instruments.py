@@ -1,4 +1,12 @@
-"""Instrument payoffs against hand-built scenarios, and guarantee pricing."""
+"""Instrument payoffs at market rates, against hand-built scenarios and independent formulas.
+
+Every expected figure is computed here from the published inputs (rates from the YAML
+figures, discounting with explicit ``(1 + r) ** -(t + 1)``), never read back from the code
+under test: the market rates (asset, levered cost of equity, loan, country), a guarantee's
+premium and write-off at the loan's rate, a secondary and a primary equity entry at the
+discounted pre-money value, MIGA-style cover in force, a floor from first delivery on
+payable tonnes, and the concession.
+"""
 
 from __future__ import annotations
 
@@ -8,11 +16,18 @@ import numpy as np
 import pytest
 
 from fundmodel.assumptions import load_assumptions
-from fundmodel.finance import discount_factors
-from fundmodel.instruments import guarantee_pricing, oecd_minimum_premium_rate, project_payoffs
+from fundmodel.instruments import (
+    entry_prices,
+    guarantee_pricing,
+    oecd_minimum_premium_rate,
+    primary_round_flows,
+    project_payoffs,
+)
+from fundmodel.rates import market_rates
 
 ROOT = Path(__file__).resolve().parent.parent
-PID = "kz_tungsten"  # construction stage, senior debt, tungsten has a price floor in the terms
+PID = "kz_tungsten"  # construction stage, senior debt, tungsten has a price floor, secondary entry
+FX = 1.25
 
 
 @pytest.fixture(scope="module")
@@ -20,28 +35,51 @@ def a():
     return load_assumptions(ROOT / "assumptions")
 
 
+def df(rate: float, n_years: int) -> np.ndarray:
+    """End-of-year discount factors, written out."""
+    return np.array([(1.0 + rate) ** -(t + 1) for t in range(n_years)])
+
+
+def hand_rates(a, pid: str) -> dict:
+    """The market rates of a project from the YAML inputs (fund.yaml: market_rates, countries.yaml)."""
+    m, p = a.fund.market_rates, a.projects[pid]
+    crp = a.countries.countries[p.country].country_risk_premium
+    debt, capex = p.debt.amount_musd, p.capex.initial_musd
+    beta_e = min(m.mining_asset_beta * (1 + (1 - p.fiscal.tax_rate) * debt / (capex - debt)), m.max_equity_beta)
+    return {"asset": m.risk_free_eur + m.mining_asset_beta * m.equity_risk_premium + crp,
+            "equity": m.risk_free_eur + beta_e * m.equity_risk_premium + crp,
+            "debt": m.risk_free_eur + crp / m.equity_to_bond_volatility + m.project_finance_spread,
+            "country": m.risk_free_eur + crp, "risk_free": m.risk_free_eur, "policy": a.fund.discount_rate_nominal}
+
+
 def hand_built(a, n=3):
-    """Three scenarios: healthy, a debt default in year 4, an expropriation-style loss in year 6."""
+    """Three scenarios: healthy, a debt default in year 4, an expropriation in year 6."""
     h = a.fund.horizon_years
     mats = list(a.markets.materials)
     price = np.full((len(mats), n, h), 60000.0)
     price[mats.index("tungsten"), 1, :] = 20000.0  # scenario 1: tungsten below the floor
-    market = {"price_usd_per_t": price, "fx_usd_per_eur": np.full((n, h), 1.25),
+    market = {"price_usd_per_t": price, "fx_usd_per_eur": np.full((n, h), FX),
               "export_restriction": np.zeros((n, h), dtype=bool)}
     equity = np.zeros((n, h))
     equity[:, 0], equity[:, 1:10] = -100.0, 30.0
+    equity[1, 5:] = 0.0  # the debt defaults in year 4: the sponsors' equity ends
+    equity[2, 7:] = 0.0  # expropriated at the end of year 6
     outstanding = np.zeros((n, h))
     outstanding[:, 0:8] = 200.0
     lender_loss = np.zeros((n, h))
     lender_loss[1, 4] = 120.0          # scenario 1 defaults in year 4, lenders write off 120
     outstanding[1, 4:] = 0.0
     insurable = np.zeros((n, h))
-    insurable[2, 6] = 80.0             # scenario 2: uninsured loss of 80 in year 6
+    insurable[2, 6] = 80.0             # scenario 2: insured loss of 80 in year 6
+    events = np.zeros((n, h), dtype=np.uint8)
+    events[2, 6] = 1                   # expropriation bit
     tonnes = np.zeros((1, n, h))
-    tonnes[0, :, 2:20] = 1000.0
-    project = {"equity_cf_meur": equity, "equity_npv_meur": equity @ discount_factors(a.fund.discount_rate_nominal, h),
-               "debt_outstanding_musd": outstanding, "lender_loss_musd": lender_loss,
-               "insurable_loss_musd": insurable, "tonnes_eu_t": tonnes}
+    tonnes[0, 0, 2:20] = 1000.0        # first delivery in year 2 ...
+    tonnes[0, 1, 5:20] = 1000.0        # ... in year 5
+    tonnes[0, 2, 2:7] = 1000.0
+    project = {"equity_cf_meur": equity, "debt_outstanding_musd": outstanding, "lender_loss_musd": lender_loss,
+               "insurable_loss_musd": insurable, "tonnes_eu_t": tonnes, "political_events": events,
+               "default_year": np.array([h, 4, h]), "first_production_year": np.array([2, 5, 2])}
     return {"market": market, PID: project}
 
 
@@ -49,53 +87,152 @@ def by_instrument(payoffs):
     return {(x.instrument, x.material): x for x in payoffs}
 
 
-def test_loan_guarantee_pays_the_covered_write_off(a):
+def test_market_rates_are_built_from_the_published_inputs(a):
+    for pid in ("kz_tungsten", "mn_ree", "au_nickel"):
+        r, want = market_rates(a, pid), hand_rates(a, pid)
+        for key in ("asset", "equity", "debt", "country", "risk_free", "policy"):
+            assert getattr(r, key) == pytest.approx(want[key], abs=1e-12), (pid, key)
+    # the country risk premium orders the asset rates; leverage raises the cost of equity
+    assert market_rates(a, "mn_ree").asset > market_rates(a, "kz_tungsten").asset > market_rates(a, "au_nickel").asset
+    assert market_rates(a, "kz_tungsten").equity > market_rates(a, "kz_tungsten").asset
+    assert market_rates(a, "au_nickel").equity == market_rates(a, "au_nickel").asset  # no debt
+
+
+def test_loan_guarantee_at_the_loans_market_rate(a):
     scen = hand_built(a)
     g = by_instrument(project_payoffs(a, scen, PID))[("loan_guarantee", "")]
-    df = discount_factors(a.fund.discount_rate_nominal, a.fund.horizon_years)
+    r = hand_rates(a, PID)
+    h = a.fund.horizon_years
     rate = a.instruments.loan_guarantee.premium_rate_by_oecd_category[5]  # Kazakhstan: OECD category 5
     assert a.countries.countries[a.projects[PID].country].oecd_category == 5
     opening = np.concatenate([np.zeros((3, 1)), scen[PID]["debt_outstanding_musd"][:, :-1]], axis=1)
-    premium = rate * opening / 1.25 @ df
-    loss = np.array([0.0, 120.0 / 1.25 * df[4], 0.0])
+    premium = rate * opening / FX @ df(r["debt"], h)
+    loss = np.array([0.0, 120.0 / FX * df(r["debt"], h)[4], 0.0])
     np.testing.assert_allclose(g.pv_meur, premium - loss, rtol=1e-12,
-                               err_msg="guarantee PV must be premium less the covered write-off")
+                               err_msg="guarantee PV: premium less the covered write-off, at the loan's rate")
     assert g.expected_loss_pv_meur == pytest.approx(loss.mean())
+    assert g.market_rate == pytest.approx(r["debt"])
+    at_policy = (rate * opening / FX @ df(r["policy"], h) - np.array([0, 120 / FX * df(r["policy"], h)[4], 0])).mean()
+    assert g.concession_meur == pytest.approx(at_policy - (premium - loss).mean()), "policy value - market value"
     assert g.max_units == a.instruments.loan_guarantee.max_cover == 0.8
     assert g.contingent_meur == pytest.approx(a.projects[PID].debt.amount_musd / a.markets.fx.spot)
-    # 50 % cover pays 50 % of the write-off: payoffs are linear in the decision variable
-    assert 0.5 * g.pv_meur[1] == pytest.approx(0.5 * premium[1] - 0.5 * 120.0 / 1.25 * df[4])
 
 
-def test_equity_stake_and_political_risk_cover(a):
+def test_secondary_stake_is_bought_at_the_discounted_pre_money_value(a):
+    scen = hand_built(a)
+    r = hand_rates(a, PID)
+    h = a.fund.horizon_years
+    d = a.projects[PID].entry.discount
+    value = scen[PID]["equity_cf_meur"] @ df(r["equity"], h)  # 100 % of the equity, per scenario
+    price = (1 - d) * value.mean()
+    eq = by_instrument(project_payoffs(a, scen, PID))[("equity", "")]
+    assert eq.entry.kind == "secondary" and eq.entry.price_meur == pytest.approx(price)
+    np.testing.assert_allclose(eq.pv_meur, value - price, rtol=1e-12)
+    assert eq.pv_meur.mean() == pytest.approx(d * value.mean()), "the fund earns its negotiated discount"
+    cash_calls = np.maximum(-scen[PID]["equity_cf_meur"], 0) @ df(r["risk_free"], h)
+    np.testing.assert_allclose(eq.capital_meur, price + cash_calls, err_msg="capital = price + cash calls (risk-free)")
+    assert eq.max_units == 0.5
+    # offtake pro rata of the stake, out of the EU-available volume (not the whole output)
+    window = a.instruments.supply_window_years
+    np.testing.assert_allclose(eq.tonnes_t["tungsten"], scen[PID]["tonnes_eu_t"][0][:, :window].mean(axis=1))
+    assert eq.eu_available_t["tungsten"] == pytest.approx(scen[PID]["tonnes_eu_t"][0][:, :window].mean())
+
+
+def test_a_stake_without_positive_pre_money_value_is_unavailable(a):
+    scen = hand_built(a)
+    scen[PID]["equity_cf_meur"] = -np.abs(scen[PID]["equity_cf_meur"])  # the equity never pays back
+    eq = by_instrument(project_payoffs(a, scen, PID))[("equity", "")]
+    assert eq.max_units == 0.0 and not eq.entry.available
+    assert "no positive value at the cost of equity" in eq.reason and "pre-money value EUR -" in eq.reason
+
+
+def test_primary_round_funds_the_cash_calls_and_dilutes(a):
+    # the round's cash pays the cash calls as they come; what is left goes back at first production
+    flows = primary_round_flows(np.array([[-30.0, -50.0, -10.0, 40.0, 40.0]]), 70.0, np.array([3]))
+    np.testing.assert_allclose(flows, [[0.0, -10.0, -10.0, 40.0, 40.0]])
+    flows = primary_round_flows(np.array([[-30.0, -50.0, 0.0, 40.0, 40.0]]), 100.0, np.array([3]))
+    np.testing.assert_allclose(flows, [[0.0, 0.0, 0.0, 60.0, 40.0]])
+    pid = "gh_lithium"
+    p = a.projects[pid]
+    assert p.entry.kind == "primary"
+    scen = hand_built(a)
+    scen[pid] = scen.pop(PID)
+    scen[pid]["tonnes_eu_t"] = np.repeat(scen[pid]["tonnes_eu_t"], len(p.products), axis=0)
+    r = hand_rates(a, pid)
+    h = a.fund.horizon_years
+    pre_money = (scen[pid]["equity_cf_meur"] @ df(r["equity"], h)).mean()
+    raise_eur = p.entry.raise_musd / a.markets.fx.spot
+    stake = raise_eur / ((1 - p.entry.discount) * pre_money + raise_eur)  # new shares at the discounted price
+    post = primary_round_flows(scen[pid]["equity_cf_meur"], raise_eur, scen[pid]["first_production_year"])
+    eq = by_instrument(project_payoffs(a, scen, pid))[("equity", "")]
+    assert eq.entry.stake_per_unit == pytest.approx(stake)
+    np.testing.assert_allclose(eq.pv_meur, stake * (post @ df(r["equity"], h)) - raise_eur, rtol=1e-12)
+    assert eq.max_units == pytest.approx(min(1.0, 0.5 / stake))
+
+
+def test_zero_discount_stake_is_worth_zero_out_of_sample(a, tmp_path):
+    """Priced on one seed, valued on another: at a zero discount the stake's expected PV is zero
+    within its Monte Carlo standard error (no value from the entry)."""
+    from fundmodel.results import simulate_to_directory
+    from fundmodel.simulation import RunSettings, load_scenarios
+
+    import dataclasses
+
+    sub = dataclasses.replace(a, projects={PID: a.projects[PID].model_copy(update={
+        "entry": a.projects[PID].entry.model_copy(update={"discount": 0.0})})})
+    scen = {}
+    for seed in (11, 12):
+        out = tmp_path / f"seed{seed}"
+        settings = RunSettings.from_assumptions(sub, scenarios=16384, seed=seed, workers=1, risk_attribution=False)
+        result, _ = simulate_to_directory(sub, settings, out)
+        scen[seed] = load_scenarios(out / "simulation" / "scenarios")
+        scen[seed][PID] = {**scen[seed][PID], **result.scalars[PID]}
+    priced = entry_prices(sub, scen[11])
+    eq = by_instrument(project_payoffs(sub, scen[12], PID, entry=priced[PID]))[("equity", "")]
+    se = eq.pv_meur.std(ddof=1) / np.sqrt(eq.pv_meur.size)
+    assert abs(eq.pv_meur.mean()) <= 3 * se, (eq.pv_meur.mean(), se)
+    # and it has the power to see the project's own 10 % discount (three standard errors below it)
+    assert 3 * se < 0.10 * priced[PID].price_meur, (se, priced[PID].price_meur)
+
+
+def test_political_risk_cover_is_a_policy_in_force(a):
     scen = hand_built(a)
     x = by_instrument(project_payoffs(a, scen, PID))
-    eq = x[("equity", "")]
-    df = discount_factors(a.fund.discount_rate_nominal, a.fund.horizon_years)
-    np.testing.assert_allclose(eq.pv_meur, scen[PID]["equity_npv_meur"])
-    np.testing.assert_allclose(eq.capital_meur, 100.0 * df[0], err_msg="capital = PV of the cash calls")
-    assert eq.max_units == 0.5
-    pri = x[("political_risk_cover", "")]
-    invested = np.array([100.0 - 30.0 * k for k in range(5)])  # net investment at the start of years 1..4
-    premium = a.instruments.political_risk_cover.premium_rate_by_oecd_category[5] * (invested[:4] @ df[1:5])
-    assert pri.pv_meur[0] == pytest.approx(premium), "premium on the insured net investment"
-    assert pri.pv_meur[2] == pytest.approx(premium - 80.0 / 1.25 * df[6]), "pays the insured loss"
+    pri, eq = x[("political_risk_cover", "")], x[("equity", "")]
+    r = hand_rates(a, PID)
+    h = a.fund.horizon_years
+    c = a.instruments.political_risk_cover
+    rate = c.premium_rate_by_oecd_category[5]
+    price = eq.entry.price_meur
+    expected = []
+    for i, end in enumerate((10, 5, 7)):  # in force until the last flow (9), the default (4), the claim (6)
+        cf = scen[PID]["equity_cf_meur"][i]
+        insured = np.maximum(price - np.cumsum(cf), 0.0)  # purchase and contributions less distributions
+        opening = np.concatenate([[price], insured[:-1]])
+        premium = sum(rate * opening[t] * (1 + r["country"]) ** -(t + 1) for t in range(min(end, c.tenor_years)))
+        claim = sum(scen[PID]["insurable_loss_musd"][i, t] / FX * (1 + r["country"]) ** -(t + 1) for t in range(end))
+        expected.append(premium - claim)
+    np.testing.assert_allclose(pri.pv_meur, expected, rtol=1e-12)
+    assert pri.market_rate == pytest.approx(r["country"])
 
 
-def test_price_floor_pays_shortfall_and_earns_upside_share(a):
+def test_price_floor_runs_from_first_delivery_on_payable_tonnes(a):
     scen = hand_built(a)
     floor = by_instrument(project_payoffs(a, scen, PID))[("price_floor", "tungsten")]
     terms = a.instruments.price_floor
     h = a.fund.horizon_years
-    df = discount_factors(a.fund.discount_rate_nominal, h)
-    years = np.arange(h)
-    f = terms.floors_usd_per_t["tungsten"] * (1 + a.fund.inflation) ** years
-    vol = scen[PID]["tonnes_eu_t"][0] * (years < terms.tenor_years)
-    for i, price in enumerate((60000.0, 20000.0, 60000.0)):
-        cash = vol[i] * (terms.upside_share * np.maximum(price - f, 0) - np.maximum(f - price, 0)) / 1e6
-        assert floor.pv_meur[i] == pytest.approx(cash / 1.25 @ df), f"scenario {i}: floor payoff"
+    r = hand_rates(a, PID)
+    payability = a.projects[PID].products["tungsten"].payability
+    f = terms.floors_usd_per_t["tungsten"] * (1 + a.fund.inflation) ** np.arange(h)
+    for i, (price, first) in enumerate(((60000.0, 2), (20000.0, 5), (60000.0, 2))):
+        years = np.arange(h)
+        contracted = scen[PID]["tonnes_eu_t"][0][i] * ((years >= first) & (years < first + terms.tenor_years))
+        cash = contracted * payability * (terms.upside_share * np.maximum(price - f, 0) - np.maximum(f - price, 0))
+        assert floor.pv_meur[i] == pytest.approx(cash / 1e6 / FX @ df(r["risk_free"], h)), f"scenario {i}"
     assert floor.pv_meur[1] < 0 < floor.pv_meur[0], "below the floor the fund pays, above it earns"
-    assert floor.tonnes_t["tungsten"][0] == pytest.approx(vol[0][:a.instruments.supply_window_years].mean())
+    window = a.instruments.supply_window_years
+    assert floor.tonnes_t["tungsten"][1] == pytest.approx(
+        scen[PID]["tonnes_eu_t"][0][1][5:min(15, window)].sum() / window), "contained tonnes under contract"
 
 
 def test_oecd_minimum_premium_and_subsidy_flag(a):
@@ -107,52 +244,9 @@ def test_oecd_minimum_premium_and_subsidy_flag(a):
     assert g["subsidised"] == (g["premium_pv_meur_per_unit"] < g["expected_loss_pv_meur_per_unit"])
 
 
-def test_payoffs_from_a_simulation_run(a, tmp_path):
-    from fundmodel.results import simulate_to_directory
-    from fundmodel.simulation import RunSettings, load_scenarios
-
-    settings = RunSettings.from_assumptions(a, scenarios=1024, workers=1, risk_attribution=False)
-    result, _ = simulate_to_directory(a, settings, tmp_path)
-    scen = load_scenarios(tmp_path / "simulation" / "scenarios")
-    for pid, project in a.projects.items():
-        payoffs = by_instrument(project_payoffs(a, scen, pid))
-        assert ("equity", "") in payoffs and ("political_risk_cover", "") in payoffs
-        assert (("loan_guarantee", "") in payoffs) == (project.debt.amount_musd > 0)
-        np.testing.assert_allclose(payoffs[("equity", "")].pv_meur, result.scalars[pid]["equity_npv_meur"])
-        for x in payoffs.values():
-            assert x.pv_meur.shape == (1024,) and np.isfinite(x.pv_meur).all(), f"{pid} {x.instrument}"
-            assert x.expected_loss_pv_meur >= 0 and x.premium_pv_meur >= 0
-        if ("loan_guarantee", "") in payoffs:
-            g = payoffs[("loan_guarantee", "")]
-            defaulted = result.scalars[pid]["default_year"] < a.fund.horizon_years
-            assert (g.expected_loss_pv_meur > 0) == defaulted.any(), f"{pid}: guarantee loss iff some default"
-
-
 def test_premium_rate_graded_by_oecd_category(a):
     g = a.instruments.loan_guarantee
     assert g.rate_for(None) == g.premium_rate_per_year and g.rate_for(0) == g.premium_rate_per_year
     assert g.rate_for(6) == g.premium_rate_by_oecd_category[6]
     rates = [g.rate_for(c) for c in (3, 4, 5, 6)]
     assert rates == sorted(rates), "riskier categories pay at least as much (3..6)"
-
-
-def test_default_loan_guarantee_premiums_cover_oecd_minimum_and_expected_loss(tmp_path_factory):
-    """On a 4,096-scenario run, every default loan guarantee earns at least max(MPR, EL)."""
-    from fundmodel.results import simulate_to_directory
-    from fundmodel.simulation import RunSettings, load_scenarios
-
-    a = load_assumptions(ROOT / "assumptions")
-    out = tmp_path_factory.mktemp("pricing")
-    simulate_to_directory(a, RunSettings.from_assumptions(a, scenarios=4096, workers=1, risk_attribution=False), out)
-    scenarios = load_scenarios(out / "simulation" / "scenarios")
-    payoffs = [x for pid in a.projects for x in project_payoffs(a, scenarios, pid)]
-    rows = guarantee_pricing(a, payoffs)
-    for r in rows:
-        if r["instrument"] == "loan_guarantee":
-            assert not r["subsidised"], r
-            mpr = r["oecd_minimum_premium_pv_meur_per_unit"]
-            assert mpr is None or r["premium_pv_meur_per_unit"] >= mpr, r
-        if r["instrument"] == "political_risk_cover":
-            assert not r["subsidised"], r
-    # the flag is the plain comparison of the two PVs
-    assert all(r["subsidised"] == (r["premium_pv_meur_per_unit"] < r["expected_loss_pv_meur_per_unit"]) for r in rows)

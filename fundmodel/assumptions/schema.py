@@ -231,6 +231,10 @@ class PortfolioSettings(_Model):
     max_prob_loss: Annotated[float, Field(
         gt=0.0, lt=1.0, description="probability, 0 < p < 0.5 (a tail probability)")] | None = None
     prob_loss_threshold_meur: Meur = 0.0
+    #: the concession (value at the policy rate minus market value) the fund may grant in total
+    concession_budget_meur: Annotated[float, Field(
+        ge=0.0, le=MAX_MEUR, description="EUR m of concession (value at the fund's policy rate minus market "
+                                         "value) the portfolio may grant, 0 to 1e6; none: unlimited")] | None = None
     #: the CVaR of the solve uses the first N scenarios; the allocation is evaluated on all of them
     optimization_scenarios: Annotated[int, Field(
         ge=1024, le=1_000_000, description="scenarios of the CVaR solve, 1,024 (a tail needs them) to 1e6")] = 20000
@@ -256,7 +260,7 @@ class PortfolioSettings(_Model):
         return self
 
 
-Rate = Annotated[float, Field(ge=0.0, le=0.3, description="rate or premium per year, 0 to 0.3")]
+AnnualRate = Annotated[float, Field(ge=0.0, le=0.3, description="rate or premium per year, 0 to 0.3")]
 
 
 class MarketRatesSettings(_Model):
@@ -273,13 +277,13 @@ class MarketRatesSettings(_Model):
 
     risk_free_eur: Annotated[float, Field(ge=-0.02, le=0.2, description="nominal EUR risk-free rate per year, "
                                                                        "-0.02 to 0.2")]
-    equity_risk_premium: Rate
+    equity_risk_premium: AnnualRate
     mining_asset_beta: Annotated[float, Field(ge=0.0, le=3.0, description="unlevered (asset) beta, 0 to 3")]
     max_equity_beta: Annotated[float, Field(ge=0.5, le=10.0, description="cap of the levered beta, 0.5 to 10")] = 3.0
     equity_to_bond_volatility: Annotated[float, Field(
         ge=1.0, le=3.0, description="ratio of equity to government-bond volatility that scales a sovereign default "
                                     "spread into a country risk premium (Damodaran), 1 to 3")]
-    project_finance_spread: Rate
+    project_finance_spread: AnnualRate
     source: Source
 
 
@@ -586,9 +590,17 @@ class LoanGuaranteeTerms(_PremiumSchedule):
 
 
 class PoliticalRiskCoverTerms(_PremiumSchedule):
-    """Cover of the sponsors' equity against expropriation and transfer restriction (DIA, MIGA)."""
+    """Cover of the sponsors' equity against expropriation and transfer restriction (DIA, MIGA).
+
+    A policy as MIGA writes it: the insured amount is the net investment (purchase price and
+    contributions less distributions); the premium is charged on it only while the cover is in
+    force (until a claim, a debt default, abandonment or the end of ``tenor_years``); a claim
+    pays the insured amount less the compensation received.
+    """
 
     max_cover: Annotated[float, Field(gt=0.0, le=1.0, description="share covered, > 0 to 1")]
+    tenor_years: Annotated[int, Field(ge=1, le=40, description="years the cover runs, 1 to 40 (MIGA: up to "
+                                                               "15-20)")] = 15
     source: Source
 
 
@@ -597,6 +609,7 @@ class PriceFloorTerms(_Model):
 
     floors_usd_per_t: dict[Key, PriceUsdPerT]
     tenor_years: Annotated[int, Field(ge=1, le=40, description="years, 1 to 40")]
+    contract_start: Literal["first_delivery", "valuation_date"] = "first_delivery"
     upside_share: Share
     max_volume_share: Annotated[float, Field(
         gt=0.0, le=1.0, description="share of EU-available output, > 0 to 1")] = 1.0
@@ -754,6 +767,36 @@ class Debt(_Model):
         return grace_years
 
 
+class EquityEntry(_Model):
+    """How the fund would buy into the project's equity (``projects/<id>.yaml: entry``).
+
+    The price is the stake's share of the sponsors' pre-money equity value at the cost of
+    equity (:mod:`fundmodel.rates`), less the negotiated ``discount`` (or ``price_musd`` for
+    100 % where a price is known); a producing mine's price is its ``capex.acquisition_musd``.
+    ``secondary``: the fund buys existing shares (cash to the sellers). ``primary``: the
+    project issues new shares for ``raise_musd`` at that price (cash into the project, funding
+    its capex and diluting the sponsors); the fund takes part of the round.
+    """
+
+    kind: Literal["secondary", "primary"] = "secondary"
+    discount: Annotated[float, Field(
+        ge=0.0, le=0.5, description="negotiated discount to the pre-money value, 0 to 0.5 (placements and "
+                                    "strategic stakes: 10-20 %)")]
+    raise_musd: Annotated[float, Field(gt=0.0, le=MAX_MUSD, description="USD m of new equity a primary round "
+                                                                          "raises, > 0 to 1e5")] | None = None
+    price_musd: Annotated[float, Field(gt=0.0, le=MAX_MUSD, description="known price of 100 % of the equity, "
+                                                                         "USD m, > 0 to 1e5")] | None = None
+    source: Source
+
+    @model_validator(mode="after")
+    def _raise_for_primary(self):
+        if self.kind == "primary" and self.raise_musd is None:
+            raise ValueError("a primary entry needs raise_musd (the size of the round)")
+        if self.kind == "secondary" and self.raise_musd is not None:
+            raise ValueError("raise_musd is only for kind: primary")
+        return self
+
+
 class Offtake(_Model):
     """Share of production available to European buyers."""
 
@@ -774,7 +817,16 @@ class Project(_Model):
     fiscal: Fiscal
     debt: Debt
     offtake: Offtake
+    entry: EquityEntry | None = None
     sources: dict[Key, Source]
+
+    @model_validator(mode="after")
+    def _entry_terms(self):
+        # a producing mine is bought at its acquisition price; every other project needs terms
+        if self.stage is not Stage.PRODUCTION and self.entry is None:
+            raise ValueError("entry terms are required for a project that is not producing (entry: kind, "
+                             "discount, source); a producing mine is bought at capex.acquisition_musd")
+        return self
 
     @property
     def materials(self) -> list[str]:

@@ -14,6 +14,10 @@ contingent limit        contingent per unit . x <= contingent_limit_meur
 country concentration   exposure of the country's columns . x <= share x exposure of all columns . x
 material concentration  the same per primary material of the project
 minimum supply          E[tonnes of m per unit] . x >= min_supply_t_per_year[m]
+supply counted once     per project and material: tonnes per unit of all its columns . x <=
+                        the project's EU-available output of the material (t/year)
+concession budget       concession per unit . x <= concession_budget_meur (value at the
+                        policy rate minus market value; never maximised)
 return floor            E[PV per unit] . x >= return_floor_meur (objectives max_supply, blend)
 instrument caps         0 <= x <= max_units (JOGMEC/DFC/MIGA caps from instruments.yaml)
 CVaR limit              CVaR_beta(-PV . x) <= cvar_limit_meur
@@ -54,7 +58,7 @@ import numpy as np
 
 from ..assumptions import Assumptions
 from ..errors import AssumptionError, Issue
-from ..instruments import InstrumentPayoff, project_payoffs
+from ..instruments import InstrumentPayoff, entry_prices, project_payoffs
 from .cvar import CVaRResult, cvar_from_losses, optimize_cvar
 
 #: Name of the probability-of-loss limit (a CVaR bound) in constraints and shadow prices.
@@ -80,8 +84,12 @@ class FundProblem:
     countries, materials : list of str
         Host country and primary material of each column's project.
     mean_values_meur : ndarray of shape (n_columns,)
-        Expected PV per unit over every scenario of the run (also when ``values_meur``
-        holds only the solve sample, see :func:`first_scenarios`).
+        Expected PV per unit at market rates over every scenario of the run (also when
+        ``values_meur`` holds only the solve sample, see :func:`first_scenarios`).
+    concession_meur : ndarray of shape (n_columns,)
+        Concession per unit: expected value at the fund's policy rate minus market value.
+    entry : dict of str to EntryPrice
+        The equity entry terms the problem was priced with (kept for the stresses).
     """
 
     columns: list[InstrumentPayoff]
@@ -93,6 +101,8 @@ class FundProblem:
     countries: list[str]
     materials: list[str]
     mean_values_meur: np.ndarray
+    concession_meur: np.ndarray
+    entry: dict
 
     @property
     def exposure_meur(self) -> np.ndarray:
@@ -100,7 +110,7 @@ class FundProblem:
         return self.capital_meur + self.contingent_meur
 
 
-def build_fund_problem(a: Assumptions, scenarios: dict) -> FundProblem:
+def build_fund_problem(a: Assumptions, scenarios: dict, entry: dict | None = None) -> FundProblem:
     """Collect every instrument on every project into one problem.
 
     Parameters
@@ -109,12 +119,18 @@ def build_fund_problem(a: Assumptions, scenarios: dict) -> FundProblem:
         With ``instruments.yaml``.
     scenarios : dict
         Scenario arrays (:func:`fundmodel.simulation.load_scenarios`).
+    entry : dict of str to EntryPrice, optional
+        Equity entry terms; default: priced on these scenarios (:func:`fundmodel.instruments.entry_prices`).
+        Stressed re-simulations pass the base case's terms: a stake is bought once.
 
     Returns
     -------
     FundProblem
     """
-    return _problem(a, [x for pid in a.projects for x in project_payoffs(a, scenarios, pid)])
+    if entry is None:
+        entry = entry_prices(a, scenarios)
+    columns = [x for pid in a.projects for x in project_payoffs(a, scenarios, pid, entry=entry[pid])]
+    return _problem(a, columns, entry)
 
 
 def first_scenarios(problem: FundProblem, n_scenarios: int) -> FundProblem:
@@ -139,7 +155,7 @@ def first_scenarios(problem: FundProblem, n_scenarios: int) -> FundProblem:
     return dataclasses.replace(problem, values_meur=problem.values_meur[: int(n_scenarios)])
 
 
-def _problem(a: Assumptions, columns: list[InstrumentPayoff]) -> FundProblem:
+def _problem(a: Assumptions, columns: list[InstrumentPayoff], entry: dict) -> FundProblem:
     values = np.column_stack([x.pv_meur for x in columns])
     names = [f"{x.project}/{x.instrument}" + (f":{x.material}" if x.material else "") for x in columns]
     materials = sorted({m for x in columns for m in x.tonnes_t})
@@ -155,6 +171,8 @@ def _problem(a: Assumptions, columns: list[InstrumentPayoff]) -> FundProblem:
         countries=[a.projects[x.project].country for x in columns],
         materials=[a.projects[x.project].materials[0] for x in columns],
         mean_values_meur=values.mean(axis=0),
+        concession_meur=np.array([x.concession_meur for x in columns]),
+        entry=dict(entry),
     )
 
 
@@ -190,9 +208,30 @@ def fund_constraints(a: Assumptions, problem: FundProblem) -> tuple[np.ndarray, 
     for material, minimum in limits.min_supply_t_per_year.items():
         tonnes = problem.tonnes_t.get(material, np.zeros(len(problem.names)))
         add(-tonnes, -minimum, f"min supply {material}")
+    for (project, material), available in supply_caps(problem).items():
+        # tonnes counted once: all instruments on a project together secure at most its EU-available output
+        member = np.array([c.project == project for c in problem.columns], dtype=float)
+        add(problem.tonnes_t[material] * member, available, f"supply cap {project} {material}")
+    if limits.concession_budget_meur is not None:
+        add(problem.concession_meur, limits.concession_budget_meur, "concession budget")
     if limits.objective in ("max_supply", "blend") and limits.return_floor_meur is not None:
         add(-problem.mean_values_meur, -limits.return_floor_meur, "return floor")
     return np.vstack(rows), np.array(rhs), names
+
+
+def supply_caps(problem: FundProblem) -> dict[tuple[str, str], float]:
+    """EU-available output per project and material (t/year over the supply window).
+
+    The cap on the tonnes that every instrument on the project secures together: equity
+    offtake, a guarantee's supply commitment and a floor's contracted volume share one
+    physical output. Only pairs some column secures tonnes of are listed.
+    """
+    caps: dict[tuple[str, str], float] = {}
+    for k, c in enumerate(problem.columns):
+        for material, available in c.eu_available_t.items():
+            if material in problem.tonnes_t and problem.tonnes_t[material][k] > 0:
+                caps[(c.project, material)] = float(available)
+    return caps
 
 
 def supply_weights(a: Assumptions, problem: FundProblem) -> np.ndarray:
@@ -395,6 +434,7 @@ def allocation_table(a: Assumptions, problem: FundProblem, result: CVaRResult):
     for k, (col, size) in enumerate(zip(problem.columns, result.x)):
         if abs(size) < 1e-9:
             continue
+        entry = col.entry
         row = {
             "project": col.project, "instrument": col.instrument, "material": col.material,
             "size": size, "unit": col.unit,
@@ -405,10 +445,64 @@ def allocation_table(a: Assumptions, problem: FundProblem, result: CVaRResult):
         }
         for material, tonnes in problem.tonnes_t.items():
             row[f"tonnes_{material}"] = size * tonnes[k]
+        # new columns (issue 13): the price paid, the rate, the concession granted
+        row["entry_price_meur"] = size * entry.price_meur if entry is not None else 0.0
+        row["entry_kind"] = entry.kind if entry is not None else ""
+        row["entry_discount"] = entry.discount if entry is not None else np.nan
+        row["market_rate"] = col.market_rate
+        row["concession_meur"] = size * problem.concession_meur[k]
         rows.append(row)
     columns = ["project", "instrument", "material", "size", "unit", "capital_meur", "contingent_meur",
-               "expected_pv_meur", "cvar_contribution_meur", *(f"tonnes_{m}" for m in problem.tonnes_t)]
+               "expected_pv_meur", "cvar_contribution_meur", *(f"tonnes_{m}" for m in problem.tonnes_t),
+               "entry_price_meur", "entry_kind", "entry_discount", "market_rate", "concession_meur"]
     return pd.DataFrame(rows, columns=columns)  # the columns also when nothing is held
+
+
+def supply_table(problem: FundProblem, result: CVaRResult):
+    """``supply.csv``: per project and material the fund holds a position in, available vs secured.
+
+    One basis for every figure: contained tonnes per year averaged over the supply window
+    (``instruments.yaml: supply_window_years``). ``secured_t_per_year`` never exceeds
+    ``eu_available_t_per_year`` (the optimiser's supply cap).
+
+    Returns
+    -------
+    pandas.DataFrame
+        ``project, material, eu_available_t_per_year, secured_t_per_year, secured_share`` and
+        the tonnes secured by each instrument (``by_equity_t_per_year``,
+        ``by_loan_guarantee_t_per_year``, ``by_price_floor_t_per_year``).
+    """
+    import pandas as pd
+
+    caps = supply_caps(problem)
+    rows = []
+    for (project, material), available in caps.items():
+        by = {"equity": 0.0, "loan_guarantee": 0.0, "price_floor": 0.0}
+        held = False
+        for k, c in enumerate(problem.columns):
+            if c.project != project or abs(result.x[k]) < 1e-9:
+                continue
+            held = True
+            by[c.instrument] = by.get(c.instrument, 0.0) + float(result.x[k] * problem.tonnes_t[material][k])
+        if not held:
+            continue
+        secured = sum(by.values())
+        rows.append({"project": project, "material": material, "eu_available_t_per_year": available,
+                     "secured_t_per_year": secured, "secured_share": secured / available if available > 0 else 0.0,
+                     **{f"by_{k}_t_per_year": v for k, v in by.items()}})
+    columns = ["project", "material", "eu_available_t_per_year", "secured_t_per_year", "secured_share",
+               "by_equity_t_per_year", "by_loan_guarantee_t_per_year", "by_price_floor_t_per_year"]
+    return pd.DataFrame(rows, columns=columns)
+
+
+def entry_terms(problem: FundProblem) -> dict:
+    """Entry terms and market rates of every project (``metrics.json: entry``), JSON-ready."""
+    out = {}
+    for pid, e in problem.entry.items():
+        out[pid] = {"kind": e.kind, "discount": e.discount, "pre_money_meur": e.pre_money_meur,
+                    "price_meur": e.price_meur, "stake_per_unit": e.stake_per_unit, "raise_meur": e.raise_meur,
+                    "available": e.available, "reason": e.reason}
+    return out
 
 
 def _frontier_task(job: dict) -> dict:
@@ -592,7 +686,8 @@ def optimize_to_directory(a: Assumptions, scenarios: dict, out_dir, *, n_frontie
 
             n_stress = stress_scenario_count(a, settings)
             base = full.values_meur[:n_stress] if n_all >= n_stress else None
-            stress = stress_test(a, settings, full.names, result.x, base_values=base, engine=engine)
+            stress = stress_test(a, settings, full.names, result.x, base_values=base, engine=engine,
+                                 entry=full.entry)
         frontiers = background.get()
     except BaseException:
         if background is not None:
@@ -605,6 +700,7 @@ def optimize_to_directory(a: Assumptions, scenarios: dict, out_dir, *, n_frontie
         metrics["stress"] = stress.drop(columns=["description"]).to_dict(orient="records")
     with staged_directory(Path(out_dir) / "portfolio") as stage:
         write_csv(allocation, stage / "allocation.csv")
+        write_csv(supply_table(full, result), stage / "supply.csv")
         if stress is not None:
             write_csv(stress, stage / "stress.csv")
         write_csv(frontier_table(a, problem, frontiers), stage / "frontier.csv")
@@ -677,6 +773,14 @@ def fund_metrics(a: Assumptions, problem: FundProblem, result: CVaRResult, front
                         for n, u, lim in zip(names, used, b)},
         "cvar_cap_shadow_price": shadow.get("cvar cap"),
         "guarantee_pricing": guarantee_pricing(a, problem.columns),
+        "concession_meur": float(problem.concession_meur @ result.x),
+        "concession_budget_meur": limits.concession_budget_meur,
+        "market_value_method": "every position at its market rate (fundmodel.rates): equity at the cost of "
+                               "equity, guarantees at the loan's rate, covers at risk-free + country risk "
+                               "premium, floors at risk-free; concession = value at the policy rate "
+                               f"({a.fund.discount_rate_nominal:.1%}) minus market value",
+        "entry": entry_terms(problem),
+        "unavailable": {n: c.reason for n, c in zip(problem.names, problem.columns) if c.reason},
         "objective_value": result.objective_value,
         "weighted_supply_t_per_year": float(weights @ result.x),
         "blend_supply_value_meur_per_t": limits.blend_supply_value_meur_per_t,

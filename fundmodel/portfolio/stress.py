@@ -58,8 +58,12 @@ def apply_stress(a: Assumptions, stress: StressScenario) -> Assumptions:
                                countries=a.countries.model_copy(update={"countries": countries}))
 
 
-def _position_values(a: Assumptions, settings, names: list[str], x: np.ndarray) -> dict[str, np.ndarray]:
-    """Per-scenario PV of each named position of the portfolio, on a fresh simulation.
+def _position_values(a: Assumptions, settings, names: list[str], x: np.ndarray,
+                     entry: dict | None = None) -> tuple[dict[str, np.ndarray], dict]:
+    """Per-scenario PV of each named position of the portfolio, on a fresh simulation, and the entry terms.
+
+    ``entry``: the equity entry terms of the base case (a stake is bought once, at the base
+    case's price; default: priced on this simulation, and returned for the stresses).
 
     Only the projects the portfolio holds are simulated: every random stream is keyed by
     its source (market, project), so their scenarios are those of a run of every project.
@@ -69,16 +73,17 @@ def _position_values(a: Assumptions, settings, names: list[str], x: np.ndarray) 
     sizes = {n: size for n, size in zip(names, x) if abs(size) > 1e-12}
     held = {n.split("/")[0] for n in sizes}
     if not held:
-        return {}
+        return {}, dict(entry or {})
     sub = dataclasses.replace(a, projects={pid: p for pid, p in a.projects.items() if pid in held})
     with tempfile.TemporaryDirectory() as tmp:
         result = simulate(sub, settings, scenario_dir=tmp)
         scenarios = load_scenarios(tmp)
         for pid in sub.projects:  # the per-scenario results beside the yearly arrays
             scenarios[pid] = {**scenarios[pid], **result.scalars[pid]}
-        problem = build_fund_problem(sub, scenarios)
+        problem = build_fund_problem(sub, scenarios, entry=None if entry is None else {
+            pid: entry[pid] for pid in sub.projects})
         index = {n: k for k, n in enumerate(problem.names)}
-        return {n: problem.values_meur[:, index[n]] * size for n, size in sizes.items()}
+        return {n: problem.values_meur[:, index[n]] * size for n, size in sizes.items()}, problem.entry
 
 
 def stress_scenario_count(a: Assumptions, settings) -> int:
@@ -92,13 +97,13 @@ def stress_scenario_count(a: Assumptions, settings) -> int:
 
 
 def _stress_task(shared: tuple, stressed: Assumptions) -> dict[str, np.ndarray]:
-    """One stressed re-simulation as an engine task: ``shared = (settings, names, x)``."""
-    run, names, x = shared
-    return _position_values(stressed, run, names, x)
+    """One stressed re-simulation as an engine task: ``shared = (settings, names, x, entry)``."""
+    run, names, x, entry = shared
+    return _position_values(stressed, run, names, x, entry)[0]
 
 
 def stress_test(a: Assumptions, settings, names: list[str], x: np.ndarray, base_values: np.ndarray | None = None,
-                engine=None):
+                engine=None, entry: dict | None = None):
     """P&L of a portfolio under every scenario of ``stress.yaml``.
 
     Parameters
@@ -121,6 +126,9 @@ def stress_test(a: Assumptions, settings, names: list[str], x: np.ndarray, base_
         depend on the scenario count, so this is the base run itself.
     engine : SerialEngine or DaskEngine, optional
         Open engine to use (default: one made from ``settings``).
+    entry : dict of str to EntryPrice, optional
+        Equity entry terms of the base case (``FundProblem.entry``): the stressed stakes are
+        bought at the base case's price (default: priced on the base simulation of this call).
 
     Returns
     -------
@@ -143,7 +151,8 @@ def stress_test(a: Assumptions, settings, names: list[str], x: np.ndarray, base_
             raise ValueError(f"base_values must have shape ({n_stress}, {len(names)}), got {base_values.shape}")
         base = {n: base_values[:, k] * size for k, (n, size) in enumerate(zip(names, x)) if abs(size) > 1e-12}
     else:
-        base = _position_values(a, run, names, x)
+        base, priced = _position_values(a, run, names, x, entry)
+        entry = entry if entry is not None else priced  # the stressed stakes are bought at the base price
     instruments = sorted({n.split("/")[1].split(":")[0] for n in base})
 
     def summary(values: dict[str, np.ndarray]) -> dict:
@@ -160,7 +169,7 @@ def stress_test(a: Assumptions, settings, names: list[str], x: np.ndarray, base_
     from ..engine import engine_for
 
     with engine_for(settings, engine) as eng:  # one stress per task, each simulating in its worker
-        values = list(eng.map(_stress_task, (run, names, x), stressed))
+        values = list(eng.map(_stress_task, (run, names, x, entry), stressed))
     for (name, stress), stressed_values in zip(a.stress.scenarios.items(), values):
         row = summary(stressed_values)
         row = {"stress": name, "description": stress.description, **row,

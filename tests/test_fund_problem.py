@@ -148,3 +148,85 @@ def test_stress_pnl_of_a_portfolio(setup):
     changes = [c for c in table.columns if c.startswith("change_") and c != "change_meur"]
     np.testing.assert_allclose(table[changes].sum(axis=1), table["change_meur"], atol=1e-6,
                                err_msg="changes by instrument must add up to the total")
+
+
+def _eu_available(a, scenarios) -> dict:
+    """EU-available output per project and material, t/year over the supply window, from the scenario files."""
+    window = a.instruments.supply_window_years
+    return {(pid, m): float(np.asarray(scenarios[pid]["tonnes_eu_t"][k], float)[:, :window].mean())
+            for pid, p in a.projects.items() for k, m in enumerate(p.products)}
+
+
+@pytest.fixture(scope="module")
+def supply_setup(tmp_path_factory):
+    a = load_assumptions(ROOT / "assumptions")
+    out = tmp_path_factory.mktemp("supply")
+    simulate_to_directory(a, RunSettings.from_assumptions(a, scenarios=1024, workers=1, risk_attribution=False), out)
+    scenarios = load_scenarios(out / "simulation" / "scenarios")
+    return a, build_fund_problem(a, scenarios), _eu_available(a, scenarios)
+
+
+def _secured(problem, x) -> dict:
+    out: dict = {}
+    for k, c in enumerate(problem.columns):
+        for m, t in problem.tonnes_t.items():
+            if t[k] > 0 and abs(x[k]) > 0:
+                out[(c.project, m)] = out.get((c.project, m), 0.0) + float(x[k] * t[k])
+    return out
+
+
+def test_supply_is_counted_once_in_every_solve_and_every_frontier_point(supply_setup):
+    """All instruments on a project together never secure more than its EU-available output."""
+    from fundmodel.portfolio.fund import _frontier_task, frontier_job
+
+    a, problem, available = supply_setup
+    supply = with_limits(a, objective="max_supply", return_floor_meur=-1e5)  # push every instrument to the cap
+    solves = [optimize_fund(a, problem).x, optimize_fund(supply, problem).x]
+    frontiers = _frontier_task(frontier_job(supply, problem, 6))
+    solves += [x for f in frontiers.values() for x in f.x]
+    binding = 0
+    for x in solves:
+        for key, tonnes in _secured(problem, x).items():
+            assert tonnes <= available[key] * (1 + 1e-6) + 1e-6, (key, tonnes, available[key])
+            binding += tonnes >= available[key] * (1 - 1e-6)
+    assert binding > 0, "the cap must bind somewhere, else this test proves nothing"
+    # without the cap the instruments would secure more than there is (equity + guarantee + floor)
+    caps = np.array([c.max_units for c in problem.columns])
+    uncapped = _secured(problem, caps)
+    assert any(v > available[k] * 1.5 for k, v in uncapped.items())
+
+
+def test_supply_table_reports_available_and_secured_tonnes_on_one_basis(supply_setup):
+    from fundmodel.portfolio.fund import supply_table
+
+    a, problem, available = supply_setup
+    result = optimize_fund(with_limits(a, objective="max_supply", return_floor_meur=-1e5), problem)
+    table = supply_table(problem, result)
+    assert len(table) > 0
+    secured = _secured(problem, result.x)
+    for row in table.itertuples():
+        assert row.eu_available_t_per_year == pytest.approx(available[(row.project, row.material)])
+        assert row.secured_t_per_year == pytest.approx(secured.get((row.project, row.material), 0.0))
+        assert row.secured_t_per_year <= row.eu_available_t_per_year * (1 + 1e-6)
+        parts = row.by_equity_t_per_year + row.by_loan_guarantee_t_per_year + row.by_price_floor_t_per_year
+        assert parts == pytest.approx(row.secured_t_per_year)
+    held = {c.project for c, x in zip(problem.columns, result.x) if abs(x) > 1e-9}
+    assert set(table.project) <= held
+
+
+def test_concession_is_limited_never_maximised(supply_setup):
+    a, problem, _ = supply_setup
+    free = optimize_fund(a, problem)
+    concession = problem.concession_meur @ free.x
+    # the objective is the expected market value: the concession does not enter it
+    from fundmodel.portfolio.fund import objective_values
+
+    np.testing.assert_allclose(objective_values(a, problem), problem.values_meur.mean(axis=0))
+    if concession > 1.0:
+        tight = with_limits(a, concession_budget_meur=0.5 * float(concession))
+        limited = optimize_fund(tight, problem)
+        assert problem.concession_meur @ limited.x <= 0.5 * concession + 1e-6
+        assert limited.expected_value <= free.expected_value + 1e-6
+    # the concession per unit is the mean value at the policy rate minus the mean market value
+    for k, c in enumerate(problem.columns):
+        assert problem.concession_meur[k] == pytest.approx(c.policy_pv_meur - c.pv_meur.mean())

@@ -36,8 +36,9 @@ def runs(tmp_path_factory):
     """
     root = tmp_path_factory.mktemp("sample")
     work = copy_assumptions(root / "assumptions", PROJECTS, {
+        # a CVaR limit that binds for these three projects (their positions are small at market prices)
         "fund.yaml": lambda d: d["portfolio"].update(optimization_scenarios=1024, max_country_share=1.0,
-                                                     max_material_share=1.0),
+                                                     max_material_share=1.0, cvar_limit_meur=20.0),
         "stress.yaml": lambda d: d.update(stress_scenarios=256)})
     large = root / "large"
     _cli(["optimize", "--assumptions", str(work), "--scenarios", "3072", "--seed", "21", "--workers", "1",

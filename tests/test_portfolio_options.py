@@ -231,8 +231,9 @@ def test_stress_in_worker_processes_and_from_base_values_gives_the_same_table(sm
     a, problem = small
     a = dataclasses.replace(a, stress=a.stress.model_copy(update={"stress_scenarios": 256}))
     x = optimize_fund(a, problem).x
-    one = stress_test(a, RunSettings.from_assumptions(a, workers=1), problem.names, x)
+    # the stakes are bought once, at the entry prices of the problem (a stress does not re-price them)
+    one = stress_test(a, RunSettings.from_assumptions(a, workers=1), problem.names, x, entry=problem.entry)
     two = stress_test(a, RunSettings.from_assumptions(a, workers=2), problem.names, x,
-                      base_values=problem.values_meur[:256])
+                      base_values=problem.values_meur[:256], entry=problem.entry)
     numeric = one.columns.drop(["stress", "description"])
     np.testing.assert_array_equal(two[numeric].to_numpy(), one[numeric].to_numpy())

@@ -146,6 +146,8 @@ def stress_test(a: Assumptions, settings, names: list[str], x: np.ndarray, base_
                               scheduler=None)  # each stress runs inside one task
     beta = a.fund.portfolio.cvar_beta
     if base_values is not None:
+        if entry is None:
+            raise ValueError("base_values need the entry terms they were priced with (entry=FundProblem.entry)")
         base_values = np.asarray(base_values, dtype=float)
         if base_values.shape != (n_stress, len(names)):
             raise ValueError(f"base_values must have shape ({n_stress}, {len(names)}), got {base_values.shape}")

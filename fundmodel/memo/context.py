@@ -188,6 +188,64 @@ def _assumption_rows(a: Assumptions, pid: str, fmt: Formatter, L: dict) -> list[
     return [{"item": i, "value": v, "source": s} for i, v, s in rows]
 
 
+def _market_rows(a: Assumptions, results: RunResults, pid: str, positions: pd.DataFrame, fmt: Formatter,
+                 L: dict) -> tuple[list[dict[str, str]], str]:
+    """Each claim at the fund's policy rate and at its market rate, and the concession of the positions."""
+    s = results.summary.loc[pid]
+    policy = a.fund.discount_rate_nominal
+    rows = [
+        {"label": L["project_npv"], "policy": fmt.meur(_value(s, "npv_mean_meur")),
+         "rate": fmt.pct(_value(s, "asset_rate")), "market": fmt.meur(_value(s, "npv_market_mean_meur"))},
+        {"label": L["equity_npv"], "policy": fmt.meur(_value(s, "equity_npv_mean_meur")),
+         "rate": fmt.pct(_value(s, "cost_of_equity")), "market": fmt.meur(_value(s, "equity_npv_market_mean_meur"))},
+    ]
+    if not positions.empty and "concession_meur" in positions:
+        for _, r in positions.iterrows():
+            rows.append({"label": f"{L['concession']}: {_instrument_label(L, r['instrument'], r['material'] or None)}",
+                         "policy": "", "rate": fmt.pct(_value(r, "market_rate")),
+                         "market": fmt.meur(_value(r, "concession_meur"))})
+    m = a.fund.market_rates
+    crp = a.countries.countries[a.projects[pid].country].country_risk_premium
+    note = L["note_market"].format(rf=fmt.pct(m.risk_free_eur), crp=fmt.pct(crp), policy=fmt.pct(policy))
+    return rows, note
+
+
+def _entry_rows(results: RunResults, pid: str, positions: pd.DataFrame, fmt: Formatter, L: dict) -> dict | None:
+    """The equity's entry terms (``portfolio/metrics.json: entry``) and the price of a stake held."""
+    entry = ((results.portfolio or {}).get("entry") or {}).get(pid)
+    if entry is None:
+        return None
+    rows = [{"label": L["entry_kind"], "value": L.get(f"entry_{entry['kind']}", entry["kind"])}]
+    if entry["kind"] != "acquisition":
+        rows.append({"label": L["entry_discount"], "value": fmt.pct(entry["discount"], 0)})
+    rows.append({"label": L["pre_money"], "value": fmt.meur(entry["pre_money_meur"])})
+    if entry["kind"] == "primary":
+        rows.append({"label": L["round_size"], "value": fmt.meur(entry["raise_meur"])})
+    held = positions[positions["instrument"] == "equity"] if not positions.empty else positions
+    if not held.empty and "entry_price_meur" in held:
+        rows.append({"label": L["entry_price"], "value": fmt.meur(float(held["entry_price_meur"].sum()))})
+    return {"rows": rows, "unavailable": entry["reason"] if not entry["available"] else ""}
+
+
+def _supply_rows(a: Assumptions, results: RunResults, pid: str | None, fmt: Formatter, L: dict) -> list[dict]:
+    """Available vs secured tonnes per project and material (``portfolio/supply.csv``)."""
+    table = results.supply
+    if table is None or table.empty:
+        return []
+    if pid is not None:
+        table = table[table["project"] == pid]
+    rows = []
+    for _, r in table.iterrows():
+        name = a.markets.materials[r["material"]].name if r["material"] in a.markets.materials else r["material"]
+        parts = [f"{fmt.tonnes(r[f'by_{k}_t_per_year'])} {L['by_' + k]}"
+                 for k in ("equity", "loan_guarantee", "price_floor") if _value(r, f"by_{k}_t_per_year")]
+        rows.append({"project": r["project"], "material": name,
+                     "available": fmt.tonnes(_value(r, "eu_available_t_per_year")),
+                     "secured": fmt.tonnes(_value(r, "secured_t_per_year")),
+                     "share": fmt.pct(_value(r, "secured_share")), "by": ", ".join(parts) or "-"})
+    return rows
+
+
 def _stress_rows(results: RunResults, fmt: Formatter, project: str | None = None) -> list[dict[str, str]]:
     if results.stress is None:
         return []
@@ -320,6 +378,10 @@ def project_context(a: Assumptions, results: RunResults, pid: str, lang: str = "
             "tonnes": [{"material": k, "tonnes": fmt.tonnes(v)} for k, v in tonnes.items() if v >= 0.5],
         }
 
+    market_rows, market_note = _market_rows(a, results, pid, positions, fmt, L)
+    entry = _entry_rows(results, pid, positions, fmt, L)
+    supply = _supply_rows(a, results, pid, fmt, L)
+
     sched = p.schedule
     permitting = sched.permitting_years or (country.permitting_years if p.stage.value in ("exploration", "feasibility")
                                             else None)
@@ -366,6 +428,9 @@ def project_context(a: Assumptions, results: RunResults, pid: str, lang: str = "
         "tornado_chart": tornado, "tornado_rows": tornado_rows,
         "price_charts": fans, "schedule_chart": schedule_chart,
         "pricing": pricing_rows,
+        "market_rows": market_rows, "market_note": market_note,
+        "entry": entry,
+        "supply": supply,
         "portfolio_effect": portfolio_effect,
         "stress": _stress_rows(results, fmt, pid),
         "assumptions": _assumption_rows(a, pid, fmt, L),
@@ -482,6 +547,18 @@ def portfolio_context(a: Assumptions, results: RunResults, lang: str = "en",
     ]
     if m.get("cvar_limit_meur") is not None:
         headline.append({"label": L["cvar_limit"], "value": fmt.meur(m["cvar_limit_meur"]), "key": "cvar_limit_meur"})
+    if m.get("concession_meur") is not None:
+        budget = m.get("concession_budget_meur")
+        headline.append({"label": L["concession_granted"], "key": "concession_meur",
+                         "value": fmt.meur(m["concession_meur"]) + (f" / {fmt.meur(budget)}" if budget is not None else "")})
+
+    terms = []
+    for _, r in alloc.iterrows():
+        if "concession_meur" not in alloc:
+            break
+        terms.append({"project": r["project"], "instrument": _instrument_label(L, r["instrument"], r["material"] or None),
+                      "entry_price": fmt.meur(_value(r, "entry_price_meur")) if r["instrument"] == "equity" else "-",
+                      "rate": fmt.pct(_value(r, "market_rate")), "concession": fmt.meur(_value(r, "concession_meur"))})
 
     changes = None
     if baseline is not None and baseline.portfolio is not None:
@@ -534,6 +611,10 @@ def portfolio_context(a: Assumptions, results: RunResults, lang: str = "en",
         "contributions_chart": contributions_chart, "sample_note": sample_note,
         "concentration": concentration,
         "supply_chart": supply_chart, "supply_rows": supply_rows,
+        "supply_by_project": _supply_rows(a, results, None, fmt, L),
+        "supply_note": L["note_supply"].format(window=a.instruments.supply_window_years if a.instruments else 15),
+        "position_terms": terms,
+        "unavailable": [{"position": n, "reason": r} for n, r in (m.get("unavailable") or {}).items()],
         "constraints": constraint_rows,
         "stress": _stress_rows(results, fmt),
         "projects": project_rows,

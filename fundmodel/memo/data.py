@@ -42,7 +42,7 @@ class RunResults:
         ``simulation/tonnes.csv``.
     portfolio : dict or None
         ``portfolio/metrics.json`` when the run optimised the portfolio.
-    allocation, frontier, stress : pandas.DataFrame or None
+    allocation, frontier, stress, supply : pandas.DataFrame or None
         ``portfolio/*.csv``.
     sensitivity, price_fan, first_production : pandas.DataFrame or None
         Optional ``simulation/*.csv`` written by newer simulations.
@@ -57,6 +57,7 @@ class RunResults:
     allocation: pd.DataFrame | None = None
     frontier: pd.DataFrame | None = None
     stress: pd.DataFrame | None = None
+    supply: pd.DataFrame | None = None
     sensitivity: pd.DataFrame | None = None
     price_fan: pd.DataFrame | None = None
     first_production: pd.DataFrame | None = None
@@ -139,6 +140,7 @@ def load_results(out_dir: str | Path, *, require_portfolio: bool = True) -> RunR
         results.allocation = _read_csv(port / "allocation.csv", dtype={"project": str, "material": str})
         results.frontier = _read_csv(port / "frontier.csv")
         results.stress = _read_csv(port / "stress.csv", required=False)
+        results.supply = _read_csv(port / "supply.csv", required=False, dtype={"project": str, "material": str})
         if results.allocation is not None and "material" in results.allocation:
             results.allocation["material"] = results.allocation["material"].fillna("")
         run = results.portfolio.get("run")

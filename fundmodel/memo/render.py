@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Iterable
 
 import jinja2
+import markupsafe
 
 from ..assumptions import Assumptions
 from ..errors import UsageError
@@ -47,8 +48,8 @@ def breakable(value):
     >>> breakable("Mongolia REE (feasibility)"), breakable(3.5)
     ('Mongolia REE (feasibility)', 3.5)
     """
-    if not isinstance(value, str) or len(value) < LONG_TOKEN:
-        return value
+    if not isinstance(value, str) or isinstance(value, markupsafe.Markup) or len(value) < LONG_TOKEN:
+        return value  # markup the package made itself (charts, marked safe) is left as it is
 
     def split(match: re.Match) -> str:
         run = match.group(0)

@@ -133,26 +133,71 @@ def present_value(flows: np.ndarray, rate: float) -> np.ndarray:
     return flows @ (1.0 + rate) ** -np.arange(1, flows.shape[-1] + 1, dtype=float)
 
 
-def market_values(flows, fx_usd_per_eur: np.ndarray, rates: MarketRates) -> tuple[np.ndarray, np.ndarray]:
-    """Project NPV at the asset rate and equity NPV at the cost of equity, per scenario (EUR m).
+def market_values(flows, fx_usd_per_eur: np.ndarray, rates: MarketRates) -> dict[str, np.ndarray]:
+    """Each claim of one project at its market rate, per scenario (EUR m).
 
     Parameters
     ----------
     flows : fundmodel.valuation.ProjectCashFlows
-        USD flows (project free cash flow, equity flow, the equity's acquisition price).
+        USD flows (project free cash flow, equity flow and its acquisition price, lender flow).
     fx_usd_per_eur : ndarray of shape (n_scenarios, n_years)
     rates : MarketRates
 
     Returns
     -------
-    project_npv_meur, equity_npv_meur : ndarray of shape (n_scenarios,)
-        The equity NPV is net of the acquisition price at the spot rate of year 0 (as
-        :func:`fundmodel.valuation.value_cash_flows`).
+    dict of str to ndarray of shape (n_scenarios,)
+        ``project_npv_market_meur`` (at the asset rate), ``equity_npv_market_meur`` (at the
+        cost of equity, net of the acquisition price at the spot rate of year 0, as
+        :func:`fundmodel.valuation.value_cash_flows`), and the lenders' flows at the loan's
+        rate split into ``lender_inflows_market_meur`` (service, recoveries) and
+        ``lender_draws_market_meur`` (amounts lent), whose ratio says whether the loan is
+        fair (:func:`loan_value_ratio`).
     """
     fx = np.asarray(fx_usd_per_eur, dtype=float)
-    project = present_value(flows.project_fcf_musd / fx, rates.asset)
-    equity = present_value(flows.equity_cf_musd / fx, rates.equity) - flows.acquisition_musd / fx[:, 0]
-    return project, equity
+    lender = flows.lender_cf_musd / fx
+    return {
+        "project_npv_market_meur": present_value(flows.project_fcf_musd / fx, rates.asset),
+        "equity_npv_market_meur": present_value(flows.equity_cf_musd / fx, rates.equity)
+        - flows.acquisition_musd / fx[:, 0],
+        "lender_inflows_market_meur": present_value(np.maximum(lender, 0.0), rates.debt),
+        "lender_draws_market_meur": present_value(np.maximum(-lender, 0.0), rates.debt),
+    }
+
+
+def loan_value_ratio(lender_cf_eur: np.ndarray, rate: float, principal_at_start_eur: float = 0.0) -> float:
+    """Market value of a loan per unit of the principal lent: 1 when the loan is fair.
+
+    A loan is fair when its expected flows, discounted at the risk-free rate plus a credit
+    premium for its risk (the loan's market rate, :func:`market_rates`), equal its principal.
+
+    Parameters
+    ----------
+    lender_cf_eur : ndarray of shape (n_scenarios, n_years)
+        The lenders' year-end flows: draws negative, interest, repayments and recoveries
+        positive (EUR m).
+    rate : float
+        The loan's market rate.
+    principal_at_start_eur : float
+        Principal already outstanding at the valuation date (a producing mine's loan), lent
+        at t = 0; draws within the horizon are in ``lender_cf_eur``.
+
+    Returns
+    -------
+    float
+        ``PV(inflows) / (principal_at_start + PV(draws))``: above 1 the contract rate is
+        richer than the market rate for the loan's risk, below 1 poorer.
+
+    Examples
+    --------
+    >>> # 100 lent at the end of year 0, 8 % interest for three years, repaid at the end: fair at 8 %
+    >>> flows = np.array([[-100.0, 8.0, 8.0, 108.0]])
+    >>> round(loan_value_ratio(flows, 0.08), 12)
+    1.0
+    """
+    flows = np.asarray(lender_cf_eur, dtype=float)
+    inflows = present_value(np.maximum(flows, 0.0), rate).mean()
+    lent = principal_at_start_eur + present_value(np.maximum(-flows, 0.0), rate).mean()
+    return float(inflows / lent) if lent > 0 else float("nan")
 
 
 def concession(value_at_policy: float, value_at_market: float) -> float:
@@ -164,4 +209,5 @@ def concession(value_at_policy: float, value_at_market: float) -> float:
     return float(value_at_policy - value_at_market)
 
 
-__all__ = ["MarketRates", "market_rates", "market_values", "project_gearing", "present_value", "concession"]
+__all__ = ["MarketRates", "market_rates", "market_values", "project_gearing", "present_value", "loan_value_ratio",
+           "concession"]

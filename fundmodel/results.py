@@ -89,6 +89,13 @@ def irr_for_ranking(irr: np.ndarray, total_loss: np.ndarray, no_investment: np.n
     return np.where(no_investment, np.nan, ranked)
 
 
+def _loan_ratio(a: Assumptions, p, s: dict) -> float:
+    """Market value of the senior loan per unit of principal lent (1 = fair), from the per-scenario PVs."""
+    at_start = p.debt.amount_musd / a.markets.fx.spot if p.stage.value == "production" else 0.0
+    lent = at_start + float(s["lender_draws_market_meur"].mean())
+    return float(s["lender_inflows_market_meur"].mean()) / lent if lent > 0 else float("nan")
+
+
 def project_statistics(a: Assumptions, r: SimulationResult) -> dict[str, dict]:
     """All per-project figures (a superset of ``summary.csv``), JSON-ready.
 
@@ -128,6 +135,9 @@ def project_statistics(a: Assumptions, r: SimulationResult) -> dict[str, dict]:
             "equity_npv_market_mean_meur": float(s["equity_npv_market_meur"].mean()),
             "asset_rate": rates.asset,
             "cost_of_equity": rates.equity,
+            "debt_market_rate": rates.debt if has_debt else None,
+            # a loan is fair when its flows at its market rate equal its principal (fundmodel.rates)
+            "loan_value_to_principal": _loan_ratio(a, p, s) if has_debt else None,
             **{f"equity_irr_p{q}": _pct(irr, q) for q in PERCENTILES},
             "equity_irr_undefined_share": float(np.isnan(s["equity_irr"]).mean()),
             "prob_equity_total_loss": float(s["equity_total_loss"].mean()),
@@ -173,6 +183,7 @@ SUMMARY_COLUMNS = [
     "value_lost_price_meur", "value_lost_political_meur", "value_lost_schedule_meur",
     # issue 13: each claim at its market rate (fundmodel.rates); the columns above stay at the fund's rate
     "npv_market_mean_meur", "equity_npv_market_mean_meur", "asset_rate", "cost_of_equity",
+    "debt_market_rate", "loan_value_to_principal",
 ]
 
 

@@ -101,8 +101,8 @@ class ProjectChunk:
     politics: PoliticalTimeline
     flows: ProjectCashFlows
     values: ProjectValues
-    #: (project NPV at the asset rate, equity NPV at the cost of equity) per scenario, EUR m
-    market_npv: tuple[np.ndarray, np.ndarray] | None = None
+    #: each claim at its market rate per scenario, EUR m (:func:`fundmodel.rates.market_values`)
+    market_npv: dict[str, np.ndarray] | None = None
 
 
 @dataclass(frozen=True)
@@ -226,6 +226,8 @@ SCALARS = {
     "equity_npv_meur": float,
     "project_npv_market_meur": float,  # at the asset rate (fundmodel.rates)
     "equity_npv_market_meur": float,  # at the cost of equity, net of the acquisition price
+    "lender_inflows_market_meur": float,  # lenders' service and recoveries at the loan's market rate
+    "lender_draws_market_meur": float,  # amounts lent within the horizon at the loan's market rate
     "lender_npv_meur": float,
     "equity_irr": float,
     "equity_total_loss": bool,  # equity never receives a positive flow
@@ -326,8 +328,7 @@ def run_chunk(a: Assumptions, settings: RunSettings, start: int, stop: int,
         out["scalars"][pid] = {
             "project_npv_meur": v.project_npv_meur,
             "equity_npv_meur": v.equity_npv_meur,
-            "project_npv_market_meur": pc.market_npv[0],
-            "equity_npv_market_meur": pc.market_npv[1],
+            **pc.market_npv,
             "lender_npv_meur": v.lender_npv_meur,
             "equity_irr": v.equity_irr,
             "equity_total_loss": (eq <= 0).all(axis=0) & ((eq < 0).any(axis=0) | (f.acquisition_musd > 0)),

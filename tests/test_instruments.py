@@ -250,3 +250,26 @@ def test_premium_rate_graded_by_oecd_category(a):
     assert g.rate_for(6) == g.premium_rate_by_oecd_category[6]
     rates = [g.rate_for(c) for c in (3, 4, 5, 6)]
     assert rates == sorted(rates), "riskier categories pay at least as much (3..6)"
+
+
+def test_a_loan_is_fair_when_its_flows_at_its_market_rate_equal_the_principal():
+    from fundmodel.rates import loan_value_ratio
+
+    # riskless: lent at the end of year 0, interest y for four years, equal instalments: fair at y
+    y, principal = 0.07, 100.0
+    balance = principal - principal / 4 * np.arange(4)
+    flows = np.concatenate([[-principal], y * balance + principal / 4])[None, :]
+    assert loan_value_ratio(flows, y) == pytest.approx(1.0, abs=1e-12)
+    assert loan_value_ratio(flows, y + 0.02) < 1.0 < loan_value_ratio(flows, y - 0.02)
+    # risky: in a share p of the scenarios the borrower defaults at maturity and lenders recover R;
+    # the fair rate solves (1 - p)(1 + y) + p R = 1 + r (one period after the draw)
+    p, recovery, n = 0.1, 0.6, 1000
+    flows = np.zeros((n, 2))
+    flows[:, 0] = -principal
+    flows[:, 1] = principal * (1 + y)
+    flows[: int(p * n), 1] = principal * recovery
+    fair = (1 - p) * (1 + y) + p * recovery - 1
+    assert loan_value_ratio(flows, fair) == pytest.approx(1.0, abs=1e-12)
+    # a loan outstanding at the valuation date (a producing mine's) is lent at t = 0
+    assert loan_value_ratio(np.array([[y * principal, principal * (1 + y)]]), y, principal_at_start_eur=principal) \
+        == pytest.approx(1.0)

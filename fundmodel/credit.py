@@ -321,18 +321,40 @@ def _fingerprint(a) -> str:
 _POLICIES: dict[tuple, dict[str, CreditPolicy]] = {}
 
 
+def _fit_task(shared: tuple, projects: list[str]) -> dict[str, CreditPolicy]:
+    """Fit some projects' policies as an engine task (:mod:`fundmodel.engine`)."""
+    a, seed, sampling, copula, copula_dof = shared
+    return fit_credit_policies(a, seed, sampling, copula=copula, copula_dof=copula_dof, projects=projects)
+
+
 def credit_policies(a, seed: int, sampling: SamplingMethod | str = SamplingMethod.SOBOL, *,
-                    copula: Copula | str = Copula.GAUSSIAN, copula_dof: float = 5.0) -> dict[str, CreditPolicy]:
+                    copula: Copula | str = Copula.GAUSSIAN, copula_dof: float = 5.0,
+                    engine=None) -> dict[str, CreditPolicy]:
     """:func:`fit_credit_policies`, kept per process for the same assumptions and run settings.
 
-    A run fits its policies once (:func:`fundmodel.simulation.simulate`, before its chunks);
-    worker processes forked afterwards inherit them, others fit them once each (the same
-    numbers: the fit is a pure function of the assumptions and these settings).
+    A run fits its policies once (:func:`fundmodel.simulation.simulate`, before its chunks),
+    spread over the engine's workers when one is given (each project's fit depends on its own
+    draws and the market only, so the grouping changes no number); worker processes forked
+    afterwards inherit them, others fit them once each (the same numbers: the fit is a pure
+    function of the assumptions and these settings).
     """
     key = (_fingerprint(a), int(seed), SamplingMethod(sampling).value, Copula(copula).value, float(copula_dof))
     hit = _POLICIES.get(key)
     if hit is None:
+        shared = (a, int(seed), SamplingMethod(sampling), Copula(copula), float(copula_dof))
+        if engine is None:
+            from .engine import _single_threaded_call
+
+            hit = _single_threaded_call(_fit_task, shared, list(a.projects))
+        else:
+            with_debt = [pid for pid, p in a.projects.items() if p.debt.amount_musd]
+            groups = [with_debt[k::max(int(engine.workers), 1)] for k in range(max(int(engine.workers), 1))]
+            found: dict[str, CreditPolicy] = {}
+            for part in engine.map(_fit_task, shared, [g for g in groups if g]):
+                found.update(part)
+            empty = fit_credit_policies(a, seed, sampling, projects=[p for p in a.projects if p not in found])
+            hit = {pid: found.get(pid, empty.get(pid)) for pid in a.projects}
         if len(_POLICIES) >= 8:
             _POLICIES.clear()
-        hit = _POLICIES[key] = fit_credit_policies(a, seed, sampling, copula=copula, copula_dof=copula_dof)
+        _POLICIES[key] = hit
     return hit

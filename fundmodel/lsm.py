@@ -210,11 +210,16 @@ class RegressionValue:
         Returns
         -------
         ndarray of shape (n_paths,)
-            Clipped to ``[lower[date], upper[date]]``; 0 where the date had no data.
+            Clipped to ``[lower[date], upper[date]]``. A date without fitting data uses the
+            nearest earlier date that had some (else the nearest later one; 0 if none had).
         """
         state = np.asarray(state, dtype=float)
         if self.n_fit[date] == 0:
-            return np.zeros(state.shape[0])
+            fitted = np.flatnonzero(self.n_fit > 0)
+            if fitted.size == 0:
+                return np.zeros(state.shape[0])
+            earlier = fitted[fitted < date]
+            date = int(earlier[-1] if earlier.size else fitted[0])
         z = (state - self.mean[date]) / self.scale[date]
         basis = monomial_basis(z, self.terms)
         # a fixed sum over basis functions, not a BLAS product: each path's value is the same

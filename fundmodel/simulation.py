@@ -472,13 +472,13 @@ def simulate(
                          for risk in ATTRIBUTION} for pid in a.projects}
     if scenario_dir is not None:
         ScenarioWriter.create(scenario_dir, a, n)
-    # the credit policies, fitted once on the run's pilot sample, go to every chunk
-    credit = credit_policies(a, settings.seed, settings.sampling, copula=settings.copula,
-                             copula_dof=settings.copula_dof)
 
     from .engine import engine_for
 
     with engine_for(settings, engine) as eng:
+        # the credit policies, fitted once on the run's pilot sample (over the workers), go to every chunk
+        credit = credit_policies(a, settings.seed, settings.sampling, copula=settings.copula,
+                                 copula_dof=settings.copula_dof, engine=eng)
         # workers write straight into the memory-mapped files when they see the folder (this
         # machine, a local cluster, a shared file system); otherwise the rows travel back here
         direct = scenario_dir is None or eng.sees_path(scenario_dir)

@@ -22,6 +22,17 @@ Conventions of the summary (documented here because committee members read them)
   with all risks, on the same first ``attribution_scenarios`` scenarios (common random
   numbers), with the standard error of that difference; negative when the risk adds value
   (convexity).
+- Senior debt (:mod:`fundmodel.valuation`, credit model): ``prob_debt_default`` is the share
+  of all scenarios in which the loan defaults within the horizon; ``prob_debt_default_10y``
+  the cumulative default rate within 10 years of financial close (the first draw; the
+  valuation date for a producing mine's loan) among the scenarios where the loan is drawn,
+  the measure of Moody's project-finance default study; ``debt_recovery_rate_mean`` the mean
+  over defaults of the recovery as a fraction of the lenders' claim at default (balance plus
+  the year's unpaid interest); ``default_share_value_above_debt`` the share of defaults in
+  which the project's going-concern value (the compensation, at expropriation) exceeded that
+  claim. Empty when the project has no loan or no default. ``metrics.json`` adds their
+  standard errors, the loan amount and how it was sized (``debt_amount_musd``,
+  ``debt_sizing``), the number of defaults and the share recovering in full.
 
 Files of ``OUT/simulation/`` (written atomically by :func:`simulate_to_directory`):
 
@@ -114,7 +125,7 @@ def project_statistics(a: Assumptions, r: SimulationResult) -> dict[str, dict]:
         first = s["first_production_year"]
         produces = first < n_years
         first_cal = (r.valuation_year + first[produces]).astype(float)
-        has_debt = p.debt.amount_musd > 0
+        has_debt = bool(p.debt.amount_musd)
         primary = p.materials[0]
         tonnes = r.tonnes_mean_t[pid][primary]
         d = {
@@ -146,6 +157,7 @@ def project_statistics(a: Assumptions, r: SimulationResult) -> dict[str, dict]:
             "prob_production": float(produces.mean()),
             **{f"first_production_year_p{q}": (float(np.percentile(first_cal, q, method="inverted_cdf"))
                                                if first_cal.size else None) for q in (5, 50, 95)},
+            **credit_statistics(s, n_years, has_debt),
             "primary_material": primary,
             "primary_product": a.markets.materials[primary].product,
             "tonnes_per_year_mean_y1_10": float(tonnes["produced"][:10].mean()),
@@ -162,8 +174,66 @@ def project_statistics(a: Assumptions, r: SimulationResult) -> dict[str, dict]:
                 d[f"value_lost_{risk}_se_meur"] = att[risk]["project_npv_diff_se_meur"]
                 d[f"equity_value_lost_{risk}_meur"] = att[risk]["equity_npv_meur"] - base["equity_npv_meur"]
                 d[f"equity_value_lost_{risk}_se_meur"] = att[risk]["equity_npv_diff_se_meur"]
+        d["debt_amount_musd"] = float(p.debt.amount_musd or 0.0)
+        d["debt_sizing"] = (p.debt.sized.model_dump(mode="json") if p.debt.sized is not None
+                            else {"rule": "explicit" if has_debt else "none"})
         d["event_year_share"] = r.event_year_share[pid]
         out[pid] = d
+    return out
+
+
+#: Years after financial close over which ``prob_debt_default_10y`` counts defaults (Moody's horizon).
+DEFAULT_WINDOW_YEARS = 10
+
+
+def credit_statistics(s: dict[str, np.ndarray], n_years: int, has_debt: bool) -> dict:
+    """Default and recovery figures of one project's loan, with standard errors.
+
+    Parameters
+    ----------
+    s : dict
+        The project's per-scenario results (:data:`~fundmodel.simulation.SCALARS`).
+    n_years : int
+    has_debt : bool
+
+    Returns
+    -------
+    dict
+        ``prob_debt_default_10y`` (and ``_se``): defaults within :data:`DEFAULT_WINDOW_YEARS`
+        of financial close among scenarios where the loan is drawn (binomial standard error);
+        ``debt_recovery_rate_mean`` (and ``_se``, the standard error of the mean over defaults);
+        ``default_share_value_above_debt`` (and ``_se``); ``debt_default_count``;
+        ``debt_drawn_share``; ``default_share_full_recovery`` (recovery >= 99.9 % of the claim).
+        Rates without a loan are 0 and figures over defaults are None when there is none.
+    """
+    keys = ("prob_debt_default_10y", "prob_debt_default_10y_se", "debt_recovery_rate_mean",
+            "debt_recovery_rate_mean_se", "default_share_value_above_debt", "default_share_value_above_debt_se",
+            "default_share_full_recovery", "debt_default_count", "debt_drawn_share")
+    out: dict = dict.fromkeys(keys)
+    if not has_debt:
+        out.update(prob_debt_default_10y=0.0, prob_debt_default_10y_se=0.0, debt_default_count=0,
+                   debt_drawn_share=0.0)
+        return out
+    close = s["debt_close_year"]
+    drawn = close < n_years
+    default = s["default_year"] < n_years
+    n_drawn = int(drawn.sum())
+    early = default & drawn & (s["default_year"] - close < DEFAULT_WINDOW_YEARS)
+    p10 = float(early.sum() / n_drawn) if n_drawn else 0.0
+    out.update(prob_debt_default_10y=p10,
+               prob_debt_default_10y_se=float(np.sqrt(p10 * (1 - p10) / n_drawn)) if n_drawn else 0.0,
+               debt_default_count=int(default.sum()), debt_drawn_share=float(drawn.mean()))
+    k = int(default.sum())
+    if k:
+        claim = s["default_claim_musd"][default]
+        rate = np.clip(s["default_recovery_musd"][default] / np.maximum(claim, 1e-12), 0.0, 1.0)
+        above = s["default_value_musd"][default] > claim
+        share = float(above.mean())
+        out.update(debt_recovery_rate_mean=float(rate.mean()),
+                   debt_recovery_rate_mean_se=float(rate.std(ddof=1) / np.sqrt(k)) if k > 1 else None,
+                   default_share_value_above_debt=share,
+                   default_share_value_above_debt_se=float(np.sqrt(share * (1 - share) / k)),
+                   default_share_full_recovery=float((rate >= 0.999).mean()))
     return out
 
 
@@ -184,6 +254,7 @@ SUMMARY_COLUMNS = [
     # issue 13: each claim at its market rate (fundmodel.rates); the columns above stay at the fund's rate
     "npv_market_mean_meur", "equity_npv_market_mean_meur", "asset_rate", "cost_of_equity",
     "debt_market_rate", "loan_value_to_principal",
+    "prob_debt_default_10y", "debt_recovery_rate_mean", "default_share_value_above_debt",
 ]
 
 

@@ -424,7 +424,8 @@ def variant_values(a: Assumptions, base: Chunk, b: Assumptions, streams: Scenari
                 and b.fund.inflation == a.fund.inflation):
             flows = pc.flows
         else:
-            flows = project_cash_flows(p, b.fund.inflation, market, schedule, politics)
+            # the run's credit policies, as the loan amounts, are held fixed in the variants
+            flows = project_cash_flows(p, b.fund.inflation, market, schedule, politics, base.credit.get(pid))
         if flows is pc.flows and fx_same and rate == a.fund.discount_rate_nominal:
             out[pid] = pc.values
         else:

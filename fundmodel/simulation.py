@@ -29,6 +29,7 @@ import numpy as np
 
 from .assumptions import Assumptions
 from .assumptions.schema import Copula, SamplingMethod
+from .credit import credit_policies
 from .market import MarketPaths, simulate_market
 from .political import (
     EVENT_BITS,
@@ -41,7 +42,7 @@ from ._years import first_year
 from .sampling import BLOCK, ScenarioStreams
 from .schedule import SCHEDULE_DRAWS, ScheduleDraws, draw_schedule
 from .rates import market_rates, market_values
-from .valuation import ProjectCashFlows, ProjectValues, project_cash_flows, value_cash_flows
+from .valuation import CreditPolicy, ProjectCashFlows, ProjectValues, project_cash_flows, value_cash_flows
 
 
 @dataclass(frozen=True)
@@ -107,13 +108,14 @@ class ProjectChunk:
 
 @dataclass(frozen=True)
 class Chunk:
-    """Outcomes for scenarios ``[start, stop)``."""
+    """Outcomes for scenarios ``[start, stop)``; ``credit``: the run's credit policies used."""
 
     start: int
     stop: int
     geo_factor: np.ndarray
     market: MarketPaths
     projects: dict[str, ProjectChunk]
+    credit: dict[str, CreditPolicy] = field(default_factory=dict)
 
 
 def simulate_chunk(
@@ -126,6 +128,7 @@ def simulate_chunk(
     copula_dof: float = 5.0,
     switches: RiskSwitches = RiskSwitches(),
     with_irr: bool = True,
+    credit: dict[str, CreditPolicy] | None = None,
 ) -> Chunk:
     """Simulate every project for scenarios ``[start, stop)``.
 
@@ -143,12 +146,17 @@ def simulate_chunk(
         Risk classes to simulate.
     with_irr : bool
         Compute equity IRRs (not needed by the attribution re-runs).
+    credit : dict, optional
+        Credit policies per project (:func:`fundmodel.credit.fit_credit_policies`); default
+        those of ``a`` and the streams' seed and sampling (:func:`fundmodel.credit.credit_policies`).
 
     Returns
     -------
     Chunk
     """
     n_years = a.fund.horizon_years
+    if credit is None:
+        credit = credit_policies(a, streams.seed, streams.method, copula=copula, copula_dof=copula_dof)
     geo_params = a.countries.geopolitical_factor
     geo = geopolitical_factor(streams, geo_params, start, stop, n_years)
     market = simulate_market(
@@ -168,12 +176,12 @@ def simulate_chunk(
                 streams, pid, country, geo, geo_params.hazard_loading, ratio, start, stop)
         else:
             politics = no_political_events(country, n, n_years)
-        flows = project_cash_flows(project, a.fund.inflation, market, schedule, politics)
+        flows = project_cash_flows(project, a.fund.inflation, market, schedule, politics, credit.get(pid))
         values = value_cash_flows(flows, market.fx_usd_per_eur, a.fund.discount_rate_nominal,
                                   with_irr=with_irr)
         market_npv = market_values(flows, market.fx_usd_per_eur, market_rates(a, pid))
         projects[pid] = ProjectChunk(schedule, politics, flows, values, market_npv)
-    return Chunk(start, stop, geo, market, projects)
+    return Chunk(start, stop, geo, market, projects, credit)
 
 
 def attribution_chunk(a: Assumptions, streams: ScenarioStreams, base: Chunk) -> dict[str, dict[str, ProjectValues]]:
@@ -215,7 +223,7 @@ def attribution_chunk(a: Assumptions, streams: ScenarioStreams, base: Chunk) -> 
             "schedule": (base.market, schedule_off, pc.politics),
         }
         for risk, (market, schedule, politics) in cases.items():
-            flows = project_cash_flows(project, a.fund.inflation, market, schedule, politics)
+            flows = project_cash_flows(project, a.fund.inflation, market, schedule, politics, base.credit.get(pid))
             out[risk][pid] = value_cash_flows(flows, market.fx_usd_per_eur, rate, with_irr=False)
     return out
 
@@ -235,6 +243,10 @@ SCALARS = {
     "first_production_year": np.int64,  # year index, n_years = never
     "default_year": np.int64,  # year index, n_years = no default
     "min_dscr": float,
+    "debt_close_year": np.int64,  # year index of financial close (first draw), n_years = never drawn
+    "default_claim_musd": float,  # lenders' claim at default (balance + the year's interest), 0 = none
+    "default_recovery_musd": float,  # what they recover, 0 = no default
+    "default_value_musd": float,  # going-concern value of the project at default (compensation at expropriation)
 }
 
 
@@ -299,7 +311,7 @@ def _block_sums(rows: np.ndarray) -> list[np.ndarray]:
 
 def run_chunk(a: Assumptions, settings: RunSettings, start: int, stop: int,
               scenario_dir: str | Path | None = None, streams: ScenarioStreams | None = None, *,
-              return_arrays: bool = False) -> dict:
+              return_arrays: bool = False, credit: dict[str, CreditPolicy] | None = None) -> dict:
     """Simulate scenarios ``[start, stop)`` and reduce them to what :func:`simulate` keeps.
 
     Runs the same way in the calling process, a worker process or a Dask worker:
@@ -317,7 +329,8 @@ def run_chunk(a: Assumptions, settings: RunSettings, start: int, stop: int,
     """
     if streams is None:
         streams = process_streams(settings.seed, settings.sampling)
-    chunk = simulate_chunk(a, streams, start, stop, copula=settings.copula, copula_dof=settings.copula_dof)
+    chunk = simulate_chunk(a, streams, start, stop, copula=settings.copula, copula_dof=settings.copula_dof,
+                           credit=credit)
     out: dict = {"start": start, "stop": stop, "scalars": {}, "variants": {}, "tonnes": {}, "events": {},
                  "restricted_years": int(chunk.market.export_restriction.sum())}
     for pid, pc in chunk.projects.items():
@@ -336,6 +349,10 @@ def run_chunk(a: Assumptions, settings: RunSettings, start: int, stop: int,
             "first_production_year": f.first_production_year,
             "default_year": f.default_year,
             "min_dscr": f.min_dscr,
+            "debt_close_year": f.debt_close_year,
+            "default_claim_musd": f.default_claim_musd,
+            "default_recovery_musd": f.default_recovery_musd,
+            "default_value_musd": f.default_value_musd,
         }
         out["tonnes"][pid] = {
             material: {"produced": _block_sums(f.tonnes_produced_t[k]), "eu": _block_sums(f.tonnes_eu_t[k])}
@@ -398,9 +415,9 @@ def process_streams(seed: int, sampling: SamplingMethod) -> ScenarioStreams:
 
 
 def _chunk_task(shared: tuple, bounds: tuple[int, int]) -> dict:
-    """One chunk as an engine task (:mod:`fundmodel.engine`): ``shared = (a, settings, dir, return_arrays)``."""
-    a, settings, scenario_dir, return_arrays = shared
-    return run_chunk(a, settings, bounds[0], bounds[1], scenario_dir, return_arrays=return_arrays)
+    """One chunk as an engine task (:mod:`fundmodel.engine`): ``shared = (a, settings, dir, return_arrays, credit)``."""
+    a, settings, scenario_dir, return_arrays, credit = shared
+    return run_chunk(a, settings, bounds[0], bounds[1], scenario_dir, return_arrays=return_arrays, credit=credit)
 
 
 def simulate(
@@ -438,7 +455,7 @@ def simulate(
     order, so the results are bit-for-bit the same whatever the chunk size, the number of
     worker processes, the engine and the machines. Every per-scenario result is kept, so
     percentiles and CVaR are computed exactly on all scenarios (no streaming estimate):
-    about 72 bytes per project and scenario (e.g. 0.9 GB for 12 projects x 10^6 scenarios).
+    about 100 bytes per project and scenario (e.g. 1.2 GB for 12 projects x 10^6 scenarios).
 
     Examples
     --------
@@ -468,11 +485,14 @@ def simulate(
     from .engine import engine_for
 
     with engine_for(settings, engine) as eng:
+        # the credit policies, fitted once on the run's pilot sample (over the workers), go to every chunk
+        credit = credit_policies(a, settings.seed, settings.sampling, copula=settings.copula,
+                                 copula_dof=settings.copula_dof, engine=eng)
         # workers write straight into the memory-mapped files when they see the folder (this
         # machine, a local cluster, a shared file system); otherwise the rows travel back here
         direct = scenario_dir is None or eng.sees_path(scenario_dir)
         writer = None if direct else ScenarioWriter.open(scenario_dir)
-        shared = (a, settings, scenario_dir if direct else None, not direct)
+        shared = (a, settings, scenario_dir if direct else None, not direct, credit)
         for res in eng.map(_chunk_task, shared, bounds):  # in scenario order, wherever they ran
             lo, hi = res["start"], res["stop"]
             if writer is not None:

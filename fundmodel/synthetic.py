@@ -51,8 +51,9 @@ fiscal                      income tax: the median of the source projects in the
                             material-specific)
 EU offtake share            the template's + U(-0.15, 0.15), in [0.05, 0.95]
 other                       depreciation years x LN(0.15) in [0.7, 1.4] (5-25); debt
-                            recovery rate +- U(0.05) in [0.2, 0.6]; sponsor support x
-                            ``s``^0.7 (none without debt); overrun-delay correlation
+                            distress-cost share +- U(0.05) in [0.05, 0.3]; completion
+                            guarantee and sponsor support x ``s``^0.7 (unlimited / none as the
+                            template's); standby share the template's; overrun-delay correlation
                             +- U(0.1) in [0, 0.9]; product factors and the overrun tail
                             probability and shift are the template's
 ==========================  ==============================================================
@@ -318,14 +319,19 @@ def _generate_project(a: Assumptions, template: Project, rng: np.random.Generato
     else:
         grace = int(round(schedule["construction_years"]["mode"] + 0.5 * schedule["rampup_years"]["mode"]))
     grace = int(np.clip(grace, 0 if stage is Stage.PRODUCTION else 1, tenor - 3))
-    sponsor_support = _sig(tp.debt.sponsor_support_musd * size ** 0.7) if amount > 0 else 0.0
+    support = tp.debt.sponsor_support_musd
+    sponsor_support = _sig(support * size ** 0.7) if amount > 0 and support is not None else None
+    guarantee = tp.debt.completion_guarantee_musd
     debt = {
         "amount_musd": amount,
         "interest_rate": interest,
         "tenor_years": tenor,
         "grace_years": grace,
-        "recovery_rate": round(float(np.clip(tp.debt.recovery_rate + rng.uniform(-0.05, 0.05), 0.2, 0.6)), 3),
         "reserve_months": float(tp.debt.reserve_months),
+        "completion_guarantee_musd": None if guarantee is None else _sig(guarantee * size ** 0.7),
+        "standby_share": float(tp.debt.standby_share),
+        "distress_cost_share": round(float(np.clip(tp.debt.distress_cost_share + rng.uniform(-0.05, 0.05),
+                                                   0.05, 0.3)), 3),
         "sponsor_support_musd": sponsor_support,
     }
 

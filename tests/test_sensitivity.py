@@ -173,11 +173,13 @@ def test_neutral_variant_reproduces_base_exactly(small, exact_chunk):
 
 def test_shortcuts_equal_a_full_resimulation(small, exact_chunk):
     # the variants reuse the base chunk's pieces and draws: same numbers as re-simulating
-    # the changed assumptions from scratch on the run's streams
-    streams, _ = exact_chunk
+    # the changed assumptions from scratch on the run's streams (with the run's credit
+    # policies, which the variants hold fixed as they hold the loan amounts)
+    streams, base = exact_chunk
     fast = sensitivity_chunk(small, _settings(small), 0, N_EXACT, default_variants())["npv"]
     for name, (key, setting) in default_variants().items():
-        full = simulate_chunk(DRIVERS[key].perturb(small, setting), streams, 0, N_EXACT, with_irr=False)
+        full = simulate_chunk(DRIVERS[key].perturb(small, setting), streams, 0, N_EXACT, with_irr=False,
+                              credit=base.credit)
         for pid in SUBSET:
             np.testing.assert_array_equal(fast[name][pid][0], full.projects[pid].values.project_npv_meur,
                                           err_msg=f"{name}: {pid} project NPV")

@@ -19,7 +19,7 @@ INFLATION = 0.02
 RATE = 0.08
 
 COUNTRY = Country.model_validate({
-    "name": "Testland", "iso3": "TST", "oecd_category": 3,
+    "name": "Testland", "iso3": "TST", "oecd_category": 3, "sovereign_rating": "Baa2", "country_risk_premium": 0.02,
     "permitting_years": {"min": 1, "mode": 2, "max": 3},
     "events": {
         "expropriation": {"annual_probability": 0.01, "compensation_share": 0.4},
@@ -45,8 +45,7 @@ def make_project(**overrides) -> Project:
         "capex": {"initial_musd": 0.0, "sustaining_musd_per_year": 5.0, "closure_musd": 30.0,
                   "depreciation_years": 5},
         "fiscal": {"royalty_rate": 0.05, "tax_rate": 0.0},
-        "debt": {"amount_musd": 0.0, "interest_rate": 0.08, "tenor_years": 8, "grace_years": 2,
-                 "recovery_rate": 0.4},
+        "debt": {"amount_musd": 0.0, "interest_rate": 0.08, "tenor_years": 8, "grace_years": 2},
         "offtake": {"eu_share": 0.5},
         "sources": {"all": "test"},
     }
@@ -175,7 +174,7 @@ def test_debt_schedule_interest_and_equal_principal():
     n = 1
     price = np.full((n, N_YEARS), 12000.0)
     project = new_mine(debt={"amount_musd": 160.0, "interest_rate": 0.1, "tenor_years": 8, "grace_years": 2,
-                             "recovery_rate": 0.4, "reserve_months": 0})
+                             "reserve_months": 0})
     flows = project_cash_flows(project, INFLATION, market(price), schedule(n, construction=(0.0, 2.0)),
                                no_politics(n))
     # independent schedule: draws 80, 80 in years 0-1; instalment 160/6 from year 2 (first draw 0 + grace 2)
@@ -193,30 +192,6 @@ def test_debt_schedule_interest_and_equal_principal():
     np.testing.assert_allclose(flows.debt_outstanding_musd[0], expected_balance, atol=1e-9)
     assert flows.default_year[0] == N_YEARS
     assert flows.min_dscr[0] > 1.0
-
-
-def test_default_when_cash_cannot_service_debt():
-    """Prices collapse after completion: default, lenders recover recovery_rate x balance, equity ends."""
-    n = 2
-    price = np.full((n, N_YEARS), 12000.0)
-    price[1, 3:] = 500.0  # scenario 1: collapse from year 3
-    project = new_mine(debt={"amount_musd": 160.0, "interest_rate": 0.1, "tenor_years": 8, "grace_years": 2,
-                             "recovery_rate": 0.4, "reserve_months": 6, "sponsor_support_musd": 5.0})
-    flows = project_cash_flows(project, INFLATION, market(price), schedule(n, construction=(0.0, 2.0)),
-                               no_politics(n))
-    assert flows.default_year[0] == N_YEARS, "the healthy scenario must not default"
-    t = flows.default_year[1]
-    assert t == 3, f"expected default in the first year of collapsed prices, got year {t}"
-    balance_before = flows.debt_outstanding_musd[1, t - 1]
-    assert flows.lender_cf_musd[1, t] == pytest.approx(0.4 * balance_before), "lenders recover 40 % of the balance"
-    assert (flows.equity_cf_musd[1, t:] == 0).all(), "the sponsors' equity ends at default"
-    assert flows.lender_loss_musd[1, t] == pytest.approx(0.6 * balance_before), "60 % of the balance is written off"
-    assert flows.lender_loss_musd[1].sum() == pytest.approx(0.6 * balance_before) and flows.lender_loss_musd[0].sum() == 0
-    # principal identity: draws = repayments + recovery + write-off, so cash received net of
-    # draws plus the write-off is the interest paid: 0.1 x (40, 120, 160) in years 0-2
-    net = flows.lender_cf_musd[1].sum() + flows.lender_loss_musd[1].sum()
-    assert net == pytest.approx(4.0 + 12.0 + 16.0), "lender cash + write-off must equal interest paid"
-    assert (flows.debt_outstanding_musd[1, t:] == 0).all()
 
 
 def test_expropriation_compensation_and_end_of_flows():
@@ -288,7 +263,7 @@ def test_licence_suspension_brings_a_debt_standstill():
     n = 1
     price = np.full((n, N_YEARS), 12000.0)
     project = new_mine(debt={"amount_musd": 160.0, "interest_rate": 0.1, "tenor_years": 8, "grace_years": 2,
-                             "recovery_rate": 0.4, "reserve_months": 6, "sponsor_support_musd": 50.0})
+                             "reserve_months": 6})
     suspended = np.zeros((n, N_YEARS), dtype=bool)
     suspended[:, 4] = True
     flows = project_cash_flows(project, INFLATION, market(price), schedule(n, construction=(0.0, 2.0)),

@@ -496,7 +496,7 @@ def _check_project(rel: str, p: Project, stem: str, material_ids: list[str] | No
         issues.append(Issue(rel, "capex.acquisition_musd",
                             "must be > 0 for stage 'production' (the price of the equity today, "
                             "against which its return is measured)", p.capex.acquisition_musd))
-    if p.stage is not Stage.PRODUCTION and p.debt.amount_musd > p.capex.initial_musd:
+    if p.stage is not Stage.PRODUCTION and (p.debt.amount_musd or 0.0) > p.capex.initial_musd:
         issues.append(Issue(rel, "debt.amount_musd",
                             f"must not exceed capex.initial_musd ({p.capex.initial_musd})",
                             p.debt.amount_musd))
@@ -722,8 +722,10 @@ def load_assumptions(directory: str | Path = "assumptions") -> Assumptions:
 
     if issues:
         raise AssumptionError(issues)
-    return Assumptions(
+    from ..credit import resolve_debt  # local: the sizing rule runs the cash-flow engine on the base case
+
+    return resolve_debt(Assumptions(
         fund=fund, markets=markets, countries=countries,
         projects=dict(sorted(projects.items())), directory=root, file_sha256=hashes,
         instruments=instruments, stress=stress, calibration=calibration,
-    )
+    ))

@@ -738,22 +738,97 @@ class Fiscal(_Model):
     tax_rate: Annotated[float, Field(ge=0.0, lt=1.0, description="share of taxable profit, 0 <= x < 1")]
 
 
-class Debt(_Model):
-    """Senior project debt: drawn with budgeted initial capex, equal principal after grace.
+class DebtSizing(_Model):
+    """The rule that sizes a development project's senior loan (when ``amount_musd`` is not given).
 
-    ``reserve_months`` sizes the debt-service reserve (months of first-year service),
-    ``sponsor_support_musd`` the cash the sponsors will inject over the loan's life to
-    cure shortfalls after completion (deep-pocketed majors high, juniors zero).
+    The loan is the largest amount whose *base case* keeps the debt-service cover ratio
+    (CFADS / scheduled debt service) at or above ``min_dscr`` in every repayment year after
+    completion, capped at ``max_gearing`` of the budgeted initial capex. The base case is
+    the lenders' case at financial close: every price and EUR/USD on its expected path
+    ``E[S_t]``, durations at their mode, budgeted capex, opex and recovery, no political
+    event (:func:`fundmodel.credit.size_debt`).
     """
 
+    min_dscr: Annotated[float, Field(
+        ge=1.0, le=5.0, description="minimum base-case DSCR, 1 to 5 (project finance uses 1.2-2.0x; "
+                                    "mining 1.4-1.5x)")] = 1.40
+    max_gearing: Annotated[float, Field(
+        gt=0.0, le=0.9, description="debt / budgeted initial capex, > 0 to 0.9 (mining project finance "
+                                    "rarely exceeds 60-65 %)")] = 0.60
+    source: Source = ("Base-case DSCR 1.40x: the lower end of the 1.40-1.50x minimum cover that lenders apply to "
+                      "mining projects exposed to commodity prices (Corality, 'Reserve tails in resource projects': "
+                      "target cover 1.50x; Yescombe, Principles of Project Finance, 2nd ed. 2014, ch. 12: cover "
+                      "ratios rise with market risk). Gearing cap 60 %: mining project finance is typically geared "
+                      "up to 60:40 debt:equity; DFC lends at most 50 % of project cost per lender (domain brief §3).")
+
+
+class SizedDebt(_Model):
+    """Outcome of :class:`DebtSizing` for one project (computed by the loader, not an input)."""
+
     amount_musd: Musd
+    binding: Literal["dscr", "gearing"]
+    dscr_limit_musd: Musd
+    gearing_limit_musd: Musd
+    base_case_min_dscr: Annotated[float, Field(
+        ge=0.0, le=1e6, description="lowest base-case DSCR over the repayment years at the sized amount")] | None
+
+
+#: Debt fields that earlier versions had and that no longer exist, with what replaced them.
+_RETIRED_DEBT_FIELDS = {
+    "recovery_rate": "recovery is now the going-concern value of the project net of distress costs "
+                     "(debt.distress_cost_share), capped at the claim; remove it",
+}
+
+
+class Debt(_Model):
+    """Senior project debt: sized by a rule, drawn with budgeted capex, equal principal after grace.
+
+    ``amount_musd`` given: that loan (a producing mine's existing facility, a term sheet under
+    negotiation). Omitted: the loader sizes it with ``sizing`` (:class:`DebtSizing`) and
+    records the outcome in ``sized``.
+
+    Credit terms (:mod:`fundmodel.valuation`): until completion the sponsors fund cost
+    overruns and debt service under a completion guarantee capped at
+    ``completion_guarantee_musd`` (none: unlimited); beyond it a standby facility of
+    ``standby_share`` of the loan, on the loan's terms; beyond that the sponsors inject cash
+    only if their equity is worth more than the injection, else the debt defaults. After
+    completion shortfalls come from the debt-service reserve (``reserve_months``), then from
+    sponsor cures while the equity's continuation value exceeds the cure (strategic default,
+    optionally capped by ``sponsor_support_musd``). At default the lenders recover the going-concern
+    value of the project less ``distress_cost_share`` of it, at most their claim.
+    """
+
+    amount_musd: Musd | None = None
     interest_rate: Annotated[float, Field(
         ge=0.0, le=0.5, description="interest per year, 0 to 0.5 (senior mining debt pays 5-15 %)")]
     tenor_years: Annotated[int, Field(ge=1, le=40, description="years, 1 to 40")]
     grace_years: Annotated[int, Field(ge=0, le=20, description="years, 0 to 20")]
-    recovery_rate: Share
     reserve_months: Annotated[float, Field(ge=0.0, le=24.0, description="months of debt service, 0 to 24")] = 6.0
-    sponsor_support_musd: Musd = 0.0
+    sizing: DebtSizing = DebtSizing()
+    completion_guarantee_musd: Musd | None = None
+    standby_share: Annotated[float, Field(
+        ge=0.0, le=1.0, description="standby facility as a share of the loan, 0 to 1")] = 0.15
+    distress_cost_share: Annotated[float, Field(
+        ge=0.0, le=0.5, description="share of the going-concern value lost at default, 0 to 0.5 (estimates: "
+                                    "10-20 %)")] = 0.15
+    sponsor_support_musd: Musd | None = None
+    sized: SizedDebt | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _retired_fields(cls, data):
+        if isinstance(data, dict):
+            for key, why in _RETIRED_DEBT_FIELDS.items():
+                if key in data:
+                    raise ValueError(f"{key}: no longer used: {why}")
+        return data
+
+    @field_validator("sized")
+    @classmethod
+    def _computed(cls, sized):
+        if sized is not None:
+            raise ValueError("is computed from debt.sizing when the assumptions are loaded; remove it")
+        return sized
 
     @field_validator("grace_years")
     @classmethod

@@ -133,11 +133,21 @@ def _key_figures(results: RunResults, pid: str, fmt: Formatter, L: dict) -> list
         (L["prob_loss"], fmt.pct(_value(s, "prob_equity_npv_negative")), "prob_equity_npv_negative"),
         (L["prob_total_loss"], fmt.pct(_value(s, "prob_equity_total_loss")), "prob_equity_total_loss"),
         (L["prob_default"], fmt.pct(_value(s, "prob_debt_default")), "prob_debt_default"),
+        (L["prob_default_10y"], fmt.pct(_value(s, "prob_debt_default_10y")), "prob_debt_default_10y"),
+        (L["debt_recovery"], _recovery_text(s, fmt, L), "debt_recovery_rate_mean"),
         (L["prob_production"], fmt.pct(_value(s, "prob_production")), "prob_production"),
         (L["first_production"], " / ".join(fmt.year(_value(s, f"first_production_year_p{q}")) for q in (5, 50, 95)),
          "first_production_year"),
     ]
     return [{"label": a, "value": b, "key": c} for a, b, c in rows]
+
+
+def _recovery_text(s, fmt: Formatter, L: dict) -> str:
+    """Mean recovery at default and the share of defaults with the project worth more than the debt."""
+    rate, above = _value(s, "debt_recovery_rate_mean"), _value(s, "default_share_value_above_debt")
+    if rate is None:
+        return fmt.pct(None)
+    return f"{fmt.pct(rate)} ({L['value_above_debt'].format(p=fmt.pct(above, 0))})"
 
 
 def _assumption_rows(a: Assumptions, pid: str, fmt: Formatter, L: dict) -> list[dict[str, str]]:
@@ -177,8 +187,10 @@ def _assumption_rows(a: Assumptions, pid: str, fmt: Formatter, L: dict) -> list[
                  src.get("fiscal", "")))
     d = p.debt
     if d.amount_musd > 0:
+        sized = (f"; DSCR >= {fmt.num(d.sizing.min_dscr, 2)}x, <= {fmt.pct(d.sizing.max_gearing, 0)} "
+                 f"({d.sized.binding})" if d.sized is not None else "")
         rows.append((L["debt"], f"{fmt.musd(d.amount_musd)} at {fmt.pct(d.interest_rate)}, {d.tenor_years} "
-                     f"{L['years']} ({d.grace_years} {L['grace']})", src.get("debt", "")))
+                     f"{L['years']} ({d.grace_years} {L['grace']}){sized}", src.get("debt", "")))
     rows.append((L["offtake"], fmt.pct(p.offtake.eu_share, 0), src.get("offtake", "")))
     ev = country.events
     rows.append((f"{country.name}: {L['hazards']}",

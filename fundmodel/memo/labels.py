@@ -89,6 +89,10 @@ LABELS: dict[str, dict[str, str]] = {
         "prob_loss": "Probability of loss (NPV < 0)",
         "prob_total_loss": "Probability of total equity loss",
         "prob_default": "Probability of senior-debt default",
+        "prob_default_10y": "Senior-debt default within 10 years of financial close (Moody's, unrated "
+                            "project-finance bank loans 1983-2015: 6.7 %)",
+        "debt_recovery": "Recovery at default, mean (Moody's: about 80 %, 100 % in about two thirds of defaults)",
+        "value_above_debt": "project worth more than the debt in {p} of defaults",
         "irr_undefined": "Scenarios without a defined IRR",
         "value_lost": "Value lost to each risk (project NPV, EUR m)",
         "risk": "Risk",
@@ -286,6 +290,11 @@ LABELS: dict[str, dict[str, str]] = {
         "prob_loss": "Verlustwahrscheinlichkeit (Kapitalwert < 0)",
         "prob_total_loss": "Wahrscheinlichkeit des Totalverlusts",
         "prob_default": "Ausfallwahrscheinlichkeit des Darlehens",
+        "prob_default_10y": "Ausfall des Darlehens binnen 10 Jahren nach Financial Close (Moody's, "
+                            "Projektfinanzierungskredite ohne Rating 1983-2015: 6,7 %)",
+        "debt_recovery": "Erlösquote bei Ausfall, Mittelwert (Moody's: rund 80 %, in etwa zwei Dritteln der "
+                         "Ausfälle 100 %)",
+        "value_above_debt": "Projektwert über der Schuld in {p} der Ausfälle",
         "irr_undefined": "Szenarien ohne definierten IRR",
         "value_lost": "Wertverlust je Risiko (Projektkapitalwert, Mio. EUR)",
         "risk": "Risiko",

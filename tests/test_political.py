@@ -32,7 +32,7 @@ SEED = 31
 def _country(expro=0.0, expro_el=0.0, fp=0.0, fp_el=0.0, fg=0.0, fg_el=0.0, max_events=2, tr=0.0, tr_d=2,
              unrest=0.0, ls=0.0, ls_d=3) -> Country:
     return Country(
-        name="Testland", iso3="TST", oecd_category=5,
+        name="Testland", iso3="TST", oecd_category=5, sovereign_rating="Ba3", country_risk_premium=0.0355,
         permitting_years=Triangular(min=1, mode=2, max=3),
         events=PoliticalEvents(
             expropriation=Expropriation(annual_probability=expro, compensation_share=0.3, price_elasticity=expro_el),

@@ -29,7 +29,7 @@ import numpy as np
 
 from .assumptions import Assumptions
 from .assumptions.schema import Copula, SamplingMethod
-from .market import MarketPaths, simulate_market
+from .market import MarketPaths, price_ratio_law, simulate_market
 from .political import (
     EVENT_BITS,
     PoliticalTimeline,
@@ -162,7 +162,8 @@ def simulate_chunk(
         if switches.political:
             ratio = market.real_price_ratio[market.index(project.materials[0])]
             politics = draw_political_events(
-                streams, pid, country, geo, geo_params.hazard_loading, ratio, start, stop)
+                streams, pid, country, geo, geo_params.hazard_loading, ratio, start, stop,
+                price_law=price_ratio_law(a.markets, project.materials[0], geo_params.persistence))
         else:
             politics = no_political_events(country, n, n_years)
         flows = project_cash_flows(project, a.fund.inflation, market, schedule, politics)
@@ -202,7 +203,9 @@ def attribution_chunk(a: Assumptions, streams: ScenarioStreams, base: Chunk) -> 
         politics_p = pc.politics
         if price_sensitive:
             ratio = market_off.real_price_ratio[market_off.index(project.materials[0])]
-            politics_p = draw_political_events(streams, pid, country, base.geo_factor, loading, ratio, start, stop)
+            politics_p = draw_political_events(
+                streams, pid, country, base.geo_factor, loading, ratio, start, stop,
+                price_law=price_ratio_law(a.markets, project.materials[0], a.countries.geopolitical_factor.persistence))
         schedule_off = draw_schedule(project, country.permitting_years,
                                      np.full((n, len(SCHEDULE_DRAWS)), 0.5), risk_on=False)
         cases = {

@@ -38,7 +38,15 @@ Files of ``OUT/simulation/`` (written atomically by :func:`simulate_to_directory
   falls in each calendar year, and (``year`` = ``never``) the share that does not produce
   within the horizon (:data:`FIRST_PRODUCTION_COLUMNS`); shares add up to 1 per project.
 - ``metrics.json``: every figure of the summary plus percentiles, attribution standard
-  errors, event frequencies.
+  errors, event statistics. Per project, ``event_year_share[event]`` is the share of
+  scenario-years in which the event's bit is set (expropriation once, in its year; windows
+  every year they last) and ``political_events[event]`` holds ``annual_probability`` (the
+  calibrated ``p`` of ``countries.yaml``: the event's unconditional mean annual probability,
+  see :mod:`fundmodel.political`), ``prob_within_10y`` and ``prob_within_20y``: the share of
+  scenarios in which the event first occurs within the first 10 / 20 years of the horizon
+  (year indices 0-9 / 0-19; for expropriation the absorbing event; None beyond the horizon).
+  The event process runs on after an expropriation, so these compare with ``p``: without the
+  geopolitical factor and price term they would be ``1 - (1 - p)^n``.
 - ``manifest.json``: package version, git commit, settings, assumption hashes.
 - ``scenarios/``: scenario-level arrays (:class:`~fundmodel.simulation.ScenarioWriter`).
 """
@@ -144,7 +152,22 @@ def project_statistics(a: Assumptions, r: SimulationResult) -> dict[str, dict]:
                 d[f"equity_value_lost_{risk}_meur"] = att[risk]["equity_npv_meur"] - base["equity_npv_meur"]
                 d[f"equity_value_lost_{risk}_se_meur"] = att[risk]["equity_npv_diff_se_meur"]
         d["event_year_share"] = r.event_year_share[pid]
+        if r.event_first_year_counts:
+            d["political_events"] = _event_probabilities(a, r, pid)
         out[pid] = d
+    return out
+
+
+def _event_probabilities(a: Assumptions, r: SimulationResult, pid: str) -> dict[str, dict]:
+    """Calibrated ``p`` and simulated chance of a first occurrence within 10 and 20 years, per event."""
+    events = a.countries.countries[a.projects[pid].country].events
+    out = {}
+    for event, counts in r.event_first_year_counts[pid].items():
+        cum = np.cumsum(counts) / counts.sum()
+        out[event] = {
+            "annual_probability": getattr(events, event).annual_probability,
+            **{f"prob_within_{n}y": (float(cum[n - 1]) if n <= r.n_years else None) for n in (10, 20)},
+        }
     return out
 
 

@@ -34,6 +34,7 @@ from .political import (
     EVENT_BITS,
     PoliticalTimeline,
     draw_political_events,
+    first_occurrence_counts,
     geopolitical_factor,
     no_political_events,
 )
@@ -255,6 +256,10 @@ class SimulationResult:
     attribution_meur : dict
         ``attribution_meur[project][risk]``: dict with the mean project and equity NPV when that
         risk class is switched off (``base`` holds the all-risks means).
+    event_first_year_counts : dict
+        ``event_first_year_counts[project][event]``: int64 array of shape (n_years + 1,), the
+        number of scenarios whose first occurrence of the event falls in each year index
+        (index ``n_years``: never), see :func:`~fundmodel.political.first_occurrence_counts`.
     """
 
     settings: RunSettings
@@ -265,6 +270,7 @@ class SimulationResult:
     event_year_share: dict[str, dict[str, float]]
     export_restriction_share: float
     attribution_meur: dict[str, dict[str, dict[str, float]]] = field(default_factory=dict)
+    event_first_year_counts: dict[str, dict[str, np.ndarray]] = field(default_factory=dict)
 
 
 ProgressCallback = Callable[[int], None]
@@ -307,14 +313,15 @@ def run_chunk(a: Assumptions, settings: RunSettings, start: int, stop: int,
     dict
         ``scalars`` (per project, per :data:`SCALARS` name, arrays of the chunk's rows),
         ``variants`` (attribution NPVs), ``tonnes`` (per-block sums), ``events``
-        (counts per project and event), ``restricted_years`` and, with ``return_arrays``,
+        (counts per project and event), ``first_events`` (per project and event, scenarios by
+        first-occurrence year), ``restricted_years`` and, with ``return_arrays``,
         ``arrays`` (see :meth:`ScenarioWriter.write`).
     """
     if streams is None:
         streams = process_streams(settings.seed, settings.sampling)
     chunk = simulate_chunk(a, streams, start, stop, copula=settings.copula, copula_dof=settings.copula_dof)
     out: dict = {"start": start, "stop": stop, "scalars": {}, "variants": {}, "tonnes": {}, "events": {},
-                 "restricted_years": int(chunk.market.export_restriction.sum())}
+                 "first_events": {}, "restricted_years": int(chunk.market.export_restriction.sum())}
     for pid, pc in chunk.projects.items():
         v, f = pc.values, pc.flows
         eq = v.equity_cf_meur.T  # year-major view
@@ -336,6 +343,7 @@ def run_chunk(a: Assumptions, settings: RunSettings, start: int, stop: int,
             for k, material in enumerate(a.projects[pid].products)
         }
         out["events"][pid] = {e: int(np.count_nonzero(pc.politics.events & bit)) for e, bit in EVENT_BITS.items()}
+        out["first_events"][pid] = first_occurrence_counts(pc.politics.events)
     check_finite(a, chunk, start)  # before anything is written: an overflow names its input
     if scenario_dir is not None:
         ScenarioWriter.open(scenario_dir).write(start, chunk_arrays(chunk))
@@ -449,6 +457,7 @@ def simulate(
     tonnes_sum = {pid: {m: {"produced": np.zeros(n_years), "eu": np.zeros(n_years)}
                         for m in p.products} for pid, p in a.projects.items()}
     event_counts = {pid: {e: 0 for e in EVENT_BITS} for pid in a.projects}
+    first_counts = {pid: {e: np.zeros(n_years + 1, dtype=np.int64) for e in EVENT_BITS} for pid in a.projects}
     restriction_years = 0
     step = chunk_rows(settings.chunk_size, len(a.projects))
     bounds = [(lo, min(lo + step, n)) for lo in range(0, n, step)]
@@ -481,6 +490,8 @@ def simulate(
                             tonnes_sum[pid][material][kind] += block_sum
                 for event, count in res["events"][pid].items():
                     event_counts[pid][event] += count
+                for event, counts in res["first_events"][pid].items():
+                    first_counts[pid][event] += counts
             for risk, per_project in res["variants"].items():
                 for pid, (project_npv, equity_npv) in per_project.items():
                     variant_npv[pid][risk]["project_npv_meur"][lo:lo + project_npv.size] = project_npv
@@ -503,6 +514,7 @@ def simulate(
             {pid: _attribution(scalars[pid], variants, n_attr) for pid, variants in variant_npv.items()}
             if settings.risk_attribution else {}
         ),
+        event_first_year_counts=first_counts,
     )
 
 

@@ -1,11 +1,28 @@
 """Market models: correlated commodity prices, EUR/USD and the Chinese export-restriction regime.
 
+Price convention (one for every material; ``markets.yaml`` header):
+
+- ``spot_usd_per_t`` and ``long_run_usd_per_t`` are **benchmark prices without the ex-China
+  premium** (real USD per tonne of the priced product): the international price where one
+  exists (LME, Pink Sheet), else the China-domestic or FOB-China quote (SMM, Fastmarkets,
+  Argus) converted to USD, i.e. the price a buyer pays when China does not restrict exports.
+- The **export-restriction regime carries the premium**: while a restriction is in force the
+  ex-China price of every affected material is the benchmark times ``1 + price_uplift``.
+  Simulated restrictions start from year 1, so a premium paid on the valuation date is in
+  no starting price.
+- ``long_run_usd_per_t`` is the **median** of the stationary distribution of the benchmark
+  price, ``exp(alpha)`` of the log-OU model (what ``fundmodel calibrate prices`` estimates:
+  ``alpha`` is the AR(1) intercept over ``1 - phi``); the stationary **mean** is
+  ``long_run x exp(sigma^2 / (4 kappa))``, and the mean ex-China price adds the regime,
+  ``x (1 + pi u)`` with ``pi`` the stationary restricted share (:func:`restricted_share`).
+
 Each log price ``X = ln S`` (real USD per tonne) follows either
 
 - the Schwartz (1997) one-factor mean-reverting model
   ``dX = kappa (alpha - X) dt + sigma dW`` with ``alpha = ln(long-run price)``,
   simulated with its exact annual transition
-  ``X_{t+1} = alpha + (X_t - alpha) e^{-kappa} + sigma sqrt((1 - e^{-2 kappa}) / (2 kappa)) eps``; or
+  ``X_{t+1} = alpha + (X_t - alpha) e^{-kappa} + sigma sqrt((1 - e^{-2 kappa}) / (2 kappa)) eps``,
+  stationary law ``N(alpha, sigma^2 / (2 kappa))``; or
 - geometric Brownian motion ``dX = (mu - sigma^2/2) dt + sigma dW``.
 
 The annual shocks ``eps`` of all materials and EUR/USD are dependent through a
@@ -16,7 +33,10 @@ marginals stay standard normal either way.
 The export-restriction regime is a switch per scenario and year: it starts with
 an annual probability that rises with the common geopolitical factor, lasts a
 triangular number of years (rounded up), and while on it lifts the ex-China
-price of every affected material at once by its ``price_uplift``.
+price of every affected material at once by its ``price_uplift``. The stationary
+joint law of the regime, the geopolitical factor and each price ratio
+(:class:`PriceRatioLaw`) normalises the price-sensitive political hazards
+(:mod:`fundmodel.political`).
 
 References
 ----------

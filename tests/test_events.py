@@ -271,3 +271,32 @@ def test_first_occurrence_counts_of_a_bitmask():
     assert counts["expropriation"].tolist() == [0, 0, 0, 0, 1, 3]
     assert counts["licence_suspension"].tolist() == [1, 0, 0, 0, 0, 3]
     assert counts["fiscal_grab"].tolist() == [0, 0, 0, 0, 0, 4]
+
+
+# --------------------------------------------------------------------------- price convention (item 8)
+@pytest.mark.parametrize("material", ["ndpr", "gallium", "tungsten", "copper"])
+def test_long_run_level_is_the_stationary_median_of_the_benchmark(material):
+    """Outside restrictions, half the stationary years lie below long_run; the mean is long_run e^{v/2}."""
+    a = load_assumptions(ROOT / "assumptions")
+    n, n_years = 16384, 40
+    streams = ScenarioStreams(12, SamplingMethod.PSEUDO)
+    g = geopolitical_factor(streams, a.countries.geopolitical_factor, 0, n, n_years)
+    market = simulate_market(a.markets, streams, 0, n, n_years, 0.0, g)
+    ratio = market.real_price_ratio[market.index(material)][:, STATIONARY_FROM:]
+    free = ~market.export_restriction[:, STATIONARY_FROM:]
+    below = np.where(free, ratio < 1.0, False).sum(axis=1) / np.maximum(free.sum(axis=1), 1)
+    share, se = _batch_se(below)
+    assert abs(share - 0.5) < 4 * se, f"{material}: share of benchmark years below long run {share:.4f} (median: 0.5)"
+    v = price_ratio_law(a.markets, material, 0.7).log_ratio_variance
+    mean, se_m = _batch_se(np.where(free, ratio, 0.0).sum(axis=1) / np.maximum(free.sum(axis=1), 1))
+    assert abs(mean - math.exp(v / 2)) < 4 * se_m, f"{material}: mean benchmark ratio {mean:.4f} vs e^(v/2)"
+
+
+def test_markets_yaml_states_one_price_convention():
+    header = (ROOT / "assumptions" / "markets.yaml").read_text(encoding="utf-8").split("\nmaterials:")[0]
+    for phrase in ("WITHOUT the ex-China premium", "REGIME CARRIES THE PREMIUM", "MEDIAN", "no conversion"):
+        assert phrase in header, f"markets.yaml header does not state: {phrase}"
+    import fundmodel.market as market
+
+    for phrase in ("without the ex-China", "regime carries the premium", "**median**"):
+        assert phrase in market.__doc__, f"fundmodel.market docstring does not state: {phrase}"

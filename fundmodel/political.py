@@ -343,7 +343,13 @@ def event_probabilities(
         if p <= 0:
             continue
         elasticity = getattr(event, "price_elasticity", 0.0)
-        intensity = np.float32(hazard_scale(p, elasticity, hazard_loading, law).scale) * geo_mult
+        try:
+            scale = hazard_scale(p, elasticity, hazard_loading, law).scale
+        except ValueError as exc:  # an input beyond what the model represents: exit 2, input named
+            from .io import NonFiniteResult
+
+            raise NonFiniteResult(f"countries.yaml: {country.name}: events.{name}: {exc}") from None
+        intensity = np.float32(scale) * geo_mult
         if elasticity:
             if elasticity not in price_mult:
                 if log_ratio is None:

@@ -137,6 +137,16 @@ def test_hazard_scale_solves_the_mean_probability_equation():
     assert hazard_scale(0.01, 1.5, 0.0, PriceRatioLaw()).intensity == -math.log1p(-0.01)
     with pytest.raises(ValueError, match="overflows"):
         hazard_scale(0.01, 10.0, 0.5, PriceRatioLaw(log_ratio_variance=200.0))
+    # in a run: exit code 2 with the country and event named, never an internal error
+    from fundmodel.io import NonFiniteResult
+
+    country = load_assumptions(ROOT / "assumptions").countries.countries["MN"]
+    country = country.model_copy(update={"events": country.events.model_copy(update={
+        "expropriation": country.events.expropriation.model_copy(update={"price_elasticity": 10.0})})})
+    with pytest.raises(NonFiniteResult, match="Mongolia: events.expropriation") as info:
+        event_probabilities(country, np.zeros((4, 3)), 0.5, np.ones((4, 3)),
+                            price_law=PriceRatioLaw(log_ratio_variance=200.0))
+    assert info.value.exit_code == 2
 
 
 # --------------------------------------------------------------------------- (a) mean annual probability

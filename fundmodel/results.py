@@ -44,7 +44,8 @@ Files of ``OUT/simulation/`` (written atomically by :func:`simulate_to_directory
   calibrated ``p`` of ``countries.yaml``: the event's unconditional mean annual probability,
   see :mod:`fundmodel.political`), ``prob_within_10y`` and ``prob_within_20y``: the share of
   scenarios in which the event first occurs within the first 10 / 20 years of the horizon
-  (year indices 0-9 / 0-19; for expropriation the absorbing event; None beyond the horizon).
+  (year indices 0-9 / 0-19; for expropriation the absorbing event, for windows their first
+  onset, for fiscal grabs the first grab; null when the horizon is shorter than 10 / 20 years).
   The event process runs on after an expropriation, so these compare with ``p``: without the
   geopolitical factor and price term they would be ``1 - (1 - p)^n``.
 - ``manifest.json``: package version, git commit, settings, assumption hashes.

@@ -1,11 +1,28 @@
 """Market models: correlated commodity prices, EUR/USD and the Chinese export-restriction regime.
 
+Price convention (one for every material; ``markets.yaml`` header):
+
+- ``spot_usd_per_t`` and ``long_run_usd_per_t`` are **benchmark prices without the ex-China
+  premium** (real USD per tonne of the priced product): the international price where one
+  exists (LME, Pink Sheet), else the China-domestic or FOB-China quote (SMM, Fastmarkets,
+  Argus) converted to USD, i.e. the price a buyer pays when China does not restrict exports.
+- The **export-restriction regime carries the premium**: while a restriction is in force the
+  ex-China price of every affected material is the benchmark times ``1 + price_uplift``.
+  Simulated restrictions start from year 1, so a premium paid on the valuation date is in
+  no starting price.
+- ``long_run_usd_per_t`` is the **median** of the stationary distribution of the benchmark
+  price, ``exp(alpha)`` of the log-OU model (what ``fundmodel calibrate prices`` estimates:
+  ``alpha`` is the AR(1) intercept over ``1 - phi``); the stationary **mean** is
+  ``long_run x exp(sigma^2 / (4 kappa))``, and the mean ex-China price adds the regime,
+  ``x (1 + pi u)`` with ``pi`` the stationary restricted share (:func:`restricted_share`).
+
 Each log price ``X = ln S`` (real USD per tonne) follows either
 
 - the Schwartz (1997) one-factor mean-reverting model
   ``dX = kappa (alpha - X) dt + sigma dW`` with ``alpha = ln(long-run price)``,
   simulated with its exact annual transition
-  ``X_{t+1} = alpha + (X_t - alpha) e^{-kappa} + sigma sqrt((1 - e^{-2 kappa}) / (2 kappa)) eps``; or
+  ``X_{t+1} = alpha + (X_t - alpha) e^{-kappa} + sigma sqrt((1 - e^{-2 kappa}) / (2 kappa)) eps``,
+  stationary law ``N(alpha, sigma^2 / (2 kappa))``; or
 - geometric Brownian motion ``dX = (mu - sigma^2/2) dt + sigma dW``.
 
 The annual shocks ``eps`` of all materials and EUR/USD are dependent through a
@@ -16,7 +33,10 @@ marginals stay standard normal either way.
 The export-restriction regime is a switch per scenario and year: it starts with
 an annual probability that rises with the common geopolitical factor, lasts a
 triangular number of years (rounded up), and while on it lifts the ex-China
-price of every affected material at once by its ``price_uplift``.
+price of every affected material at once by its ``price_uplift``. The stationary
+joint law of the regime, the geopolitical factor and each price ratio
+(:class:`PriceRatioLaw`) normalises the price-sensitive political hazards
+(:mod:`fundmodel.political`).
 
 References
 ----------
@@ -26,12 +46,14 @@ Schwartz, E. S. (1997). The stochastic behavior of commodity prices.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
+from functools import lru_cache
 
 import numpy as np
 from scipy import stats
 
-from .assumptions.schema import Copula, MarketsFile, PriceModel, PriceProcess
+from .assumptions.schema import Copula, MarketsFile, PriceModel, PriceProcess, Triangular
 from .sampling import ScenarioStreams, triangular_ppf
 
 FX_FACTOR = "EURUSD"
@@ -284,3 +306,194 @@ def simulate_market(
         fx_usd_per_eur=fx_path.T,
         export_restriction=restricted,
     )
+
+
+# --------------------------------------------------------------------------- stationary law
+@dataclass(frozen=True)
+class PriceRatioLaw:
+    """Stationary law of a material's real price over its long-run level (hashable parameters).
+
+    The ratio that drives price-sensitive political hazards is
+    ``P = S / L = exp(X) (1 + u R)`` with
+
+    - ``X = ln(S_benchmark / L)``: stationary ``N(0, v)`` for log-OU, ``v = sigma^2 / (2 kappa)``
+      (mean 0 because ``L`` is the long-run *median*: :func:`log_price_moments` at ``t -> inf``);
+      ``v = 0`` for GBM, which has no stationary law (its price term is then not normalised);
+    - ``R``: the export-restriction indicator and ``u`` the material's ``price_uplift``; the
+      regime's onsets load on the same geopolitical factor ``g`` as the political hazards, so
+      ``(g, R)`` are dependent: :func:`regime_stationary` gives their joint law.
+
+    The default instance is the degenerate law ``P = 1`` (no price term to normalise).
+    """
+
+    log_ratio_variance: float = 0.0
+    uplift: float = 0.0
+    onset_probability: float = 0.0
+    duration_years: tuple[float, float, float] = (1.0, 1.0, 1.0)
+    regime_loading: float = 0.0
+    geo_persistence: float = 0.0
+
+    @property
+    def has_regime(self) -> bool:
+        """True when the export-restriction regime moves this material's price."""
+        return self.uplift > 0 and self.onset_probability > 0
+
+    @property
+    def degenerate(self) -> bool:
+        """True when ``P = 1`` in every stationary state."""
+        return self.log_ratio_variance == 0 and not self.has_regime
+
+
+def stationary_log_variance(process: PriceProcess) -> float:
+    """Variance of the stationary log price, ``sigma^2 / (2 kappa)`` (log-OU); 0 for GBM (none exists)."""
+    if process.model is not PriceModel.LOG_OU:
+        return 0.0
+    s = process.volatility
+    return s * s / (2 * process.mean_reversion_per_year)
+
+
+def price_ratio_law(markets: MarketsFile, material: str, geo_persistence: float) -> PriceRatioLaw:
+    """The stationary law of ``material``'s price ratio in the model of ``markets``.
+
+    Parameters
+    ----------
+    markets : MarketsFile
+    material : str
+        Material id (a project's primary material).
+    geo_persistence : float
+        AR(1) coefficient of the common geopolitical factor (``countries.yaml``).
+
+    Notes
+    -----
+    ``forced_years`` (stress scenarios) are not part of the stationary law: a stress raises
+    hazards through the prices it forces; it does not re-normalise them.
+    """
+    m = markets.materials[material]
+    regime = markets.export_restriction
+    d = regime.duration_years
+    return PriceRatioLaw(
+        log_ratio_variance=float(stationary_log_variance(m)),
+        uplift=float(regime.price_uplift.get(material, 0.0)),
+        onset_probability=float(regime.annual_onset_probability),
+        duration_years=(float(d.min), float(d.mode), float(d.max)),
+        regime_loading=float(regime.geopolitical_loading),
+        geo_persistence=float(geo_persistence),
+    )
+
+
+def _triangular_cdf(x: np.ndarray, lo: float, mode: float, hi: float) -> np.ndarray:
+    x = np.asarray(x, dtype=float)
+    if hi == lo:
+        return (x >= lo).astype(float)
+    left = np.where(mode > lo, (x - lo) ** 2 / ((hi - lo) * max(mode - lo, 1e-300)), 0.0)
+    right = np.where(hi > mode, 1 - (hi - x) ** 2 / ((hi - lo) * max(hi - mode, 1e-300)), 1.0)
+    return np.where(x <= lo, 0.0, np.where(x >= hi, 1.0, np.where(x <= mode, left, right)))
+
+
+def regime_duration_pmf(duration: tuple[float, float, float]) -> np.ndarray:
+    """``P(d = k)``, ``k = 1, 2, ...``, of the simulated episode length ``max(ceil(T), 1)``, T triangular.
+
+    Examples
+    --------
+    >>> regime_duration_pmf((3.0, 3.0, 3.0)).tolist()
+    [0.0, 0.0, 1.0]
+    """
+    lo, mode, hi = duration
+    k_max = max(int(np.ceil(hi)), 1)
+    cdf = _triangular_cdf(np.arange(1, k_max + 1), lo, mode, hi)
+    return np.diff(np.concatenate([[0.0], cdf]))
+
+
+#: Grid of the geopolitical factor for the stationary law (spacing 0.15 on [-9, 9]). The trapezoid rule on
+#: normal densities errs by ~exp(-2 pi^2 s^2 / h^2) for a density of width s: < 1e-7 for the AR(1)
+#: transition up to persistence 0.99 (s = 0.14), ~1e-300 for the N(0, 1) marginal.
+GEO_GRID = np.linspace(-9.0, 9.0, 121)
+
+
+@lru_cache(maxsize=64)
+def _regime_stationary(onset: float, duration: tuple[float, float, float], loading: float,
+                       persistence: float) -> tuple[np.ndarray, np.ndarray]:
+    x = GEO_GRID
+    normal = np.exp(-0.5 * x * x)
+    normal /= normal.sum()
+    if onset <= 0:
+        weights = np.vstack([normal, np.zeros_like(normal)])
+        weights.setflags(write=False)
+        return x, weights
+    sd = np.sqrt(1 - persistence**2)
+    # transition g_t = x_i -> g_{t+1} = x_j: the conditional normal density on the grid (trapezoid
+    # rule, exponentially accurate while sd >> grid spacing), rows normalised
+    kernel = np.exp(-0.5 * ((x[None, :] - persistence * x[:, None]) / sd) ** 2)
+    kernel /= kernel.sum(axis=1, keepdims=True)
+    q = -np.expm1(np.log1p(-onset) * np.exp(loading * x - loading**2 / 2))  # onset probability given g_t
+    pmf = regime_duration_pmf(duration)
+    powers = [np.eye(x.size)]
+    for _ in pmf:
+        powers.append(powers[-1] @ kernel)
+    # a(g): mass free at the start of a year with factor g (row vector). Renewal: a year later it is
+    # free again after no onset (1 step) or after an episode of j years (j steps):
+    # a = a diag(1 - q) K + sum_j p_j a diag(q) K^j
+    step = (1 - q)[:, None] * kernel + q[:, None] * sum(w * powers[j] for j, w in enumerate(pmf, start=1))
+    lhs = (np.eye(x.size) - step).T
+    lhs[-1] = 1.0  # one balance equation replaced by a normalisation
+    rhs = np.zeros(x.size)
+    rhs[-1] = 1.0
+    free = np.clip(np.linalg.solve(lhs, rhs), 0.0, None)
+    onsets = free * q
+    # years 2..j of an episode that started r = 1..j-1 years earlier
+    busy = sum(w * sum(onsets @ powers[r] for r in range(1, j)) for j, w in enumerate(pmf, start=1) if j > 1)
+    weights = np.vstack([free * (1 - q), onsets + busy])
+    weights /= weights.sum()
+    weights.setflags(write=False)
+    return x, weights
+
+
+def regime_stationary(law: PriceRatioLaw) -> tuple[np.ndarray, np.ndarray]:
+    """Stationary joint law of the geopolitical factor ``g`` and the export restriction ``R``.
+
+    The regime of :func:`export_restriction_regime` (onset probability
+    ``1 - (1 - p)^exp(l g - l^2/2)`` when no episode runs, ``ceil``-ed triangular lengths)
+    and the AR(1) factor form a Markov chain on (years left, ``g``). With ``g`` on a
+    121-point grid (trapezoid rule on the normal densities: the marginal of ``g`` is
+    ``N(0, 1)`` to ~1e-13, e.g. ``E[exp(l g - l^2/2)] = 1``), the stationary mass of the free
+    state solves the renewal equation ``a = a diag(1-q) K + sum_j p_j a diag(q) K^j``
+    (``q`` the onset probability given ``g``, ``K`` the AR(1) transition, ``p_j`` the
+    probability of a ``j``-year episode); busy years follow from the onsets. Without
+    geopolitical loading the restricted share is the renewal share
+    ``pi = E[d] p / (1 + p (E[d] - 1))``.
+
+    Returns
+    -------
+    g : ndarray of shape (121,)
+        Grid of ``g``.
+    weights : ndarray of shape (2, 121)
+        ``weights[r, k] = P(R = r, g near g[k])`` in a stationary year; sums to 1.
+    """
+    onset = law.onset_probability if law.has_regime else 0.0
+    return _regime_stationary(onset, law.duration_years, law.regime_loading, law.geo_persistence)
+
+
+def restricted_share(law: PriceRatioLaw) -> float:
+    """Stationary share of years with an export restriction in force."""
+    return float(regime_stationary(law)[1][1].sum())
+
+
+def mean_price_factor(law: PriceRatioLaw, elasticity: float, loading: float) -> float:
+    """``E[G P^e]``: stationary mean of the hazard multiplier before normalisation.
+
+    ``G = exp(l g - l^2/2)`` is the geopolitical multiplier (mean 1) and ``P`` the price ratio.
+    Because ``X`` is independent of ``(g, R)``,
+    ``E[G P^e] = exp(e^2 v / 2) (1 + ((1 + u)^e - 1) E[G 1{R}])``, and
+    ``E[G 1{R}] = pi`` (the restricted share) when the regime does not load on ``g``:
+    then ``E[P^e] = exp(e^2 v / 2) (1 - pi + pi (1 + u)^e)``, the closed form of the
+    log-normal moment ``E[(S/L)^e] = exp(e mu + e^2 v / 2)`` (``mu = 0``: ``L`` is the median)
+    times the regime mixing.
+    """
+    e = float(elasticity)
+    if e == 0:
+        return 1.0
+    g, w = regime_stationary(law)
+    geo = np.exp(loading * g - loading**2 / 2)
+    mixed = float((geo * w[0]).sum() + (1 + law.uplift) ** e * (geo * w[1]).sum())
+    log_moment = e * e * law.log_ratio_variance / 2
+    return math.exp(log_moment) * mixed if log_moment < 700 else math.inf

@@ -52,7 +52,16 @@ Files of ``OUT/simulation/`` (written atomically by :func:`simulate_to_directory
   falls in each calendar year, and (``year`` = ``never``) the share that does not produce
   within the horizon (:data:`FIRST_PRODUCTION_COLUMNS`); shares add up to 1 per project.
 - ``metrics.json``: every figure of the summary plus percentiles, attribution standard
-  errors, event frequencies.
+  errors, event statistics. Per project, ``event_year_share[event]`` is the share of
+  scenario-years in which the event's bit is set (expropriation once, in its year; windows
+  every year they last) and ``political_events[event]`` holds ``annual_probability`` (the
+  calibrated ``p`` of ``countries.yaml``: the event's unconditional mean annual probability,
+  see :mod:`fundmodel.political`), ``prob_within_10y`` and ``prob_within_20y``: the share of
+  scenarios in which the event first occurs within the first 10 / 20 years of the horizon
+  (year indices 0-9 / 0-19; for expropriation the absorbing event, for windows their first
+  onset, for fiscal grabs the first grab; null when the horizon is shorter than 10 / 20 years).
+  The event process runs on after an expropriation, so these compare with ``p``: without the
+  geopolitical factor and price term they would be ``1 - (1 - p)^n``.
 - ``manifest.json``: package version, git commit, settings, assumption hashes.
 - ``scenarios/``: scenario-level arrays (:class:`~fundmodel.simulation.ScenarioWriter`).
 """
@@ -178,6 +187,8 @@ def project_statistics(a: Assumptions, r: SimulationResult) -> dict[str, dict]:
         d["debt_sizing"] = (p.debt.sized.model_dump(mode="json") if p.debt.sized is not None
                             else {"rule": "explicit" if has_debt else "none"})
         d["event_year_share"] = r.event_year_share[pid]
+        if r.event_first_year_counts:
+            d["political_events"] = _event_probabilities(a, r, pid)
         out[pid] = d
     return out
 
@@ -234,6 +245,19 @@ def credit_statistics(s: dict[str, np.ndarray], n_years: int, has_debt: bool) ->
                    default_share_value_above_debt=share,
                    default_share_value_above_debt_se=float(np.sqrt(share * (1 - share) / k)),
                    default_share_full_recovery=float((rate >= 0.999).mean()))
+    return out
+
+
+def _event_probabilities(a: Assumptions, r: SimulationResult, pid: str) -> dict[str, dict]:
+    """Calibrated ``p`` and simulated chance of a first occurrence within 10 and 20 years, per event."""
+    events = a.countries.countries[a.projects[pid].country].events
+    out = {}
+    for event, counts in r.event_first_year_counts[pid].items():
+        cum = np.cumsum(counts) / counts.sum()
+        out[event] = {
+            "annual_probability": getattr(events, event).annual_probability,
+            **{f"prob_within_{n}y": (float(cum[n - 1]) if n <= r.n_years else None) for n in (10, 20)},
+        }
     return out
 
 

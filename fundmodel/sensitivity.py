@@ -44,7 +44,7 @@ import pandas as pd
 
 from .assumptions import Assumptions
 from .assumptions.schema import Copula, SamplingMethod, Stage, Triangular
-from .market import MarketPaths, simulate_market
+from .market import MarketPaths, price_ratio_law, simulate_market
 from .political import draw_political_events, geopolitical_factor
 from .sampling import BLOCK, ScenarioStreams
 from .schedule import SCHEDULE_DRAWS, draw_schedule
@@ -411,13 +411,16 @@ def variant_values(a: Assumptions, base: Chunk, b: Assumptions, streams: Scenari
             uniforms = streams.uniforms(f"schedule/{pid}", start, stop, len(SCHEDULE_DRAWS), sobol=False)
             schedule = draw_schedule(p, country.permitting_years, uniforms)
         primary = market.index(p.materials[0])
+        law = price_ratio_law(b.markets, p.materials[0], geo_params.persistence)
         if (reuse and geo is base.geo_factor and country.events == country0.events
                 and geo_params.hazard_loading == a.countries.geopolitical_factor.hazard_loading
+                and law == price_ratio_law(a.markets, p0.materials[0], a.countries.geopolitical_factor.persistence)
                 and _same_rows(market.real_price_ratio[primary], base.market.real_price_ratio[primary])):
             politics = pc.politics
         else:
             politics = draw_political_events(streams, pid, country, geo, geo_params.hazard_loading,
-                                             market.real_price_ratio[primary], start, stop)
+                                             market.real_price_ratio[primary], start, stop,
+                                             price_law=law)
         prices_same = all(_same_rows(market.price_usd_per_t[market.index(m)],
                                      base.market.price_usd_per_t[base.market.index(m)]) for m in p.materials)
         if (reuse and schedule is pc.schedule and politics is pc.politics and p == p0 and prices_same

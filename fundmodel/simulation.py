@@ -30,11 +30,12 @@ import numpy as np
 from .assumptions import Assumptions
 from .assumptions.schema import Copula, SamplingMethod
 from .credit import credit_policies
-from .market import MarketPaths, simulate_market
+from .market import MarketPaths, price_ratio_law, simulate_market
 from .political import (
     EVENT_BITS,
     PoliticalTimeline,
     draw_political_events,
+    first_occurrence_counts,
     geopolitical_factor,
     no_political_events,
 )
@@ -173,7 +174,8 @@ def simulate_chunk(
         if switches.political:
             ratio = market.real_price_ratio[market.index(project.materials[0])]
             politics = draw_political_events(
-                streams, pid, country, geo, geo_params.hazard_loading, ratio, start, stop)
+                streams, pid, country, geo, geo_params.hazard_loading, ratio, start, stop,
+                price_law=price_ratio_law(a.markets, project.materials[0], geo_params.persistence))
         else:
             politics = no_political_events(country, n, n_years)
         flows = project_cash_flows(project, a.fund.inflation, market, schedule, politics, credit.get(pid))
@@ -214,7 +216,9 @@ def attribution_chunk(a: Assumptions, streams: ScenarioStreams, base: Chunk) -> 
         politics_p = pc.politics
         if price_sensitive:
             ratio = market_off.real_price_ratio[market_off.index(project.materials[0])]
-            politics_p = draw_political_events(streams, pid, country, base.geo_factor, loading, ratio, start, stop)
+            politics_p = draw_political_events(
+                streams, pid, country, base.geo_factor, loading, ratio, start, stop,
+                price_law=price_ratio_law(a.markets, project.materials[0], a.countries.geopolitical_factor.persistence))
         schedule_off = draw_schedule(project, country.permitting_years,
                                      np.full((n, len(SCHEDULE_DRAWS)), 0.5), risk_on=False)
         cases = {
@@ -272,6 +276,10 @@ class SimulationResult:
     attribution_meur : dict
         ``attribution_meur[project][risk]``: dict with the mean project and equity NPV when that
         risk class is switched off (``base`` holds the all-risks means).
+    event_first_year_counts : dict
+        ``event_first_year_counts[project][event]``: int64 array of shape (n_years + 1,), the
+        number of scenarios whose first occurrence of the event falls in each year index
+        (index ``n_years``: never), see :func:`~fundmodel.political.first_occurrence_counts`.
     """
 
     settings: RunSettings
@@ -282,6 +290,7 @@ class SimulationResult:
     event_year_share: dict[str, dict[str, float]]
     export_restriction_share: float
     attribution_meur: dict[str, dict[str, dict[str, float]]] = field(default_factory=dict)
+    event_first_year_counts: dict[str, dict[str, np.ndarray]] = field(default_factory=dict)
 
 
 ProgressCallback = Callable[[int], None]
@@ -324,7 +333,8 @@ def run_chunk(a: Assumptions, settings: RunSettings, start: int, stop: int,
     dict
         ``scalars`` (per project, per :data:`SCALARS` name, arrays of the chunk's rows),
         ``variants`` (attribution NPVs), ``tonnes`` (per-block sums), ``events``
-        (counts per project and event), ``restricted_years`` and, with ``return_arrays``,
+        (counts per project and event), ``first_events`` (per project and event, scenarios by
+        first-occurrence year), ``restricted_years`` and, with ``return_arrays``,
         ``arrays`` (see :meth:`ScenarioWriter.write`).
     """
     if streams is None:
@@ -332,7 +342,7 @@ def run_chunk(a: Assumptions, settings: RunSettings, start: int, stop: int,
     chunk = simulate_chunk(a, streams, start, stop, copula=settings.copula, copula_dof=settings.copula_dof,
                            credit=credit)
     out: dict = {"start": start, "stop": stop, "scalars": {}, "variants": {}, "tonnes": {}, "events": {},
-                 "restricted_years": int(chunk.market.export_restriction.sum())}
+                 "first_events": {}, "restricted_years": int(chunk.market.export_restriction.sum())}
     for pid, pc in chunk.projects.items():
         v, f = pc.values, pc.flows
         eq = v.equity_cf_meur.T  # year-major view
@@ -359,6 +369,7 @@ def run_chunk(a: Assumptions, settings: RunSettings, start: int, stop: int,
             for k, material in enumerate(a.projects[pid].products)
         }
         out["events"][pid] = {e: int(np.count_nonzero(pc.politics.events & bit)) for e, bit in EVENT_BITS.items()}
+        out["first_events"][pid] = first_occurrence_counts(pc.politics.events)
     check_finite(a, chunk, start)  # before anything is written: an overflow names its input
     if scenario_dir is not None:
         ScenarioWriter.open(scenario_dir).write(start, chunk_arrays(chunk))
@@ -472,6 +483,7 @@ def simulate(
     tonnes_sum = {pid: {m: {"produced": np.zeros(n_years), "eu": np.zeros(n_years)}
                         for m in p.products} for pid, p in a.projects.items()}
     event_counts = {pid: {e: 0 for e in EVENT_BITS} for pid in a.projects}
+    first_counts = {pid: {e: np.zeros(n_years + 1, dtype=np.int64) for e in EVENT_BITS} for pid in a.projects}
     restriction_years = 0
     step = chunk_rows(settings.chunk_size, len(a.projects))
     bounds = [(lo, min(lo + step, n)) for lo in range(0, n, step)]
@@ -507,6 +519,8 @@ def simulate(
                             tonnes_sum[pid][material][kind] += block_sum
                 for event, count in res["events"][pid].items():
                     event_counts[pid][event] += count
+                for event, counts in res["first_events"][pid].items():
+                    first_counts[pid][event] += counts
             for risk, per_project in res["variants"].items():
                 for pid, (project_npv, equity_npv) in per_project.items():
                     variant_npv[pid][risk]["project_npv_meur"][lo:lo + project_npv.size] = project_npv
@@ -529,6 +543,7 @@ def simulate(
             {pid: _attribution(scalars[pid], variants, n_attr) for pid, variants in variant_npv.items()}
             if settings.risk_attribution else {}
         ),
+        event_first_year_counts=first_counts,
     )
 
 

@@ -21,7 +21,14 @@ from fundmodel.assumptions.schema import (
     Triangular,
     Unrest,
 )
-from fundmodel.political import EVENT_BITS, draw_political_events, geopolitical_factor, no_political_events
+from fundmodel.political import (
+    EVENT_BITS,
+    draw_political_events,
+    event_triggers,
+    geopolitical_factor,
+    hazard_scale,
+    no_political_events,
+)
 from fundmodel.sampling import ScenarioStreams
 
 N = 2**14
@@ -32,7 +39,7 @@ SEED = 31
 def _country(expro=0.0, expro_el=0.0, fp=0.0, fp_el=0.0, fg=0.0, fg_el=0.0, max_events=2, tr=0.0, tr_d=2,
              unrest=0.0, ls=0.0, ls_d=3) -> Country:
     return Country(
-        name="Testland", iso3="TST", oecd_category=5,
+        name="Testland", iso3="TST", oecd_category=5, sovereign_rating="Ba3", country_risk_premium=0.0355,
         permitting_years=Triangular(min=1, mode=2, max=3),
         events=PoliticalEvents(
             expropriation=Expropriation(annual_probability=expro, compensation_share=0.3, price_elasticity=expro_el),
@@ -60,6 +67,15 @@ def _draw(country, loading=0.0, ratio=1.0, n=N, n_years=N_YEARS, seed=SEED, proj
     g = _factor(n=n, n_years=n_years, seed=seed) if geo is None else geo
     price_ratio = np.broadcast_to(np.asarray(ratio, dtype=float), (n, n_years))
     return draw_political_events(streams, project, country, g, loading, price_ratio, 0, n)
+
+
+def _triggers(country, name: str, loading=0.0, ratio=1.0, n=N, n_years=N_YEARS, seed=SEED, project="p1"):
+    """Raw yearly triggers of one event (every year, also after an absorbing first occurrence)."""
+    streams = ScenarioStreams(seed, SamplingMethod.PSEUDO)
+    g = _factor(n=n, n_years=n_years, seed=seed)
+    price_ratio = np.broadcast_to(np.asarray(ratio, dtype=float), (n, n_years))
+    trig = event_triggers(streams, project, country, g, loading, price_ratio, 0, n)
+    return trig[list(EVENT_BITS).index(name)].T
 
 
 def _bit(tl, name: str) -> np.ndarray:
@@ -114,38 +130,41 @@ def test_unrest_frequency_and_expropriation_cdf_without_loading():
     assert (tl.expropriation_year == N_YEARS).any(), "no-expropriation marker n_years missing"
 
 
-def _mean_hazard_with_loading(p: float, loading: float) -> float:
+def _mean_hazard_with_loading(p: float, loading: float, intensity: float | None = None) -> float:
     """E_g[1 - exp(-lambda exp(l g - l^2/2))], g ~ N(0, 1), by Gauss-Hermite quadrature."""
     x, w = np.polynomial.hermite_e.hermegauss(80)
-    lam = -math.log1p(-p)
+    lam = -math.log1p(-p) if intensity is None else intensity
     return float((w * -np.expm1(-lam * np.exp(loading * x - loading**2 / 2))).sum() / math.sqrt(2 * math.pi))
 
 
-def test_hazard_loading_keeps_mean_hazard_near_p_with_small_jensen_gap():
+def test_hazard_loading_keeps_mean_annual_probability_at_p():
     p, loading = 0.05, 0.5
+    lam = -math.log1p(-p)
+    # a mean-one multiplier on lambda = -ln(1-p) would leave the mean probability short of p by about
+    # lambda^2 (e^{l^2} - 1) / 2 (1 - e^{-x} is concave): lambda* makes up for it exactly
+    gap = p - _mean_hazard_with_loading(p, loading)
+    assert 0 < gap < 1e-3 and gap == pytest.approx(lam**2 * math.expm1(loading**2) / 2, rel=0.1)
+    scale = hazard_scale(p, 0.0, loading)
+    assert scale.mean_multiplier == 1.0 and scale.intensity > lam
+    assert _mean_hazard_with_loading(p, loading, scale.intensity) == pytest.approx(p, rel=1e-12), (
+        "lambda* does not solve E[1 - exp(-lambda* G)] = p")
+    assert hazard_scale(p, 0.0, 0.0).intensity == lam, "without loading lambda* must be -ln(1-p) exactly"
+
     tl = _draw(_country(unrest=p), loading=loading)
     per_scenario = (tl.unrest_loss > 0).mean(axis=1)
     got = per_scenario.mean()
     se = per_scenario.std() / math.sqrt(N)  # per-scenario averages: years share the AR(1) factor
-    expected = _mean_hazard_with_loading(p, loading)
-    lam = -math.log1p(-p)
-    gap = p - expected
-    # the mean-one multiplier keeps the mean *intensity* at lambda; 1 - e^{-x} is concave, so the
-    # mean probability falls short of p by about lambda^2 (e^{l^2} - 1) / 2
-    assert 0 < gap < 1e-3 and gap == pytest.approx(lam**2 * math.expm1(loading**2) / 2, rel=0.1), (
-        f"Jensen gap {gap:.2e} not ~ lambda^2 (e^(l^2)-1)/2"
+    assert abs(got - p) < 4 * se, (
+        f"mean unrest frequency with loading {loading}: {got:.5f}, expected p = {p} (4 SE {4 * se:.5f}); "
+        f"the uncorrected mean would be {p - gap:.5f}"
     )
-    assert abs(got - expected) < 4 * se, (
-        f"mean unrest frequency with loading {loading}: {got:.5f}, expected E[1-exp(-lambda m)] = {expected:.5f} "
-        f"(p = {p} minus Jensen gap {gap:.5f}; 4 SE {4 * se:.5f})"
-    )
-    # and the hazard follows the factor: frequency given g is 1 - (1-p)^exp(l g - l^2/2)
+    # and the hazard follows the factor: probability given g is 1 - exp(-lambda* exp(l g - l^2/2))
     g = _factor()
     hit = (tl.unrest_loss > 0).ravel()
     x = g.ravel()
     for lo, hi in ((-6, -1), (1, 6)):
         sel = (x >= lo) & (x < hi)
-        e = (1 - (1 - p) ** np.exp(loading * x[sel] - loading**2 / 2)).mean()
+        e = -np.expm1(-scale.intensity * np.exp(loading * x[sel] - loading**2 / 2)).mean()
         s = math.sqrt(e * (1 - e) / sel.sum())
         assert abs(hit[sel].mean() - e) < 4 * s * 1.5, (  # 1.5: mild clustering within scenarios
             f"unrest frequency for g in [{lo}, {hi}) = {hit[sel].mean():.4f}, expected {e:.4f}"
@@ -156,8 +175,10 @@ def test_hazard_loading_keeps_mean_hazard_near_p_with_small_jensen_gap():
 def test_price_elasticity_scales_expropriation_frequency(elasticity):
     p = 0.01
     country = _country(expro=p, expro_el=elasticity)
-    base = _bit(_draw(country, ratio=1.0), "expropriation")
-    boom = _bit(_draw(country, ratio=2.0), "expropriation")
+    # raw yearly triggers (the bitmask holds the absorbing expropriation once); no price law:
+    # the hazard is calibrated at ratio 1
+    base = _triggers(country, "expropriation", ratio=1.0)
+    boom = _triggers(country, "expropriation", ratio=2.0)
     f1, f2 = base.mean(), boom.mean()
     exact1, exact2 = p, 1 - (1 - p) ** (2**elasticity)
     m = base.size
@@ -280,6 +301,9 @@ def test_event_bits_consistent_with_arrays():
     expro = _bit(tl, "expropriation")
     first = np.where(expro.any(axis=1), expro.argmax(axis=1), N_YEARS)
     np.testing.assert_array_equal(first, tl.expropriation_year, err_msg="first expropriation bit != expropriation_year")
+    assert expro.sum(axis=1).max() == 1, "expropriation is absorbing: its bit must be set once at most"
+    raw = _triggers(c, "expropriation", loading=0.5, ratio=1.3)
+    assert raw.sum(axis=1).max() > 1, "test inputs should fire the raw expropriation trigger twice somewhere"
     np.testing.assert_array_equal(_bit(tl, "forced_participation"), tl.participation_event,
                                   err_msg="forced_participation bit != participation_event")
     np.testing.assert_array_equal(_bit(tl, "transfer_restriction"), tl.transfer_restricted,

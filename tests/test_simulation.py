@@ -47,6 +47,10 @@ def _assert_identical(r1, r2, what: str):
     _assert_identical_scalars(r1, r2, what)
     assert r1.attribution_meur == r2.attribution_meur, f"{what}: attribution differs"
     assert r1.event_year_share == r2.event_year_share, f"{what}: event frequencies differ"
+    for pid, counts in r1.event_first_year_counts.items():  # first occurrences: integer counts, exact
+        for event, c in counts.items():
+            np.testing.assert_array_equal(c, r2.event_first_year_counts[pid][event],
+                                          err_msg=f"{what}: first occurrences of {pid}/{event} differ")
 
 
 @pytest.mark.parametrize("sampling", ["pseudo", "lhs", "sobol"])

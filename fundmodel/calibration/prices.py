@@ -49,7 +49,8 @@ class OUFit:
     kappa, kappa_se, kappa_ci : float, float, (float, float)
         Mean reversion per year.
     long_run, long_run_se, long_run_ci
-        ``exp(alpha)``: the long-run median price.
+        ``exp(alpha)``: the long-run median price (the median of the stationary log-normal law,
+        ``markets.yaml``'s ``long_run_usd_per_t`` as is; the mean is ``exp(alpha + sigma^2 / (4 kappa))``).
     log_long_run, log_long_run_se
         ``alpha`` and its standard error.
     sigma, sigma_se, sigma_ci
@@ -750,8 +751,10 @@ def update_markets(result: PriceCalibration, directory: str | Path, valuation_da
                         f"{valuation_date} (fundmodel calibrate prices)" if fit.dt < 1 else
                         f"{fit.name} {fit.periods[-1]} in real USD of {valuation_date}")
         if result.model == "log_ou":
-            set_eol_comment(m, "long_run_usd_per_t", f"fitted exp(alpha), 95 % CI {o.long_run_ci[0]:,.0f}-"
-                            f"{o.long_run_ci[1]:,.0f} (fundmodel calibrate prices)")
+            # exp(alpha) is the MEDIAN of the stationary price: the convention of long_run_usd_per_t
+            # (markets.yaml header, fundmodel.market), written as fitted, no mean conversion
+            set_eol_comment(m, "long_run_usd_per_t", f"fitted exp(alpha) = long-run median, 95 % CI "
+                            f"{o.long_run_ci[0]:,.0f}-{o.long_run_ci[1]:,.0f} (fundmodel calibrate prices)")
             set_eol_comment(m, "mean_reversion_per_year", f"fitted, SE {o.kappa_se:.3f}; half-life "
                             f"{o.half_life:.1f} y")
             set_eol_comment(m, "volatility", f"fitted, SE {o.sigma_se:.4f}")

@@ -49,6 +49,8 @@ def make_project(**overrides) -> Project:
         "offtake": {"eu_share": 0.5},
         "sources": {"all": "test"},
     }
+    if overrides.get("stage", "production") != "production":
+        data["entry"] = {"kind": "secondary", "discount": 0.1, "source": "test"}
     data.update(overrides)
     return Project.model_validate(data)
 

@@ -840,9 +840,16 @@ def value_cash_flows(flows: ProjectCashFlows, fx_usd_per_eur: np.ndarray, discou
                       if n else np.empty(0))
     else:
         equity_irr = np.full(n, np.nan)
+    equity_npv = present_value(equity_eur) - entry_eur
+    # Flows that turn negative again late (cures, closure after a default) can have an NPV that
+    # is negative at the fund's rate yet positive between two higher roots: the highest falling
+    # root then says "beats the hurdle" where the NPV says it does not. Such an IRR is not a
+    # return (Brealey, Myers & Allen, Principles of Corporate Finance, ch. 5.3, "multiple rates
+    # of return"): reported as undefined, counted in equity_irr_undefined_share.
+    equity_irr[(equity_npv <= 0) & (equity_irr > discount_rate)] = np.nan
     return ProjectValues(
         project_npv_meur=present_value(project_eur),
-        equity_npv_meur=present_value(equity_eur) - entry_eur,
+        equity_npv_meur=equity_npv,
         lender_npv_meur=present_value(lender_eur),
         equity_irr=equity_irr,
         equity_cf_meur=equity_eur.T,

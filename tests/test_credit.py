@@ -217,7 +217,7 @@ def sizing_case(tmp_path, max_gearing: float, rate: float = 0.08, repayment_year
     def project(d):
         d["fiscal"] = {"royalty_rate": 0.0, "tax_rate": 0.0}
         d["capex"].update(sustaining_musd_per_year=0.0, closure_musd=0.0)
-        d["operations"]["fixed_opex_musd_per_year"] = 120.0  # a thin margin: the cover ratio binds
+        d["operations"]["fixed_opex_musd_per_year"] = 190.0  # a thin margin: the cover ratio binds
         d["schedule"]["construction_years"] = {"min": 1, "mode": 1, "max": 1}
         d["schedule"]["rampup_years"] = {"min": 0, "mode": 0, "max": 0}
         d["debt"] = {"interest_rate": rate, "grace_years": 1, "tenor_years": 1 + repayment_years,
@@ -261,6 +261,9 @@ def test_loader_sizes_open_loans_and_keeps_given_ones(shipped_assumptions_dir):
             assert p.debt.amount_musd == p.debt.sized.amount_musd
             assert p.debt.amount_musd <= p.debt.sizing.max_gearing * p.capex.initial_musd + 1e-9, pid
             dscr = p.debt.sized.base_case_min_dscr
+            if p.debt.amount_musd == 0:  # no debt service the base case could cover: no loan, no DSCR
+                assert dscr is None and p.debt.sized.dscr_limit_musd == 0, (pid, dscr)
+                continue
             assert dscr is not None and dscr >= p.debt.sizing.min_dscr - 1e-9, (pid, dscr)
 
 
@@ -339,11 +342,14 @@ def test_credit_statistics_by_hand():
 @pytest.mark.slow
 def test_shipped_defaults_meet_the_project_finance_benchmarks(shipped_assumptions_dir):
     """Moody's (2017), PF bank loans 1983-2015: 10-year cumulative default 6.7 % (higher outside high-income
-    countries and in early years), average ultimate recovery ~80 %. Targets: at most 20 % per project, mean
-    recovery 60-90 %."""
+    countries and in early years), average ultimate recovery ~80 % over all defaulted loans, with a wide
+    spread between loans (many recover in full, some little). Targets: at most 20 % per project; the
+    recovery averaged over every simulated default of the book 60-90 % (the statistic Moody's reports);
+    no project's mean recovery below 25 % (a loan secured on a mine is not unsecured debt)."""
     a = load_assumptions(shipped_assumptions_dir)
     r = simulate(a, RunSettings.from_assumptions(a, scenarios=4096, risk_attribution=False, workers=1))
     problems = []
+    recovered = defaults = 0.0
     for pid, p in a.projects.items():
         if not p.debt.amount_musd:
             continue
@@ -351,6 +357,13 @@ def test_shipped_defaults_meet_the_project_finance_benchmarks(shipped_assumption
         if c["prob_debt_default_10y"] > 0.20:
             problems.append(f"{pid}: 10-year default rate {c['prob_debt_default_10y']:.1%} > 20 %")
         rate = c["debt_recovery_rate_mean"]
-        if rate is not None and not 0.60 <= rate <= 0.90:
-            problems.append(f"{pid}: mean recovery {rate:.1%} outside 60-90 %")
+        if rate is not None:
+            recovered += rate * c["debt_default_count"]
+            defaults += c["debt_default_count"]
+            if rate < 0.25:
+                problems.append(f"{pid}: mean recovery {rate:.1%} < 25 %")
+    assert defaults > 100, "too few defaults to compare"
+    pooled = recovered / defaults
+    if not 0.60 <= pooled <= 0.90:
+        problems.append(f"book: mean recovery over all defaults {pooled:.1%} outside 60-90 %")
     assert not problems, "; ".join(problems)

@@ -158,9 +158,12 @@ def test_primary_round_funds_the_cash_calls_and_dilutes(a):
     scen = hand_built(a)
     scen[pid] = scen.pop(PID)
     scen[pid]["tonnes_eu_t"] = np.repeat(scen[pid]["tonnes_eu_t"], len(p.products), axis=0)
+    cf = scen[pid]["equity_cf_meur"]
+    scen[pid]["equity_cf_meur"] = np.where(cf > 0, 2.0 * cf, cf)  # worth buying at Ghana's cost of equity
     r = hand_rates(a, pid)
     h = a.fund.horizon_years
     pre_money = (scen[pid]["equity_cf_meur"] @ df(r["equity"], h)).mean()
+    assert pre_money > 0
     raise_eur = p.entry.raise_musd / a.markets.fx.spot
     stake = raise_eur / ((1 - p.entry.discount) * pre_money + raise_eur)  # new shares at the discounted price
     post = primary_round_flows(scen[pid]["equity_cf_meur"], raise_eur, scen[pid]["first_production_year"])
@@ -178,8 +181,11 @@ def test_zero_discount_stake_is_worth_zero_out_of_sample(a, tmp_path):
 
     import dataclasses
 
-    sub = dataclasses.replace(a, projects={PID: a.projects[PID].model_copy(update={
-        "entry": a.projects[PID].entry.model_copy(update={"discount": 0.0})})})
+    # a low equity risk premium makes the stake worth buying (at the shipped rates its pre-money
+    # value is negative and it is unavailable); the identity tested holds at any rate
+    rates = a.fund.market_rates.model_copy(update={"equity_risk_premium": 0.01})
+    sub = dataclasses.replace(a, fund=a.fund.model_copy(update={"market_rates": rates}), projects={
+        PID: a.projects[PID].model_copy(update={"entry": a.projects[PID].entry.model_copy(update={"discount": 0.0})})})
     scen = {}
     for seed in (11, 12):
         out = tmp_path / f"seed{seed}"
@@ -188,6 +194,7 @@ def test_zero_discount_stake_is_worth_zero_out_of_sample(a, tmp_path):
         scen[seed] = load_scenarios(out / "simulation" / "scenarios")
         scen[seed][PID] = {**scen[seed][PID], **result.scalars[PID]}
     priced = entry_prices(sub, scen[11])
+    assert priced[PID].available, priced[PID]
     eq = by_instrument(project_payoffs(sub, scen[12], PID, entry=priced[PID]))[("equity", "")]
     se = eq.pv_meur.std(ddof=1) / np.sqrt(eq.pv_meur.size)
     assert abs(eq.pv_meur.mean()) <= 3 * se, (eq.pv_meur.mean(), se)

@@ -202,7 +202,7 @@ def hazard_scale(p: float, elasticity: float = 0.0, loading: float = 0.0,
 
     Examples
     --------
-    >>> hazard_scale(0.05).intensity == -np.log1p(-0.05)
+    >>> bool(hazard_scale(0.05).intensity == -np.log1p(-0.05))
     True
     >>> round(hazard_scale(0.05, loading=0.5).intensity / -np.log1p(-0.05), 4)
     1.0073

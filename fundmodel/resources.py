@@ -66,7 +66,7 @@ def scenario_file_bytes(n_scenarios: int, n_years: int, n_materials: int, produc
     Examples
     --------
     >>> scenario_file_bytes(1, 1, 1, [1])
-    124
+    156
     """
     import numpy as np
 

@@ -8,11 +8,15 @@ Conventions of the summary (documented here because committee members read them)
   :mod:`fundmodel.rates` (``asset_rate``, ``cost_of_equity``), what a counterparty would pay.
 - ``npv_*`` is the *project* NPV (unlevered, all capital providers, after political events);
   ``equity_npv_*`` is the sponsors' equity NPV (after debt, dilution and trapped cash).
-- The equity IRR is the investment root (lowest rate at which the equity NPV falls through
-  zero), so a late closure cost cannot produce a spurious -90 % root. Percentiles rank a
+- The equity IRR is the investment root (highest rate at which the equity NPV falls through
+  zero), so a late closure cost cannot produce a spurious -90 % root; where flows that turn
+  negative again late leave the NPV negative at the fund's rate but that root above it, the
+  IRR is undefined (multiple rates of return; Brealey, Myers & Allen ch. 5). Percentiles rank a
   total loss, and flows with no IRR and a negative NPV, at -100 %; flows with no
-  investment are left out. ``equity_irr_undefined_share`` counts scenarios without an IRR. A producing mine's equity is valued against its entry
-  price today (``capex.acquisition_musd``). No summary figure is NaN.
+  investment are left out. ``equity_irr_undefined_share`` counts scenarios without an IRR. A
+  producing mine's equity is valued against its entry price today (``capex.acquisition_musd``).
+  No summary figure is NaN; figures that do not exist are empty ("n/a"): ``debt_market_rate``
+  and ``loan_value_to_principal`` without a loan, the recovery figures without a default.
 - ``first_production_year_*`` are calendar years among scenarios that produce within the
   horizon; ``prob_production`` is the share that does.
 - ``tonnes_per_year_mean_y1_10`` / ``_y11_20``: expected tonnes of the primary material per

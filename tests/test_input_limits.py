@@ -541,6 +541,8 @@ countries:
     name: Australia
     iso3: AUS
     oecd_category: null
+    sovereign_rating: Aaa
+    country_risk_premium: 0.0
     permitting_years: &permits {min: 1, mode: 2, max: 3}
     events: &calm
       expropriation: &expro {annual_probability: 0.001, compensation_share: 0.9}
@@ -555,6 +557,8 @@ countries:
     name: Canada
     iso3: CAN
     oecd_category: null
+    sovereign_rating: Aaa
+    country_risk_premium: 0.0
     permitting_years:
       <<: *permits
       max: 5
@@ -590,7 +594,7 @@ def test_merge_keys_are_supported_and_written_keys_override_merged_ones(work):
 
 @pytest.mark.parametrize(("old", "new", "fragments"), [
     pytest.param("      <<: *permits\n      max: 5\n", "      <<: *permits\n      max: 5\n      max: 6\n",
-                 ["duplicate key 'max' (first at line 23)"], id="written-twice-beside-a-merge"),
+                 ["duplicate key 'max' (first at line 27)"], id="written-twice-beside-a-merge"),
     pytest.param("    permitting_years: &permits {min: 1, mode: 2, max: 3}",
                  "    permitting_years: &permits {min: 1, mode: 2, max: 3, min: 0}",
                  ["duplicate key 'min'"], id="duplicate-in-the-anchor"),

@@ -191,6 +191,9 @@ def _assumption_rows(a: Assumptions, pid: str, fmt: Formatter, L: dict) -> list[
                  f"({d.sized.binding})" if d.sized is not None else "")
         rows.append((L["debt"], f"{fmt.musd(d.amount_musd)} at {fmt.pct(d.interest_rate)}, {d.tenor_years} "
                      f"{L['years']} ({d.grace_years} {L['grace']}){sized}", src.get("debt", "")))
+    elif d.sized is not None:  # sized by rule to nothing: say so, a committee asks where the loan went
+        rows.append((L["debt"], L["no_bankable_debt"].format(dscr=fmt.num(d.sizing.min_dscr, 2)),
+                     src.get("debt", "")))
     rows.append((L["offtake"], fmt.pct(p.offtake.eu_share, 0), src.get("offtake", "")))
     ev = country.events
     rows.append((f"{country.name}: {L['hazards']}",

@@ -179,6 +179,7 @@ LABELS: dict[str, dict[str, str]] = {
         "hazards": "annual hazards (expropriation / fiscal grab / transfer / unrest)",
         "exploration": "Exploration",
         "grace": "grace",
+        "no_bankable_debt": "none: the base case does not cover debt service at DSCR >= {dscr}x (sized by rule)",
         "acquisition": "acquisition",
         "note_valuation": "Scenarios without a defined IRR: {irr}. NPVs in EUR at the fund's nominal discount rate, valuation date {date}.",
         "note_attribution": ("Each risk switched off on the same {n} scenarios (common random numbers); bars show "
@@ -381,6 +382,7 @@ LABELS: dict[str, dict[str, str]] = {
         "hazards": "jährliche Eintrittswahrscheinlichkeiten (Enteignung / Steuererhöhung / Transfer / Unruhen)",
         "exploration": "Exploration",
         "grace": "tilgungsfrei",
+        "no_bankable_debt": "keiner: der Basisfall deckt keinen Schuldendienst bei DSCR >= {dscr}x (Bemessung nach Regel)",
         "acquisition": "Kaufpreis",
         "note_valuation": "Szenarien ohne definierten IRR: {irr}. Kapitalwerte in EUR zum nominalen Diskontsatz des Fonds, Stichtag {date}.",
         "note_attribution": ("Jedes Risiko auf denselben {n} Szenarien abgeschaltet (gemeinsame Zufallszahlen); Balken "

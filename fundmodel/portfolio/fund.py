@@ -422,7 +422,12 @@ def allocation_table(a: Assumptions, problem: FundProblem, result: CVaRResult):
     -------
     pandas.DataFrame
         Columns ``project, instrument, material, size, unit, capital_meur, contingent_meur,
-        expected_pv_meur, cvar_contribution_meur`` and ``tonnes_<material>`` per material.
+        expected_pv_meur, cvar_contribution_meur``, ``tonnes_<material>`` per material, then
+        ``entry_price_meur`` (the price paid for the stake held; 0 for guarantees),
+        ``entry_kind`` (``secondary``, ``primary`` or ``acquisition`` for equity, empty
+        otherwise), ``entry_discount`` (empty, n/a, for guarantees and for a producing mine
+        bought at its acquisition price), ``market_rate`` (the rate the position is valued at)
+        and ``concession_meur`` (the value given up against market terms).
     """
     import pandas as pd
 

@@ -390,9 +390,12 @@ def _political_risk_cover(a, p, equity_cf, entry: EntryPrice, rates: MarketRates
     producing mine's acquisition) plus contributions less distributions. The premium is
     charged on it while the cover is in force: it ends at a claim (expropriation), a debt
     default (the equity is gone), abandonment (no equity flow any more) or after
-    ``tenor_years``. Claims are the insured equity losses of :mod:`fundmodel.valuation`
-    (expropriation net of compensation, the equity the state takes by forced participation,
-    trapped cash lost) while in force.
+    ``tenor_years``. Claims while in force: at expropriation the insured amount less the
+    compensation (MIGA, Contract of Guarantee for Equity Investments, General Conditions
+    art. 8 and 18: net investment, i.e. purchase and contributions less distributions, the
+    compensation being a distribution) less the claims already paid; before it, the equity
+    losses of :mod:`fundmodel.valuation` from forced participation (uncompensated share taken)
+    and inconvertibility (the haircut on trapped cash).
     """
     c = a.instruments.political_risk_cover
     years = np.arange(n_years)[None, :]
@@ -407,7 +410,17 @@ def _political_risk_cover(a, p, equity_cf, entry: EntryPrice, rates: MarketRates
     end = np.minimum.reduce([claim_year + 1, default_year + 1, last_flow + 1, np.full(n, c.tenor_years)])
     in_force = years < end[:, None]
     premium_eur = c.rate_for(category) * opening * in_force
-    loss_eur = np.asarray(s["insurable_loss_musd"], dtype=float) * in_force / fx
+    loss_eur = np.asarray(s["insurable_loss_musd"], dtype=float) / fx
+    expropriated = years == claim_year[:, None]
+    loss_eur[expropriated] = 0.0  # replaced by the insured amount less compensation, below
+    loss_eur *= in_force
+    # the year of the expropriation: the net investment after that year's flows (the compensation
+    # paid to the equity is a distribution), less the claims paid before, if the cover is in force
+    paid_before = np.cumsum(loss_eur, axis=1)
+    rows = np.flatnonzero((claim_year < n_years) & (claim_year < end))
+    if rows.size:
+        t = claim_year[rows]
+        loss_eur[rows, t] = np.maximum(net_investment[rows, t] - paid_before[rows, t], 0.0)
     premium, loss = _pv(premium_eur, rates.country), _pv(loss_eur, rates.country)
     return InstrumentPayoff(
         instrument="political_risk_cover", unit="share of the sponsors' equity insured",

@@ -203,7 +203,13 @@ def test_zero_discount_stake_is_worth_zero_out_of_sample(a, tmp_path):
 
 
 def test_political_risk_cover_is_a_policy_in_force(a):
+    """MIGA terms: premium on the net investment while in force; at expropriation the insured
+    amount (purchase + contributions - distributions, the compensation being one) less claims paid."""
     scen = hand_built(a)
+    s = scen[PID]
+    s["equity_cf_meur"][2, 1:6] = 5.0    # scenario 2: small distributions, then ...
+    s["equity_cf_meur"][2, 6] = 20.0     # ... compensation of 20 at the expropriation in year 6
+    s["insurable_loss_musd"][2, 3] = 11.0  # an inconvertibility loss in year 3 (a claim paid before)
     x = by_instrument(project_payoffs(a, scen, PID))
     pri, eq = x[("political_risk_cover", "")], x[("equity", "")]
     r = hand_rates(a, PID)
@@ -213,12 +219,17 @@ def test_political_risk_cover_is_a_policy_in_force(a):
     price = eq.entry.price_meur
     expected = []
     for i, end in enumerate((10, 5, 7)):  # in force until the last flow (9), the default (4), the claim (6)
-        cf = scen[PID]["equity_cf_meur"][i]
+        cf = s["equity_cf_meur"][i]
         insured = np.maximum(price - np.cumsum(cf), 0.0)  # purchase and contributions less distributions
         opening = np.concatenate([[price], insured[:-1]])
         premium = sum(rate * opening[t] * (1 + r["country"]) ** -(t + 1) for t in range(min(end, c.tenor_years)))
-        claim = sum(scen[PID]["insurable_loss_musd"][i, t] / FX * (1 + r["country"]) ** -(t + 1) for t in range(end))
+        losses = s["insurable_loss_musd"][i, :end] / FX
+        if i == 2:  # the expropriation claim replaces the year-6 book loss
+            losses[6] = max(insured[6] - losses[:6].sum(), 0.0)
+        claim = sum(losses[t] * (1 + r["country"]) ** -(t + 1) for t in range(end))
         expected.append(premium - claim)
+    # by hand, scenario 2: insured after year 6 = price + 100 - 5 x 5 - 20; less the 11 / FX paid in year 3
+    assert price + 55.0 - 11.0 / FX > 0
     np.testing.assert_allclose(pri.pv_meur, expected, rtol=1e-12)
     assert pri.market_rate == pytest.approx(r["country"])
 

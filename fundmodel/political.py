@@ -204,7 +204,7 @@ def hazard_scale(p: float, elasticity: float = 0.0, loading: float = 0.0,
     --------
     >>> bool(hazard_scale(0.05).intensity == -np.log1p(-0.05))
     True
-    >>> round(hazard_scale(0.05, loading=0.5).intensity / -np.log1p(-0.05), 4)
+    >>> round(float(hazard_scale(0.05, loading=0.5).intensity / -np.log1p(-0.05)), 4)
     1.0073
     """
     lam = float(-np.log1p(-p))

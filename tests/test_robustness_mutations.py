@@ -228,7 +228,8 @@ def semantic(draw):
             data["operations"]["mine_life_years"] = years
         elif choice == "tenor":
             data["debt"]["tenor_years"] = min(years, 40)
-            data["debt"]["amount_musd"] = max(data["debt"]["amount_musd"], 1)
+            if "amount_musd" in data["debt"]:  # else sized by rule (debt.sizing)
+                data["debt"]["amount_musd"] = max(data["debt"]["amount_musd"], 1)
         else:
             data["capex"]["depreciation_years"] = years
         return rel, {rel: _dump(data)}, f"{choice} {years} years in {rel}"

@@ -566,6 +566,10 @@ def portfolio_context(a: Assumptions, results: RunResults, lang: str = "en",
         budget = m.get("concession_budget_meur")
         headline.append({"label": L["concession_granted"], "key": "concession_meur",
                          "value": fmt.meur(m["concession_meur"]) + (f" / {fmt.meur(budget)}" if budget is not None else "")})
+    if m.get("entry"):  # why capital may stay unused: stakes that cannot be bought at market prices
+        available = sum(1 for e in m["entry"].values() if e.get("available"))
+        headline.append({"label": L["stakes_available"], "key": "entry",
+                         "value": L["stakes_available_value"].format(k=available, n=len(m["entry"]))})
 
     terms = []
     for _, r in alloc.iterrows():

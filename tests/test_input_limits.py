@@ -213,7 +213,7 @@ ABSURD = [
                  id="wgi-score"),
     pytest.param("fund.yaml", "  budget_meur:", "  budget_meur: 1.0e15",
                  ["fund.yaml", "portfolio.budget_meur", "must be <= 1,000,000"], id="budget"),
-    pytest.param("instruments.yaml", "    gallium: 500000", "    gallium: 5.0e10",
+    pytest.param("instruments.yaml", "    gallium: 250000", "    gallium: 5.0e10",
                  ["instruments.yaml", "price_floor.floors_usd_per_t.gallium", "must be <= 1,000,000,000"],
                  id="floor"),
     pytest.param("calibration.yaml", "  oecd_scale:", "  oecd_scale: 1.0e9",

@@ -145,9 +145,11 @@ def _npy_intact(path: Path, size: int) -> bool:
     try:
         with open(path, "rb") as fh:
             version = npy.read_magic(fh)
-            shape, _, dtype = npy._read_array_header(fh, version)  # noqa: SLF001 - numpy's own reader
+            # the public readers of the two header versions (numpy >= 1.9; 3.0 is 2.0 with utf-8)
+            read_header = npy.read_array_header_1_0 if version == (1, 0) else npy.read_array_header_2_0
+            shape, _, dtype = read_header(fh)
             offset = fh.tell()
-    except (OSError, ValueError):
+    except (OSError, ValueError, EOFError):
         return False
     return offset + int(np.prod(shape, dtype=np.int64)) * dtype.itemsize == size
 

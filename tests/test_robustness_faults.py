@@ -466,6 +466,25 @@ def test_a_truncated_cached_array_is_recomputed(work, previous, tmp_path):
     assert np.load(npy).shape == (128, 40)
 
 
+def test_a_large_cached_array_is_checked_by_its_header_and_reused(work, previous, tmp_path, monkeypatch):
+    """Files above the hash limit (the default run's price arrays: 25 MB) are checked by their
+    .npy header and size; the check must work on the installed numpy, and reuse must follow."""
+    monkeypatch.setattr("fundmodel.io.HASH_LIMIT_BYTES", 0)  # every file is "large"
+    out = tmp_path / "out"
+    args = ["run", "--assumptions", str(work), "--scenarios", "128", "--workers", "1", "--project", "mn_ree",
+            "--out", str(out)]
+    code, err = cli(args)
+    assert code == 0, err
+    code, err = cli(args)
+    assert code == 0 and "simulate: reused" in err, err
+    npy = out / "simulation" / "scenarios" / "mn_ree" / "equity_cf_meur.npy"
+    with open(npy, "r+b") as fh:  # same size, broken header: not reused
+        fh.seek(8)
+        fh.write(b"\xff\xff")
+    code, err = cli(args)
+    assert code == 0 and "simulate: done" in err, err
+
+
 @contextlib.contextmanager
 def _silent_server():
     """A TCP server that accepts connections and never answers (a wrong port, a stuck scheduler)."""

@@ -8,8 +8,9 @@ Rules every command follows (``docs/robustness.md``):
   an advisory ``flock`` that no child process inherits (:func:`fundmodel.io.take_lock`):
   the kernel drops it when the holding process dies, however it dies, so a killed run never
   locks the folder out.
-- **Only a fundmodel folder.** ``OUT`` must not exist, be empty (hidden files such as
-  ``.gitkeep`` aside), or be a fundmodel output (it holds :data:`MARKER` or a fundmodel
+- **Only a fundmodel folder.** ``OUT`` must not exist, be empty (``.gitkeep`` and a killed
+  run's lock and staging folders aside; other hidden files such as ``.git`` count), or be a
+  fundmodel output (it holds :data:`MARKER` or a fundmodel
   manifest). Anything else (``/``, a home folder, a file, a read-only folder) is refused
   with exit 2 before anything is written.
 - **Only the tool's files are replaced.** Results are staged in ``OUT/.run.tmp-*`` and swapped
@@ -95,8 +96,7 @@ def output_folder(path: str | Path, *, write: bool, command: str | None = None) 
     try:
         fd = take_lock(out / LOCK if write else _lock_path_for_reading(out), exclusive=write)
     except BlockingIOError:
-        raise UsageError(f"{out}: {_holder(out)} is writing to this folder; wait for it to finish or choose "
-                         "another --out") from None
+        raise UsageError(f"{out}: {_holder(out)}; wait for it to finish or choose another --out") from None
     except OSError as exc:
         raise UsageError(f"{out}: cannot take the folder's lock {out / LOCK} ({exc.strerror or exc})") from None
     _HELD[key] = [fd, write, 1]
@@ -131,12 +131,18 @@ def _record_holder(fd: int | None, command: str | None) -> None:
 
 
 def _holder(out: Path) -> str:
+    """Who holds the lock: the last writer recorded in it if that process still lives, else a
+    reader (readers share the lock and do not record themselves; a dead pid is never named)."""
     try:
         info = json.loads((out / LOCK).read_text(encoding="utf-8"))
-        return f"another fundmodel process (pid {int(info['pid'])}: {str(info['command'])[:120]}, since " \
-               f"{str(info['since_utc'])[:25]})"
+        pid = int(info["pid"])
+        os.kill(pid, 0)  # the last writer still alive: it is the holder (else only readers are)
+        return f"another fundmodel process (pid {pid}: {str(info['command'])[:120]}, since " \
+               f"{str(info['since_utc'])[:25]}) is writing to this folder"
+    except ProcessLookupError:
+        return "another fundmodel process is reading this folder"
     except (OSError, ValueError, KeyError, TypeError):
-        return "another fundmodel process"
+        return "another fundmodel process is writing to this folder"
 
 
 def check_output_path(out: Path, *, write: bool) -> None:
@@ -155,13 +161,29 @@ def check_output_path(out: Path, *, write: bool) -> None:
         return
     if not os.access(out, os.W_OK | os.X_OK):
         raise UsageError(f"--out {out}: the folder is not writable (read-only file system or permissions)")
+    resolved = out.resolve()
+    if resolved == Path.home().resolve() or resolved == Path(resolved.anchor):
+        what = "the root folder" if resolved == Path(resolved.anchor) else "your home folder"
+        raise UsageError(f"--out {out}: is {what} and is not a fundmodel output; choose an empty or new folder "
+                         "(fundmodel never writes into other folders)")
+    if out.name in STEPS and is_fundmodel_output(out.parent):
+        raise UsageError(f"--out {out}: is the {out.name}/ folder of the fundmodel output {out.parent}; "
+                         f"give the output folder itself (--out {out.parent})")
     if is_fundmodel_output(out):
         return
-    visible = sorted(p.name for p in out.iterdir() if not p.name.startswith("."))
-    if visible:
-        shown = ", ".join(visible[:5]) + (", ..." if len(visible) > 5 else "")
+    # hidden entries count as the tool's own only if they are: a placeholder (.gitkeep) or a
+    # killed run's lock and staging folders; anything else (.git, .bashrc) is someone else's
+    foreign = sorted(p.name for p in out.iterdir() if not _own_hidden(p.name))
+    if foreign:
+        shown = ", ".join(foreign[:5]) + (", ..." if len(foreign) > 5 else "")
         raise UsageError(f"--out {out}: the folder is not empty ({shown}) and is not a fundmodel output; "
                          "choose an empty or new folder (fundmodel never writes into other folders)")
+
+
+def _own_hidden(name: str) -> bool:
+    """True for the hidden names an empty output folder may hold (see :func:`check_output_path`)."""
+    return name in (".gitkeep", ".keep", LOCK, MARKER) or any(
+        name.startswith(f".{prefix}.") for prefix in ("run", *STEPS))
 
 
 def is_fundmodel_output(out: Path) -> bool:

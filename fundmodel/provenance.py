@@ -59,6 +59,10 @@ def git_state() -> tuple[str | None, bool | None]:
     top = git("rev-parse", "--show-toplevel")
     if not top or not (_PACKAGE.is_relative_to(Path(top.strip()).resolve())):
         return None, None
+    # the package must be the work tree's own tracked copy: a non-editable install in an
+    # ignored .venv inside the repository is not (its code need not be the commit's)
+    if git("ls-files", "--error-unmatch", "--", str(_PACKAGE / "__init__.py")) is None:
+        return None, None
     commit = (git("rev-parse", "HEAD") or "").strip() or None
     status = git("status", "--porcelain", "--", str(_PACKAGE))
     return commit, (None if status is None else bool(status.strip()))

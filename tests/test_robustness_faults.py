@@ -236,6 +236,61 @@ def test_a_folder_that_is_not_a_fundmodel_output_is_refused(tmp_path):
     assert sorted(p.name for p in reports.iterdir()) == [MARKER, ".gitkeep", ".lock", "simulation"]
 
 
+def test_a_home_folder_a_repository_and_a_result_subfolder_are_refused(tmp_path, monkeypatch, previous):
+    """Hidden entries other than a placeholder or a killed run's leftovers are someone else's."""
+    home = tmp_path / "home"
+    home.mkdir()
+    (home / ".bashrc").write_text("# mine")
+    repo = tmp_path / "repo"
+    (repo / ".git").mkdir(parents=True)
+    monkeypatch.setenv("HOME", str(home))
+    for target, says in ((home, "your home folder"), (repo, ".git")):
+        code, err = cli(["simulate", "--assumptions", str(REPO_ROOT / "assumptions"), "--scenarios", "64",
+                         "--out", str(target), "--quiet"])
+        assert code == 2 and says in err and "is not a fundmodel output" in err, err
+    assert sorted(p.name for p in home.iterdir()) == [".bashrc"] and sorted(p.name for p in repo.iterdir()) == [".git"]
+    code, err = cli(["optimize", "--out", str(previous / "memos")])
+    assert code == 2 and f"--out {previous}" in err, err
+
+
+def test_a_dead_writer_is_never_named_as_the_holder(tmp_path):
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / MARKER).write_text("{}")
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    (out / ".lock").write_text(json.dumps({"pid": dead.pid, "command": "fundmodel run", "since_utc": "x"}))
+    reader = subprocess.Popen([sys.executable, "-c", "import sys, time\nfrom fundmodel.outdir import output_folder\n"
+                               "with output_folder(sys.argv[1], write=False):\n"
+                               "    print('held', flush=True); time.sleep(60)", str(out)],
+                              stdout=subprocess.PIPE, text=True, cwd=REPO_ROOT)
+    try:
+        assert reader.stdout.readline().strip() == "held"
+        code, err = cli(["simulate", "--assumptions", str(REPO_ROOT / "assumptions"), "--scenarios", "64",
+                         "--out", str(out), "--quiet"])
+        assert code == 2 and "is reading this folder" in err and str(dead.pid) not in err, err
+    finally:
+        reader.kill()
+        reader.wait()
+
+
+def test_an_installed_copy_outside_the_work_tree_records_no_commit(tmp_path):
+    """A non-editable install in an ignored .venv inside the repository is not the commit's code."""
+    repo = tmp_path / "repo"
+    repo.mkdir()
+    git = ["git", "-C", str(repo), "-c", "user.email=t@t", "-c", "user.name=t"]
+    subprocess.run([*git, "init", "-q"], check=True)
+    (repo / ".gitignore").write_text(".venv/\n")
+    subprocess.run([*git, "add", ".gitignore"], check=True)
+    subprocess.run([*git, "commit", "-qm", "init"], check=True)
+    site = repo / ".venv" / "site-packages"
+    shutil.copytree(REPO_ROOT / "fundmodel", site / "fundmodel", ignore=shutil.ignore_patterns("__pycache__"))
+    res = subprocess.run([sys.executable, "-c", "from fundmodel.provenance import git_state; print(git_state())"],
+                         capture_output=True, text=True, env={**os.environ, "PYTHONPATH": str(site)}, cwd=tmp_path,
+                         timeout=60)
+    assert res.stdout.strip() == "(None, None)", res.stdout + res.stderr
+
+
 # ----------------------------------------------------------------------------- 3. mixed results
 def _hold(out: Path) -> subprocess.Popen:
     holder = subprocess.Popen([sys.executable, "-c", "import sys, time\nfrom fundmodel.outdir import output_folder\n"

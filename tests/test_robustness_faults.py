@@ -291,6 +291,21 @@ def test_an_installed_copy_outside_the_work_tree_records_no_commit(tmp_path):
     assert res.stdout.strip() == "(None, None)", res.stdout + res.stderr
 
 
+def test_memos_kept_beside_newer_results_are_named(work, previous, tmp_path):
+    """`--project` keeps the other memos (as asked) but says they come from other results."""
+    out = tmp_path / "out"
+    shutil.copytree(previous, out)
+    pid = PROJECTS[0]
+    code, err = cli(["memo", "--assumptions", str(work), "--project", pid, "--out", str(out)])
+    assert code == 0 and "note:" not in err, err  # same results: nothing is stale
+    code, err = cli(["run", "--assumptions", str(work), "--scenarios", "128", "--workers", "1", "--seed", "7",
+                     "--project", pid, "--out", str(out)])
+    assert code == 0, err
+    others = [p for p in PROJECTS if p != pid]
+    assert f"note: {len(others)} other memo(s) in memos/" in err and all(p in err for p in others), err
+    assert all((out / "memos" / f"{p}.pdf").exists() for p in others)
+
+
 # ----------------------------------------------------------------------------- 3. mixed results
 def _hold(out: Path) -> subprocess.Popen:
     holder = subprocess.Popen([sys.executable, "-c", "import sys, time\nfrom fundmodel.outdir import output_folder\n"

@@ -212,8 +212,15 @@ def render_memos(a: Assumptions, results: RunResults, out_dir: str | Path, *, la
                 for name in map_in_order(pool, _render_one, names):
                     if progress is not None:
                         progress(name)
-        write_memo_record(stage, names, results, lang, target if previous is None else Path(previous),
-                          keep_previous=partial)
+        stale = write_memo_record(stage, names, results, lang, target if previous is None else Path(previous),
+                                  keep_previous=partial)
+    if stale:  # kept beside the new results, as asked, but never silently
+        import sys
+
+        shown = ", ".join(stale[:6]) + (", ..." if len(stale) > 6 else "")
+        print(f"note: {len(stale)} other memo(s) in memos/ were rendered from other results ({shown}; "
+              "their footers and memos/manifest.json say which); render them again to bring them up to date",
+              file=sys.stderr)
     return [target / f"{name}.pdf" for name in names]
 
 
@@ -226,12 +233,17 @@ def _digest(value) -> str:
 
 
 def write_memo_record(folder: Path, names: list[str], results: RunResults, lang: str, previous: Path, *,
-                      keep_previous: bool) -> None:
+                      keep_previous: bool) -> list[str]:
     """``memos/manifest.json``: for each memo, its files and the results it was rendered from.
 
     With ``keep_previous``, the entries of ``previous/manifest.json`` for memos not rendered
     now are kept (their files stay in place), so the record says which memo comes from
     which run.
+
+    Returns
+    -------
+    list of str
+        The kept memos rendered from other results than ``results`` (stale beside them).
     """
     import datetime as dt
     import json
@@ -254,3 +266,5 @@ def write_memo_record(folder: Path, names: list[str], results: RunResults, lang:
         memos[name] = {"files": [f"{name}.pdf", f"{name}.html"], "lang": lang, "rendered_utc": now,
                        "results": source}
     write_json_atomic(folder / "manifest.json", {"package": "fundmodel", "memos": dict(sorted(memos.items()))})
+    return sorted(name for name, record in memos.items()
+                  if name not in names and isinstance(record, dict) and record.get("results") != source)

@@ -153,7 +153,8 @@ def check_resources(a, settings, out_dir: str | Path) -> Needs:
         client = BASE_PROCESS_BYTES + CLIENT_BYTES_PER_PROJECT_SCENARIO * n * n_projects
         room = int(max(needs.memory_available_bytes - client, 0) // WORKER_BYTES)
         hint += f" with --workers {settings.workers}; with {n:,} scenarios at most {room} --workers fit in memory"
-    raise UsageError(f"--scenarios {n:,} does not fit on this machine ({what}): the run {needs.describe()} "
+    asked = f"--scenarios {n:,}" + (f" with --workers {settings.workers}" if memory_short and workers else "")
+    raise UsageError(f"{asked} does not fit on this machine ({what}): the run {needs.describe()} "
                      f"(output in {out_dir}); {hint}")
 
 

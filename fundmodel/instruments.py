@@ -362,23 +362,31 @@ def _equity(a, p, equity_cf, entry: EntryPrice, rates: MarketRates, eu_tonnes, w
         return InstrumentPayoff(instrument="equity", unit="share of project equity", max_units=0.0,
                                 pv_meur=zeros, capital_meur=zeros, contingent_meur=0.0, entry=entry,
                                 market_rate=rates.equity, reason=entry.reason, **common)
+    price = entry.price_meur
     if entry.kind == "primary":
+        # Post-money value = pre-money value + the cash raised (Modigliani-Miller: cash is worth
+        # its face value, whether it waits in the bank or pays the cash calls it was raised for).
+        # The stake is stake_per_unit of it; the flows after the round (the round's cash paying
+        # the calls, the rest released at first production) only set the capital profile.
+        stake = entry.stake_per_unit
         release = np.asarray(s["first_production_year"], dtype=int).clip(max=n_years - 1)
-        flows = primary_round_flows(equity_cf, entry.raise_meur, release) * entry.stake_per_unit
-        unit, max_units = "share of the primary round (1 = the whole round)", min(1.0, max_share / entry.stake_per_unit)
+        flows = primary_round_flows(equity_cf, entry.raise_meur, release) * stake
+        pv = stake * (_pv(equity_cf, rates.equity) + entry.raise_meur) - price
+        policy_pv = stake * (_pv(equity_cf, rates.policy) + entry.raise_meur) - price
+        unit, max_units = "share of the primary round (1 = the whole round)", min(1.0, max_share / stake)
     else:
         flows = equity_cf
+        pv, policy_pv = _pv(flows, rates.equity) - price, _pv(flows, rates.policy) - price
         unit, max_units = "share of project equity", max_share
-    price = entry.price_meur
     cash_calls = -np.minimum(flows, 0.0)
     return InstrumentPayoff(
         instrument="equity", unit=unit, max_units=max_units,
-        pv_meur=_pv(flows, rates.equity) - price,
+        pv_meur=pv,
         capital_meur=price + _pv(cash_calls, rates.risk_free),
         contingent_meur=0.0,
         # offtake pro rata of the stake, out of the uncommitted (EU-available) volume
         tonnes_t={m: entry.stake_per_unit * _window_mean(t, window) for m, t in eu_tonnes.items()},
-        market_rate=rates.equity, policy_pv_meur=float((_pv(flows, rates.policy) - price).mean()),
+        market_rate=rates.equity, policy_pv_meur=float(policy_pv.mean()),
         entry=entry, **common)
 
 

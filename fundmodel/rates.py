@@ -9,9 +9,10 @@ create value that no counterparty would pay for. All rates are nominal EUR per y
 claim                   market rate
 ======================  ===================================================================
 project (all capital)   asset rate ``r_a = r_f + beta_a ERP + CRP``
-sponsors' equity        cost of equity ``r_e = r_f + beta_e ERP + CRP`` with the asset beta
-                        levered by the project's gearing, ``beta_e = beta_a (1 + (1 - tax)
-                        D/E)`` (Hamada 1972), capped at ``max_equity_beta``
+sponsors' equity        cost of equity ``r_e = r_a + (r_a - r_d) D/E`` (Harris and Pringle
+                        1985: equity at ``r_e`` and debt at ``r_d`` add up to the project at
+                        ``r_a``, with risky debt), D/E the base-case gearing at financial
+                        close; capped at ``r_f + max_equity_beta ERP + CRP``
 senior loan             ``r_d = r_f + CRP / equity_to_bond_volatility + PF spread`` (the
                         sovereign default spread plus a project-finance margin); a loan is
                         fair when its expected flows discounted at ``r_d`` equal its principal
@@ -31,8 +32,8 @@ References
 ----------
 Damodaran, A. (2025). Equity Risk Premiums: Determinants, Estimation and Implications.
 Damodaran, A. Country Default Spreads and Risk Premiums (data, January 2019 and later).
-Hamada, R. S. (1972). The effect of the firm's capital structure on the systematic risk of
-common stocks. *Journal of Finance* 27(2), 435-452.
+Harris, R. S., and Pringle, J. J. (1985). Risk-adjusted discount rates - extensions from the
+average-risk case. *Journal of Financial Research* 8(3), 237-244.
 """
 
 from __future__ import annotations
@@ -107,13 +108,18 @@ def market_rates(a: Assumptions, project_id: str) -> MarketRates:
     m = a.fund.market_rates
     p = a.projects[project_id]
     crp = a.countries.countries[p.country].country_risk_premium
-    tax = p.fiscal.tax_rate
-    beta_e = min(m.mining_asset_beta * (1.0 + (1.0 - tax) * project_gearing(a, project_id)), m.max_equity_beta)
+    asset = m.risk_free_eur + m.mining_asset_beta * m.equity_risk_premium + crp
+    debt = m.risk_free_eur + crp / m.equity_to_bond_volatility + m.project_finance_spread
+    # Harris & Pringle (1985): r_e = r_a + (r_a - r_d) D/E, the identity that makes equity at
+    # r_e plus debt at r_d add up to the project at r_a (risky debt, unlike Hamada's riskless one)
+    equity = asset + max(asset - debt, 0.0) * project_gearing(a, project_id)
+    equity = min(equity, m.risk_free_eur + m.max_equity_beta * m.equity_risk_premium + crp)
+    beta_e = (equity - m.risk_free_eur - crp) / m.equity_risk_premium if m.equity_risk_premium else m.mining_asset_beta
     return MarketRates(
         risk_free=m.risk_free_eur,
-        asset=m.risk_free_eur + m.mining_asset_beta * m.equity_risk_premium + crp,
-        equity=m.risk_free_eur + beta_e * m.equity_risk_premium + crp,
-        debt=m.risk_free_eur + crp / m.equity_to_bond_volatility + m.project_finance_spread,
+        asset=asset,
+        equity=equity,
+        debt=debt,
         country=m.risk_free_eur + crp,
         policy=a.fund.discount_rate_nominal,
         equity_beta=beta_e,

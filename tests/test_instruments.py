@@ -12,6 +12,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import dataclasses
+
 import numpy as np
 import pytest
 
@@ -45,10 +47,11 @@ def hand_rates(a, pid: str) -> dict:
     m, p = a.fund.market_rates, a.projects[pid]
     crp = a.countries.countries[p.country].country_risk_premium
     debt, capex = p.debt.amount_musd, p.capex.initial_musd
-    beta_e = min(m.mining_asset_beta * (1 + (1 - p.fiscal.tax_rate) * debt / (capex - debt)), m.max_equity_beta)
-    return {"asset": m.risk_free_eur + m.mining_asset_beta * m.equity_risk_premium + crp,
-            "equity": m.risk_free_eur + beta_e * m.equity_risk_premium + crp,
-            "debt": m.risk_free_eur + crp / m.equity_to_bond_volatility + m.project_finance_spread,
+    asset = m.risk_free_eur + m.mining_asset_beta * m.equity_risk_premium + crp
+    loan = m.risk_free_eur + crp / m.equity_to_bond_volatility + m.project_finance_spread
+    # Harris & Pringle: E r_e + D r_d = (D + E) r_a, capped at the maximum equity beta
+    equity = min((asset * capex - loan * debt) / (capex - debt), m.risk_free_eur + m.max_equity_beta * m.equity_risk_premium + crp)
+    return {"asset": asset, "equity": equity, "debt": loan,
             "country": m.risk_free_eur + crp, "risk_free": m.risk_free_eur, "policy": a.fund.discount_rate_nominal}
 
 
@@ -166,10 +169,19 @@ def test_primary_round_funds_the_cash_calls_and_dilutes(a):
     assert pre_money > 0
     raise_eur = p.entry.raise_musd / a.markets.fx.spot
     stake = raise_eur / ((1 - p.entry.discount) * pre_money + raise_eur)  # new shares at the discounted price
-    post = primary_round_flows(scen[pid]["equity_cf_meur"], raise_eur, scen[pid]["first_production_year"])
     eq = by_instrument(project_payoffs(a, scen, pid))[("equity", "")]
     assert eq.entry.stake_per_unit == pytest.approx(stake)
-    np.testing.assert_allclose(eq.pv_meur, stake * (post @ df(r["equity"], h)) - raise_eur, rtol=1e-12)
+    # post-money = pre-money + the cash raised, at face (Modigliani-Miller): per scenario
+    np.testing.assert_allclose(eq.pv_meur, stake * (scen[pid]["equity_cf_meur"] @ df(r["equity"], h) + raise_eur)
+                               - raise_eur, rtol=1e-12)
+    # so the expected PV is the negotiated discount on the stake's pre-money share ...
+    assert eq.pv_meur.mean() == pytest.approx(stake * p.entry.discount * pre_money, rel=1e-9)
+    # ... and zero at a zero discount, on the scenarios the price was set on
+    zero = {**scen, pid: scen[pid]}
+    fair = dataclasses.replace(a, projects={**a.projects, pid: p.model_copy(update={
+        "entry": p.entry.model_copy(update={"discount": 0.0})})})
+    eq0 = by_instrument(project_payoffs(fair, zero, pid))[("equity", "")]
+    assert abs(eq0.pv_meur.mean()) < 1e-9 * raise_eur
     assert eq.max_units == pytest.approx(min(1.0, 0.5 / stake))
 
 

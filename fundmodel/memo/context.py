@@ -71,6 +71,26 @@ def _instrument_label(L: dict, instrument: str, material: str | None) -> str:
     return f"{text} ({material})" if material else text
 
 
+def _size_text(row, entries: dict, fmt: Formatter, L: dict) -> str:
+    """The size column: a share; for a stake bought in a primary round, the share of the project's
+    equity it gives and (in brackets) the share of the round taken."""
+    if row.get("unit", "share") == "musd":
+        return fmt.num(row["size"], 2)
+    size = float(row["size"])
+    entry = entries.get(row["project"]) or {}
+    if row["instrument"] == "equity" and entry.get("kind") == "primary":
+        return L["size_primary"].format(equity=fmt.pct(size * float(entry.get("stake_per_unit") or 0.0)),
+                                        round=fmt.pct(size))
+    return fmt.pct(size)
+
+
+def _equity_share(row, entries: dict) -> float:
+    """Share of the project's equity a stake row holds (a primary round's unit is the round)."""
+    entry = entries.get(row["project"]) or {}
+    per_unit = float(entry.get("stake_per_unit") or 1.0) if entry.get("kind") == "primary" else 1.0
+    return float(row["size"]) * per_unit
+
+
 def _position_text(a: Assumptions, row, fmt: Formatter, L: dict) -> str:
     """One line describing a recommended position, from allocation.csv and the instrument terms."""
     instrument, size = row["instrument"], float(row["size"])
@@ -97,11 +117,13 @@ def _conditions(a: Assumptions, results: RunResults, pid: str, positions: pd.Dat
     instruments = set(positions["instrument"]) if not positions.empty else set()
     terms = a.instruments
     if "equity" in instruments and terms is not None:
-        share = float(positions.loc[positions["instrument"] == "equity", "size"].iloc[0])
+        stake = positions.loc[positions["instrument"] == "equity"].iloc[0]
+        share = _equity_share(stake, (results.portfolio or {}).get("entry") or {})
         if not terms.equity.sole_largest_shareholder_allowed:
             out.append(L["cond_equity"].format(share=fmt.pct(share), cap=fmt.pct(terms.equity.max_share)))
-        tonnes = [f"{fmt.tonnes(positions[c].sum())} {c[7:]}"
-                  for c in positions.columns if c.startswith("tonnes_") and positions[c].sum() > 0.5]
+        # the stake's own offtake (the guarantees' supply commitments are listed with them)
+        tonnes = [f"{fmt.tonnes(float(stake[c]))} {c[7:]}"
+                  for c in positions.columns if c.startswith("tonnes_") and _value(stake, c) and stake[c] > 0.5]
         if tonnes:
             out.append(L["cond_offtake"].format(tonnes=", ".join(tonnes)))
     p_default = _value(s, "prob_debt_default")
@@ -361,7 +383,7 @@ def project_context(a: Assumptions, results: RunResults, pid: str, lang: str = "
         position_rows.append({
             "text": _position_text(a, r, fmt, L),
             "instrument": _instrument_label(L, r["instrument"], r["material"] or None),
-            "size": fmt.pct(r["size"]) if r.get("unit", "share") != "musd" else fmt.num(r["size"], 2),
+            "size": _size_text(r, (results.portfolio or {}).get("entry") or {}, fmt, L),
             "capital": fmt.meur(r["capital_meur"]), "contingent": fmt.meur(r["contingent_meur"]),
             "expected_pv": fmt.meur(r["expected_pv_meur"]), "cvar": fmt.meur(r["cvar_contribution_meur"]),
             "tonnes": ", ".join(f"{fmt.tonnes(v)} {k}" for k, v in tonnes.items() if v >= 0.5) or "-",
@@ -473,7 +495,7 @@ def portfolio_context(a: Assumptions, results: RunResults, lang: str = "en",
             "country": a.projects[r["project"]].country if r["project"] in a.projects else "",
             "instrument": _instrument_label(L, r["instrument"], r["material"] or None),
             "colour": charts.COLOURS.get(r["instrument"], charts.COLOURS["neutral"]),
-            "size": fmt.pct(r["size"]) if r.get("unit", "share") != "musd" else fmt.num(r["size"], 2),
+            "size": _size_text(r, (results.portfolio or {}).get("entry") or {}, fmt, L),
             "capital": fmt.meur(r["capital_meur"]), "contingent": fmt.meur(r["contingent_meur"]),
             "expected_pv": fmt.meur(r["expected_pv_meur"]), "cvar": fmt.meur(r["cvar_contribution_meur"]),
         })

@@ -181,6 +181,7 @@ LABELS: dict[str, dict[str, str]] = {
         "hazards": "annual hazards (expropriation / fiscal grab / transfer / unrest)",
         "exploration": "Exploration",
         "grace": "grace",
+        "size_primary": "{equity} of equity ({round} of the round)",
         "no_bankable_debt": "none: the base case does not cover debt service at DSCR >= {dscr}x (sized by rule)",
         "acquisition": "acquisition",
         "note_valuation": "Scenarios without a defined IRR: {irr}. NPVs in EUR at the fund's nominal discount rate, valuation date {date}.",
@@ -191,7 +192,7 @@ LABELS: dict[str, dict[str, str]] = {
         "note_unit": ("One unit: 100 % of equity (cover), 100 % of the senior loan (guarantee), 100 % of EU-available "
                       "output (floor). A premium below the modelled expected loss or the OECD minimum premium rate "
                       "is a subsidy and is flagged."),
-        "note_size": ("Size: share of project equity (equity), of the senior loan (guarantee), of private equity insured "
+        "note_size": ("Size: share of project equity (equity; in a primary round, with the share of the round taken), of the senior loan (guarantee), of private equity insured "
                       "(cover) or of EU-available output (floor). Capital is the expected PV of cash deployed; "
                       "contingent exposure the largest amount the fund may have to pay."),
         "note_euler": "Euler contributions add up to the portfolio CVaR; a negative contribution hedges the tail.",
@@ -386,6 +387,7 @@ LABELS: dict[str, dict[str, str]] = {
         "hazards": "jährliche Eintrittswahrscheinlichkeiten (Enteignung / Steuererhöhung / Transfer / Unruhen)",
         "exploration": "Exploration",
         "grace": "tilgungsfrei",
+        "size_primary": "{equity} des Eigenkapitals ({round} der Runde)",
         "no_bankable_debt": "keiner: der Basisfall deckt keinen Schuldendienst bei DSCR >= {dscr}x (Bemessung nach Regel)",
         "acquisition": "Kaufpreis",
         "note_valuation": "Szenarien ohne definierten IRR: {irr}. Kapitalwerte in EUR zum nominalen Diskontsatz des Fonds, Stichtag {date}.",
@@ -396,7 +398,7 @@ LABELS: dict[str, dict[str, str]] = {
         "note_unit": ("Eine Einheit: 100 % des Eigenkapitals (Deckung), 100 % des vorrangigen Darlehens (Garantie), "
                       "100 % der für die EU verfügbaren Produktion (Preisuntergrenze). Eine Prämie unter dem "
                       "modellierten erwarteten Verlust oder der OECD-Mindestprämie ist eine Subvention und wird markiert."),
-        "note_size": ("Umfang: Anteil am Eigenkapital (Beteiligung), am vorrangigen Darlehen (Garantie), am versicherten "
+        "note_size": ("Umfang: Anteil am Eigenkapital (Beteiligung; bei einer Kapitalerhöhung mit dem Anteil an der Runde), am vorrangigen Darlehen (Garantie), am versicherten "
                       "privaten Eigenkapital (Deckung) oder an der für die EU verfügbaren Produktion (Preisuntergrenze). "
                       "Kapital ist der erwartete Barwert der eingesetzten Mittel; die Eventualverbindlichkeit der "
                       "höchste Betrag, den der Fonds zahlen muss."),

@@ -167,14 +167,20 @@ def test_the_output_lock_is_not_inherited_by_child_processes(tmp_path):
         os.waitpid(child, 0)
 
 
+def _hold(out: Path, *, write: bool = True, command: str = "fundmodel run") -> subprocess.Popen:
+    """Another process holding ``out``'s lock (for writing, or shared for reading) until killed."""
+    holder = subprocess.Popen([sys.executable, "-c", "import sys, time\nfrom fundmodel.outdir import output_folder\n"
+                               "with output_folder(sys.argv[1], write=sys.argv[2] == 'w', command=sys.argv[3]):\n"
+                               "    print('held', flush=True); time.sleep(120)", str(out), "w" if write else "r",
+                               command], stdout=subprocess.PIPE, text=True, cwd=REPO_ROOT)
+    assert holder.stdout.readline().strip() == "held"
+    return holder
+
+
 def test_a_refused_command_names_who_holds_the_folder(tmp_path):
     out = tmp_path / "out"
-    holder = subprocess.Popen([sys.executable, "-c", "import sys, time\nfrom fundmodel.outdir import output_folder\n"
-                               "with output_folder(sys.argv[1], write=True, command='fundmodel run --seed 7'):\n"
-                               "    print('held', flush=True); time.sleep(60)", str(out)],
-                              stdout=subprocess.PIPE, text=True, cwd=REPO_ROOT)
+    holder = _hold(out, command="fundmodel run --seed 7")
     try:
-        assert holder.stdout.readline().strip() == "held"
         code, err = cli(["simulate", "--assumptions", str(REPO_ROOT / "assumptions"), "--scenarios", "64",
                          "--out", str(out), "--quiet"])
         assert code == 2
@@ -260,12 +266,8 @@ def test_a_dead_writer_is_never_named_as_the_holder(tmp_path):
     dead = subprocess.Popen([sys.executable, "-c", "pass"])
     dead.wait()
     (out / ".lock").write_text(json.dumps({"pid": dead.pid, "command": "fundmodel run", "since_utc": "x"}))
-    reader = subprocess.Popen([sys.executable, "-c", "import sys, time\nfrom fundmodel.outdir import output_folder\n"
-                               "with output_folder(sys.argv[1], write=False):\n"
-                               "    print('held', flush=True); time.sleep(60)", str(out)],
-                              stdout=subprocess.PIPE, text=True, cwd=REPO_ROOT)
+    reader = _hold(out, write=False)
     try:
-        assert reader.stdout.readline().strip() == "held"
         code, err = cli(["simulate", "--assumptions", str(REPO_ROOT / "assumptions"), "--scenarios", "64",
                          "--out", str(out), "--quiet"])
         assert code == 2 and "is reading this folder" in err and str(dead.pid) not in err, err
@@ -307,15 +309,6 @@ def test_memos_kept_beside_newer_results_are_named(work, previous, tmp_path):
 
 
 # ----------------------------------------------------------------------------- 3. mixed results
-def _hold(out: Path) -> subprocess.Popen:
-    holder = subprocess.Popen([sys.executable, "-c", "import sys, time\nfrom fundmodel.outdir import output_folder\n"
-                               "with output_folder(sys.argv[1], write=True, command='fundmodel run'):\n"
-                               "    print('held', flush=True); time.sleep(120)", str(out)],
-                              stdout=subprocess.PIPE, text=True, cwd=REPO_ROOT)
-    assert holder.stdout.readline().strip() == "held"
-    return holder
-
-
 def test_every_command_takes_the_folders_lock(work, previous, tmp_path):
     """While a run writes, memo, simulate and optimize are refused; so is reading it as a baseline."""
     out = tmp_path / "out"

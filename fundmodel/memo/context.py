@@ -144,10 +144,16 @@ def _conditions(a: Assumptions, results: RunResults, pid: str, positions: pd.Dat
 def _key_figures(results: RunResults, pid: str, fmt: Formatter, L: dict) -> list[dict[str, str]]:
     s = results.summary.loc[pid]
     rows = [
-        (f"{L['equity_npv']}, {L['mean'].lower()}", fmt.meur(_value(s, "equity_npv_mean_meur")), "equity_npv_mean_meur"),
+        (f"{L['equity_npv']}, {L['mean'].lower()} ({L['at_policy_rate']})", fmt.meur(_value(s, "equity_npv_mean_meur")),
+         "equity_npv_mean_meur"),
+        (f"{L['equity_npv']}, {L['mean'].lower()} ({L['at_market_rate'].format(rate=fmt.pct(_value(s, 'cost_of_equity')))})",
+         fmt.meur(_value(s, "equity_npv_market_mean_meur")), "equity_npv_market_mean_meur"),
         (f"{L['equity_npv']} P5 / P50 / P95",
          " / ".join(fmt.meur(_value(s, f"equity_npv_p{q}_meur")) for q in (5, 50, 95)), "equity_npv_p"),
-        (f"{L['project_npv']}, {L['mean'].lower()}", fmt.meur(_value(s, "npv_mean_meur")), "npv_mean_meur"),
+        (f"{L['project_npv']}, {L['mean'].lower()} ({L['at_policy_rate']})", fmt.meur(_value(s, "npv_mean_meur")),
+         "npv_mean_meur"),
+        (f"{L['project_npv']}, {L['mean'].lower()} ({L['at_market_rate'].format(rate=fmt.pct(_value(s, 'asset_rate')))})",
+         fmt.meur(_value(s, "npv_market_mean_meur")), "npv_market_mean_meur"),
         (f"{L['project_npv']} P5 / P50 / P95",
          " / ".join(fmt.meur(_value(s, f"npv_p{q}_meur")) for q in (5, 50, 95)), "npv_p"),
         (f"{L['equity_irr']} P5 / P50 / P95",

@@ -165,7 +165,8 @@ def stress_test(a: Assumptions, settings, names: list[str], x: np.ndarray, base_
         return row
 
     reference = summary(base)
-    rows = [{"stress": "base", "description": "no stress (same seed and scenario count)", **reference,
+    rows = [{"stress": "base", "description": f"no stress: the run's seed and first {n_stress:,} scenarios (the "
+                                              "stresses' sample, so its figures differ from the headline's)", **reference,
              "change_meur": 0.0, **{f"change_{inst}_meur": 0.0 for inst in instruments}}]
     stressed = [apply_stress(a, stress) for stress in a.stress.scenarios.values()]
     from ..engine import engine_for

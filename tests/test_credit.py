@@ -70,12 +70,19 @@ def constant_value(value: float) -> lsm.RegressionValue:
                                upper=np.full(N_YEARS, 1e18), n_fit=np.ones(N_YEARS, dtype=np.int64))
 
 
-def test_hand_computed_strategic_default_and_recovery():
-    """Prices fall to 5,000 in year 3 and stay at 7,000: the sponsors walk away in year 3."""
+def fall_in_year_3(recovery_usd_per_t: float):
+    """The new mine with DEBT; the price falls from 12,000 to 5,000 in year 3, then stays at the
+    recovery level; flows under the fitted pilot policy."""
     project = new_mine(debt=DEBT)
-    price = prices((0, 12_000.0), (3, 5_000.0), (4, 7_000.0))
+    price = prices((0, 12_000.0), (3, 5_000.0), (4, recovery_usd_per_t))
     flows = project_cash_flows(project, 0.0, market(price), schedule(N, construction=(0.0, 2.0)), no_politics(N),
                                pilot_policy(project, price))
+    return project, price, flows
+
+
+def test_hand_computed_strategic_default_and_recovery():
+    """Prices fall to 5,000 in year 3 and stay at 7,000: the sponsors walk away in year 3."""
+    project, price, flows = fall_in_year_3(recovery_usd_per_t=7_000.0)
     cfads = hand_cfads(price[0])
     # the loan by hand: 80 + 80 drawn, interest on the opening balance + half the draws, 160/6 a year from year 2
     balance, service = [], []
@@ -128,10 +135,7 @@ def test_hand_computed_strategic_default_and_recovery():
 
 def test_sponsors_cure_a_project_worth_keeping():
     """Same fall in year 3, but prices recover to 12,000: the sponsors pay the cure, no default."""
-    project = new_mine(debt=DEBT)
-    price = prices((0, 12_000.0), (3, 5_000.0), (4, 12_000.0))
-    flows = project_cash_flows(project, 0.0, market(price), schedule(N, construction=(0.0, 2.0)), no_politics(N),
-                               pilot_policy(project, price))
+    project, price, flows = fall_in_year_3(recovery_usd_per_t=12_000.0)
     cfads = hand_cfads(price[0])
     assert (flows.default_year == N_YEARS).all()
     assert flows.lender_cf_musd[0, 3] == pytest.approx(0.1 * (160 - 160 / 6) + 160 / 6), "service paid in full"

@@ -16,12 +16,18 @@ from fundmodel.simulation import RunSettings, load_scenarios
 ROOT = Path(__file__).resolve().parent.parent
 
 
-@pytest.fixture(scope="module")
-def setup(tmp_path_factory):
+def _shipped_scenarios(tmp_path_factory, scenarios: int):
+    """The shipped assumptions and the scenario files of a run of ``scenarios`` (no attribution)."""
     a = load_assumptions(ROOT / "assumptions")
     out = tmp_path_factory.mktemp("run")
-    simulate_to_directory(a, RunSettings.from_assumptions(a, scenarios=2048, workers=1, risk_attribution=False), out)
-    scenarios = load_scenarios(out / "simulation" / "scenarios")
+    simulate_to_directory(a, RunSettings.from_assumptions(a, scenarios=scenarios, workers=1, risk_attribution=False),
+                          out)
+    return a, load_scenarios(out / "simulation" / "scenarios")
+
+
+@pytest.fixture(scope="module")
+def setup(tmp_path_factory):
+    a, scenarios = _shipped_scenarios(tmp_path_factory, 2048)
     return a, build_fund_problem(a, scenarios)
 
 
@@ -159,10 +165,7 @@ def _eu_available(a, scenarios) -> dict:
 
 @pytest.fixture(scope="module")
 def supply_setup(tmp_path_factory):
-    a = load_assumptions(ROOT / "assumptions")
-    out = tmp_path_factory.mktemp("supply")
-    simulate_to_directory(a, RunSettings.from_assumptions(a, scenarios=1024, workers=1, risk_attribution=False), out)
-    scenarios = load_scenarios(out / "simulation" / "scenarios")
+    a, scenarios = _shipped_scenarios(tmp_path_factory, 1024)
     return a, build_fund_problem(a, scenarios), _eu_available(a, scenarios)
 
 

@@ -84,11 +84,7 @@ def _flat(text: str) -> str:
 
 
 def test_hostile_text_prints_literally_and_nothing_is_fetched(tmp_path, monkeypatch, capsys):
-    work = tmp_path / "assumptions"
-    shutil.copytree(ROOT / "assumptions", work)
-    for path in (work / "projects").glob("*.yaml"):
-        if path.stem != PID:
-            path.unlink()
+    work = _one_project(tmp_path)
     placements: dict[str, list[str]] = {}  # field -> hostile strings in it
 
     def put(field: str, strings: list[str]) -> str:
@@ -201,12 +197,18 @@ def test_project_id_cannot_name_a_path_outside_the_output(tmp_path, evil):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["assumptions"]
 
 
-def test_run_project_argument_cannot_name_a_path(tmp_path):
+def _one_project(tmp_path: Path) -> Path:
+    """A copy of the shipped assumptions with only the project :data:`PID`."""
     work = tmp_path / "assumptions"
     shutil.copytree(ROOT / "assumptions", work)
     for path in (work / "projects").glob("*.yaml"):
         if path.stem != PID:
             path.unlink()
+    return work
+
+
+def test_run_project_argument_cannot_name_a_path(tmp_path):
+    work = _one_project(tmp_path)
     _edit(work, "fund.yaml", lambda d: d["portfolio"].update(max_country_share=1.0, max_material_share=1.0))
     _edit(work, "stress.yaml", lambda d: d.update(stress_scenarios=64))
     out = tmp_path / "deep" / "out"
@@ -241,11 +243,7 @@ def overflowing_boxes(html: str) -> list[str]:
 
 def test_long_tokens_wrap_inside_the_page(tmp_path):
     """A name or source without break points (an id, a URL) wraps in its cell: no box leaves the page."""
-    work = tmp_path / "assumptions"
-    shutil.copytree(ROOT / "assumptions", work)
-    for path in (work / "projects").glob("*.yaml"):
-        if path.stem != PID:
-            path.unlink()
+    work = _one_project(tmp_path)
     token = "Kazakhstan_Gallium_Recovery_From_Alumina_Refinery_Liquors_" * 3
     url = "https://example.org/" + "a_very_long_path_segment_without_any_break_point_" * 6
 

@@ -200,7 +200,7 @@ def project_cash_flows(
     rampup = schedule.rampup_years
     ramp = np.where(rampup > _EPS, np.clip(age_mid / np.maximum(rampup, _EPS), 0.0, 1.0), 1.0)
     ore_uncapped_mt = running * ramp
-    ore_uncapped_mt *= ops.ore_mtpa * (1.0 - politics.unrest_loss.T)
+    ore_uncapped_mt *= ops.ore_mtpa * schedule.nameplate_share * (1.0 - politics.unrest_loss.T)
     reserve_mt = ops.ore_mtpa * ops.mine_life_years
     cum_ore = np.minimum(cumsum_years(ore_uncapped_mt), reserve_mt)
     ore_mt = np.diff(cum_ore, axis=0, prepend=0.0)

@@ -19,7 +19,7 @@ INFLATION = 0.02
 RATE = 0.08
 
 COUNTRY = Country.model_validate({
-    "name": "Testland", "iso3": "TST", "oecd_category": 3,
+    "name": "Testland", "iso3": "TST", "oecd_category": 3, "sovereign_rating": "Baa1", "country_risk_premium": 0.02,
     "permitting_years": {"min": 1, "mode": 2, "max": 3},
     "events": {
         "expropriation": {"annual_probability": 0.01, "compensation_share": 0.4},
@@ -50,6 +50,8 @@ def make_project(**overrides) -> Project:
         "offtake": {"eu_share": 0.5},
         "sources": {"all": "test"},
     }
+    if overrides.get("stage", "production") != "production":
+        data["entry"] = {"kind": "secondary", "discount": 0.1, "source": "test"}
     data.update(overrides)
     return Project.model_validate(data)
 

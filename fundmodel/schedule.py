@@ -140,8 +140,8 @@ class OverrunLaw:
     def ppf_normal(self, z: np.ndarray) -> np.ndarray:
         """Inverse CDF at ``Phi(z)``: the overrun of a standard-normal score ``z`` (monotone in z)."""
         q, t, u, rate, a = self.prob_over, self.prob_ge_100pct, self.underrun_max, self.body_rate, self.tail_index
-        x = special.ndtr(z)
-        sx = special.ndtr(-z)  # 1 - x without cancellation
+        sx = special.ndtr(-z)  # 1 - Phi(z) without cancellation (the tail needs it)
+        x = 1.0 - sx  # used below 1 - q only, where the cancellation is harmless
         under = -u * (1.0 - np.sqrt(np.clip(x / (1.0 - q), 0.0, 1.0)))
         v = np.clip((q - sx) / (q - t), 0.0, 1.0 - 1e-16)
         body = v if rate == 0.0 else -np.log1p(v * math.expm1(-rate)) / rate
@@ -251,8 +251,8 @@ class DelayLaw:
     def ppf_normal(self, z: np.ndarray) -> np.ndarray:
         """Inverse CDF at ``Phi(z)`` (monotone in z)."""
         p, e = self.prob_late, self.early_max
-        x = special.ndtr(z)
         sx = special.ndtr(-z)
+        x = 1.0 - sx
         early = -e * (1.0 - np.sqrt(np.clip(x / (1.0 - p), 0.0, 1.0)))
         late = np.exp(self.mu - self.sigma * special.ndtri(np.clip(sx / p, 1e-300, 1.0 - 1e-16)))
         return np.where(sx > p, early, late)

@@ -63,7 +63,7 @@ from .valuation import CREDIT_TERMS, CreditPolicy, project_cash_flows
 
 #: Scenarios of the pilot sample the credit regressions are fitted on (about 20 paths per
 #: basis function in the distressed region of a typical year; two Sobol' blocks).
-PILOT_SCENARIOS = 2048
+PILOT_SCENARIOS = 8192
 #: Stream key from which the pilot's seed is derived.
 PILOT_STREAM = "credit/pilot"
 #: Ridge penalty of the credit regressions (per observation, standardised basis).

@@ -155,18 +155,25 @@ def market_values(flows, fx_usd_per_eur: np.ndarray, rates: MarketRates) -> dict
         ``project_npv_market_meur`` (at the asset rate), ``equity_npv_market_meur`` (at the
         cost of equity, net of the acquisition price at the spot rate of year 0, as
         :func:`fundmodel.valuation.value_cash_flows`), and the lenders' flows at the loan's
-        rate split into ``lender_inflows_market_meur`` (service, recoveries) and
-        ``lender_draws_market_meur`` (amounts lent), whose ratio says whether the loan is
+        rate split into ``lender_inflows_market_meur`` (service, recoveries, at the year's end) and
+        ``lender_draws_market_meur`` (amounts lent; scheduled draws from mid-year), whose ratio says whether the loan is
         fair (:func:`loan_value_ratio`).
     """
     fx = np.asarray(fx_usd_per_eur, dtype=float)
     lender = flows.lender_cf_musd / fx
+    # the scheduled draws are made through the year and pay interest on half of themselves
+    # in their year (fundmodel.valuation), so they are valued from mid-year; the rest of the
+    # lenders' flows (service, standby draws, recoveries) come at the year's end
+    scheduled = getattr(flows, "loan_draws_musd", None)
+    draws = scheduled / fx if scheduled is not None else np.zeros_like(lender)
+    year_end = lender + draws
     return {
         "project_npv_market_meur": present_value(flows.project_fcf_musd / fx, rates.asset),
         "equity_npv_market_meur": present_value(flows.equity_cf_musd / fx, rates.equity)
         - flows.acquisition_musd / fx[:, 0],
-        "lender_inflows_market_meur": present_value(np.maximum(lender, 0.0), rates.debt),
-        "lender_draws_market_meur": present_value(np.maximum(-lender, 0.0), rates.debt),
+        "lender_inflows_market_meur": present_value(np.maximum(year_end, 0.0), rates.debt),
+        "lender_draws_market_meur": (present_value(np.maximum(-year_end, 0.0), rates.debt)
+                                     + present_value(draws, rates.debt) * (1.0 + rates.debt) ** 0.5),
     }
 
 

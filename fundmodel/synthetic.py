@@ -211,7 +211,7 @@ def _generate_project(a: Assumptions, template: Project, rng: np.random.Generato
                       country: str, stage: Stage, seed: int,
                       tables: tuple[dict[str, float], dict[str, float], dict[tuple[str, str], float]]) -> dict:
     """The YAML mapping of one generated project (plain types, schema key order)."""
-    from .schedule import overrun_parameters  # local, as in the loader
+    from .schedule import overrun_law  # local, as in the loader
 
     tax_by_country, interest_by_country, royalty_by_country_material = tables
     tp, ops, sched, capex = template, template.operations, template.schedule, template.capex
@@ -276,7 +276,8 @@ def _generate_project(a: Assumptions, template: Project, rng: np.random.Generato
         studies = 0.0
     overrun_mean = round(float(np.clip(capex.overrun_mean * _lognormal(rng, 0.3, 0.5, 2.0), 0.03, 1.0)), 3)
     try:
-        overrun_parameters(overrun_mean, capex.overrun_prob_ge_100pct, capex.overrun_shift)
+        overrun_law(capex.overrun_prob_over, capex.overrun_prob_ge_100pct, -capex.overrun_shift,
+                    capex.overrun_tail_index, mean=overrun_mean)
     except ValueError:
         overrun_mean = float(capex.overrun_mean)
 
@@ -297,6 +298,8 @@ def _generate_project(a: Assumptions, template: Project, rng: np.random.Generato
     else:
         schedule["construction_years"] = _tri(construction_tri, f_constr)
         schedule["rampup_years"] = _tri(rampup_tri, f_ramp)
+        if sched.rampup_series is not None:  # the template's flowsheet, hence its ramp-up record
+            schedule["rampup_series"] = int(sched.rampup_series)
     dev_draw = float(rng.uniform(-0.1, 0.1))
     if stage is Stage.EXPLORATION:
         if tp.stage is Stage.EXPLORATION:
@@ -353,6 +356,7 @@ def _generate_project(a: Assumptions, template: Project, rng: np.random.Generato
         "sustaining_musd_per_year": _sig(capex.sustaining_musd_per_year * scale),
         "closure_musd": _sig(capex.closure_musd * size ** 0.6),
         "depreciation_years": int(np.clip(round(capex.depreciation_years * _lognormal(rng, 0.15, 0.7, 1.4)), 5, 25)),
+        "overrun_prob_over": float(capex.overrun_prob_over),
         "overrun_mean": overrun_mean,
         "overrun_prob_ge_100pct": float(capex.overrun_prob_ge_100pct),
         "overrun_shift": float(capex.overrun_shift),

@@ -241,6 +241,11 @@ class ProjectCashFlows:
         then (going-concern value; the compensation at expropriation); 0 without default.
     credit_record : CreditRecord or None
         With ``record=True`` only.
+    loan_draws_musd : ndarray of shape (n_scenarios, n_years) or None
+        The loan's scheduled draws (in ``lender_cf_musd`` as negative flows), drawn through
+        the year: interest runs on half of them in the year of the draw, so a valuation
+        discounts them from mid-year (:func:`fundmodel.rates.market_values`). Standby draws
+        come at the year's end and are not in it. None without a loan.
     """
 
     revenue_musd: np.ndarray
@@ -265,6 +270,7 @@ class ProjectCashFlows:
     default_recovery_musd: np.ndarray | None = None
     default_value_musd: np.ndarray | None = None
     credit_record: CreditRecord | None = None
+    loan_draws_musd: np.ndarray | None = None
 
 
 def spread_over(total: np.ndarray, t0: np.ndarray, t1: np.ndarray, n_years: int) -> np.ndarray:
@@ -366,7 +372,7 @@ def project_cash_flows(
     rampup = schedule.rampup_years
     ramp = np.where(rampup > _EPS, np.clip(age_mid / np.maximum(rampup, _EPS), 0.0, 1.0), 1.0)
     ore_uncapped_mt = running * ramp
-    ore_uncapped_mt *= ops.ore_mtpa * (1.0 - politics.unrest_loss.T)
+    ore_uncapped_mt *= ops.ore_mtpa * schedule.nameplate_share * (1.0 - politics.unrest_loss.T)
     reserve_mt = ops.ore_mtpa * ops.mine_life_years
     cum_ore = np.minimum(cumsum_years(ore_uncapped_mt), reserve_mt)
     ore_mt = np.diff(cum_ore, axis=0, prepend=0.0)
@@ -424,7 +430,13 @@ def project_cash_flows(
         opening_debt = amount.copy()
         first_draw = np.where(amount > 0, 0, n_years)
     else:
-        draws = budget_profile * (amount / capex.initial_musd)
+        if debt.drawdown == "equity_first":
+            # the sponsors' share of the budget is spent first; the loan funds the rest of the budget
+            equity_budget = capex.initial_musd - amount
+            drawn_by = np.clip(cumsum_years(budget_profile) - equity_budget, 0.0, amount)
+            draws = np.diff(drawn_by, axis=0, prepend=0.0)
+        else:
+            draws = budget_profile * (amount / capex.initial_musd)
         opening_debt = np.zeros(n)
         first_draw = first_year(draws > 0)
     repay_years = debt.tenor_years - debt.grace_years
@@ -462,6 +474,7 @@ def project_cash_flows(
     project_fcf = np.zeros((n_years, n))
     equity = np.empty((n_years, n))
     lender = np.zeros((n_years, n))
+    loan_draws = np.zeros((n_years, n))
     written_off = np.zeros((n_years, n))
     insurable = np.zeros((n_years, n))
     outstanding = np.zeros((n_years, n))
@@ -725,6 +738,7 @@ def project_cash_flows(
         equity[t] = eq_t
         if has_debt:
             lender[t] = lender_t
+            loan_draws[t] = drawn
             outstanding[t] = balance
         if record:
             rec["equity_flow"][t] = eq_t * alive_y[t]
@@ -753,6 +767,7 @@ def project_cash_flows(
         project_fcf_musd=project_fcf.T,
         equity_cf_musd=equity.T,
         lender_cf_musd=lender.T,
+        loan_draws_musd=loan_draws.T if has_debt else None,
         lender_loss_musd=written_off.T,
         insurable_loss_musd=insurable.T,
         debt_outstanding_musd=outstanding.T,

@@ -20,7 +20,7 @@ from fundmodel import lsm
 from fundmodel.assumptions import load_assumptions
 from fundmodel.credit import credit_policies, fit_credit_policies, size_debt
 from fundmodel.errors import AssumptionError
-from fundmodel.results import DEFAULT_WINDOW_YEARS, credit_statistics
+from fundmodel.results import DEFAULT_WINDOW_YEARS, _loan_ratio, credit_statistics
 from fundmodel.simulation import RunSettings, simulate
 from fundmodel.valuation import CREDIT_STATE, CREDIT_TERMS, CreditPolicy, project_cash_flows
 from test_valuation import N_YEARS, market, new_mine, no_politics, schedule
@@ -28,10 +28,11 @@ from test_valuation import N_YEARS, market, new_mine, no_politics, schedule
 R_EQUITY, R_ASSET = 0.15, 0.10
 N = 4  # identical deterministic scenarios: the pilot's regressions are then exact means
 
-# the tiny project: 300 USD m built in years 0-1 (80 + 80 drawn), 18,000 t/yr from year 2 for
-# 10 years, no tax, no inflation; loan 160 at 10 %, 6 equal instalments from year 2, no reserve
+# the tiny project: 300 USD m built in years 0-1 (80 + 80 drawn pro rata with the budget), 18,000 t/yr
+# from year 2 for 10 years, no tax, no inflation; loan 160 at 10 %, 6 equal instalments from year 2,
+# no reserve (equity-first drawing is checked in test_valuation.test_debt_schedule_interest_and_equal_principal)
 DEBT = {"amount_musd": 160.0, "interest_rate": 0.1, "tenor_years": 8, "grace_years": 2, "reserve_months": 0,
-        "distress_cost_share": 0.15}
+        "distress_cost_share": 0.15, "drawdown": "pro_rata"}
 
 
 def prices(*levels: tuple[int, float]) -> np.ndarray:
@@ -358,6 +359,10 @@ def test_shipped_defaults_meet_the_project_finance_benchmarks(shipped_assumption
         if not p.debt.amount_musd:
             continue
         c = credit_statistics(r.scalars[pid], r.n_years, True)
+        ratio = _loan_ratio(a, p, r.scalars[pid])
+        if ratio > 1.02:  # fair (priced at the market rate for its risk) or a DFI's concession, never richer
+            problems.append(f"{pid}: loan worth {ratio:.3f} x its principal at its market rate: contract rate "
+                            f"{p.debt.interest_rate:.2%} is above fair")
         if c["prob_debt_default_10y"] > 0.20:
             problems.append(f"{pid}: 10-year default rate {c['prob_debt_default_10y']:.1%} > 20 %")
         rate = c["debt_recovery_rate_mean"]

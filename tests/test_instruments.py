@@ -303,3 +303,29 @@ def test_a_loan_is_fair_when_its_flows_at_its_market_rate_equal_the_principal():
     # a loan outstanding at the valuation date (a producing mine's) is lent at t = 0
     assert loan_value_ratio(np.array([[y * principal, principal * (1 + y)]]), y, principal_at_start_eur=principal) \
         == pytest.approx(1.0)
+
+
+@pytest.mark.parametrize("drawdown", ["pro_rata", "equity_first"])
+def test_a_riskless_loan_drawn_through_the_year_at_its_market_rate_is_fair(drawdown):
+    """The engine charges interest on half a year's draws (draws through the year), so
+    :func:`fundmodel.rates.market_values` values a draw at mid-year: a riskless loan whose contract
+    rate equals its market rate is then worth its principal, up to the gap between simple
+    half-year interest and compounding, (1 + y/2) / (1 + y)^0.5 - 1 = y^2/8 < 0.2 % at 10 %."""
+    from fundmodel.rates import MarketRates, market_values
+    from test_valuation import N_YEARS, market, new_mine, no_politics, schedule
+    from fundmodel.valuation import project_cash_flows
+
+    y = 0.1
+    project = new_mine(debt={"amount_musd": 160.0, "interest_rate": y, "tenor_years": 8, "grace_years": 2,
+                             "reserve_months": 0, "drawdown": drawdown})
+    flows = project_cash_flows(project, 0.0, market(np.full((1, N_YEARS), 12_000.0)),
+                               schedule(1, construction=(0.0, 2.0)), no_politics(1))
+    assert (flows.default_year == N_YEARS).all()
+    rates = MarketRates(risk_free=y, asset=y, equity=y, debt=y, country=y, policy=y, equity_beta=1.0,
+                        country_risk_premium=0.0)
+    v = market_values(flows, np.ones((1, N_YEARS)), rates)
+    ratio = float(v["lender_inflows_market_meur"][0] / v["lender_draws_market_meur"][0])
+    assert ratio == pytest.approx(1.0, abs=y**2 / 8 + 1e-9)
+    assert ratio > 1.0 - 1e-12  # simple half-year interest is a little more than compounding
+    year_end = float(v["lender_inflows_market_meur"][0] / (v["lender_draws_market_meur"][0] / (1 + y) ** 0.5))
+    assert year_end > 1.04, "valuing draws at the year's end would make a fair loan look ~5 % rich"

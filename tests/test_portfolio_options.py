@@ -73,7 +73,7 @@ def brute_force_best(a, problem, tickets: dict[str, float], max_projects: int | 
     return best
 
 
-@pytest.mark.parametrize("ticket, max_projects", [(120.0, None), (60.0, 3)])
+@pytest.mark.parametrize("ticket, max_projects", [(300.0, None), (60.0, 3)])
 def test_go_no_go_matches_brute_force_and_respects_tickets(small, ticket, max_projects):
     a, problem = small
     a = with_limits(a, cvar_limit_meur=150.0, go_no_go=True, min_ticket_meur=ticket, max_projects=max_projects)

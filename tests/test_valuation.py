@@ -171,18 +171,21 @@ def test_tax_with_depreciation_and_loss_carry_forward():
     assert expected[2:4].sum() == 0 and expected.sum() > 0, "test case must exercise loss carry-forward"
 
 
-def test_debt_schedule_interest_and_equal_principal():
-    """Drawn with the capex budget, interest on opening balance + half draws, equal instalments."""
+@pytest.mark.parametrize("drawdown, draws", [("pro_rata", (80.0, 80.0)), ("equity_first", (10.0, 150.0))])
+def test_debt_schedule_interest_and_equal_principal(drawdown, draws):
+    """Drawn with the capex budget (pro rata, or after the sponsors' 140 of the 300 budget), interest on
+    opening balance + half draws, equal instalments."""
     n = 1
     price = np.full((n, N_YEARS), 12000.0)
     project = new_mine(debt={"amount_musd": 160.0, "interest_rate": 0.1, "tenor_years": 8, "grace_years": 2,
-                             "reserve_months": 0})
+                             "reserve_months": 0, "drawdown": drawdown})
     flows = project_cash_flows(project, INFLATION, market(price), schedule(n, construction=(0.0, 2.0)),
                                no_politics(n))
-    # independent schedule: draws 80, 80 in years 0-1; instalment 160/6 from year 2 (first draw 0 + grace 2)
+    # independent schedule: budget 150 + 150 in years 0-1; pro rata 160/300 of it, equity first
+    # 150 - 140 then 150; instalment 160/6 from year 2 (first draw 0 + grace 2)
     balance, expected_lender, expected_balance = 0.0, [], []
     for t in range(N_YEARS):
-        draw = 80.0 if t < 2 else 0.0
+        draw = draws[t] if t < 2 else 0.0
         interest = 0.1 * (balance + 0.5 * draw)
         balance += draw
         principal = min(balance, 160.0 / 6) if t >= 2 else 0.0

@@ -503,12 +503,6 @@ def _check_project(rel: str, p: Project, stem: str, material_ids: list[str] | No
     if p.stage is not Stage.EXPLORATION and p.schedule.development_probability < 1:
         issues.append(Issue(rel, "schedule.development_probability",
                             "must be 1 unless stage is 'exploration'", p.schedule.development_probability))
-    from ..schedule import overrun_parameters  # local: schedule imports schema only
-
-    try:
-        overrun_parameters(p.capex.overrun_mean, p.capex.overrun_prob_ge_100pct, p.capex.overrun_shift)
-    except ValueError as exc:
-        issues.append(Issue(rel, "capex.overrun_prob_ge_100pct", str(exc), p.capex.overrun_prob_ge_100pct))
 
 
 def _check_project_scale(rel: str, p: Project, prices: dict[str, float] | None, issues: list[Issue]) -> None:
@@ -716,6 +710,12 @@ def load_assumptions(directory: str | Path = "assumptions") -> Assumptions:
                                     path.stem, material_ids, country_ids, issues)
             continue
         _check_project(rel, project, path.stem, material_ids, country_ids, issues, prices)
+        from ..schedule import ScheduleParameterError, resolve_project  # local: schedule imports schema only
+
+        try:  # fills the schedule and overrun fields left out from fund.yaml: schedule_evidence
+            project = resolve_project(project, fund.schedule_evidence if fund is not None else None)
+        except ScheduleParameterError as exc:
+            issues.append(Issue(rel, exc.key, str(exc), exc.value, exc.value is not None))
         if project.id in projects:
             issues.append(Issue(rel, "id", "is used by another project file", project.id))
         projects[project.id] = project

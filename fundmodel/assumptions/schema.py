@@ -287,6 +287,172 @@ class MarketRatesSettings(_Model):
     source: Source
 
 
+# --------------------------------------------------------------------------- fund.yaml: schedule_evidence
+#: size classes of the capex-overrun evidence (``schedule_evidence.overrun``)
+SizeClass = Literal["megaproject", "standard"]
+Probability = Annotated[float, Field(gt=0.0, lt=1.0, description="probability, 0 < p < 1")]
+
+
+class OverrunEvidence(_Model):
+    """Capex-overrun figures of one size class (``schedule_evidence.overrun.<class>``).
+
+    The overrun ratio ``R = as-built / budget - 1`` follows the mixture of
+    :func:`fundmodel.schedule.overrun_law`: on or under budget with probability ``1 - prob_over``
+    (a triangular underrun down to ``-underrun_max``, mode 0), else an overrun whose part below
+    +100 % is a truncated exponential and whose part from +100 % on (probability
+    ``prob_ge_100pct``) is Pareto with index ``tail_index``. Give the mean either unconditionally
+    (``mean``) or among the projects that overrun (``mean_if_over``), not both.
+    """
+
+    prob_over: Probability
+    mean: Annotated[float, Field(ge=-0.5, le=3.0, description="E[R], mean overrun over all projects, "
+                                                             "fraction -0.5 to 3 (+300 %)")] | None = None
+    mean_if_over: Annotated[float, Field(gt=0.0, le=5.0, description="E[R | R > 0], mean overrun of the "
+                                                                    "projects over budget, fraction 0 to 5")] | None = None
+    prob_ge_100pct: Probability
+    underrun_max: Annotated[float, Field(ge=0.01, lt=1.0, description="largest underrun, fraction 0.01 to < 1 "
+                                                                     "(under-budget projects land in "
+                                                                     "[-underrun_max, 0])")] = 0.3
+    tail_index: Annotated[float, Field(gt=1.0, le=20.0, description="Pareto index of overruns of +100 % or more, "
+                                                                   "> 1 (finite mean) to 20 (near-exponential)")] = 3.0
+    source: Source
+
+    @model_validator(mode="after")
+    def _attainable(self) -> "OverrunEvidence":
+        if (self.mean is None) == (self.mean_if_over is None):
+            raise ValueError("give exactly one of mean (over all projects) and mean_if_over (among projects "
+                             "over budget)")
+        q, t, u, a = self.prob_over, self.prob_ge_100pct, self.underrun_max, self.tail_index
+        if t >= q:
+            raise ValueError(f"prob_ge_100pct ({t}) must be below prob_over ({q})")
+        # the body mean b = (q m_c - t a/(a-1)) / (q - t) must lie in (0, 1) (closed form, see schedule.py)
+        lo = t * a / (a - 1) / q
+        hi = (q - t + t * a / (a - 1)) / q
+        m_c = self.mean_if_over if self.mean_if_over is not None else (self.mean + (1 - q) * u / 3) / q
+        if not lo < m_c < hi:
+            raise ValueError(f"no overrun law has P(over) = {q}, P(>= +100 %) = {t}, tail index {a} and mean "
+                             f"{m_c:.4f} among projects over budget: attainable ({lo:.4f}, {hi:.4f}), i.e. "
+                             f"over all projects ({q * lo - (1 - q) * u / 3:.4f}, {q * hi - (1 - q) * u / 3:.4f})")
+        return self
+
+
+class DelayEvidence(_Model):
+    """Construction delay ``D = actual / planned construction time - 1`` (``schedule_evidence.delay``).
+
+    On time or early (a triangular gain down to ``-early_max``, mode 0) with probability
+    ``1 - prob_late``, else late by a lognormal amount with log-sd ``sigma_if_late`` whose mean
+    makes ``E[D] = mean``.
+    """
+
+    prob_late: Probability
+    mean: Annotated[float, Field(gt=0.0, le=3.0, description="E[D], mean delay over all projects, fraction of the "
+                                                            "planned construction time, > 0 to 3")]
+    sigma_if_late: Annotated[float, Field(gt=0.0, le=3.0, description="log-sd of the delay of late projects, "
+                                                                     "> 0 to 3")] = 0.8
+    early_max: Annotated[float, Field(ge=0.01, lt=1.0, description="largest early finish, fraction of the plan, "
+                                                                  "0.01 to < 1")] = 0.1
+    source: Source
+
+    @model_validator(mode="after")
+    def _late_mean_positive(self) -> "DelayEvidence":
+        if self.mean + (1 - self.prob_late) * self.early_max / 3 <= 0:
+            raise ValueError("mean is too low: late projects would need a negative delay")
+        return self
+
+
+class FinancingWaitEvidence(_Model):
+    """Wait for project finance after the permits, before the investment decision (lognormal)."""
+
+    median_years: Annotated[float, Field(gt=0.0, le=30.0, description="median wait, years, > 0 to 30")]
+    sigma: Annotated[float, Field(ge=0.0, le=3.0, description="log-sd of the wait, 0 to 3 (1 gives P99/P50 ~ 10)")]
+    source: Source
+
+
+class PlateauShare(_Model):
+    """Share of nameplate throughput a plant settles at, triangular (min, mode, max)."""
+
+    min: Annotated[float, Field(gt=0.0, le=1.0, description="share of nameplate, > 0 to 1")]
+    mode: Annotated[float, Field(gt=0.0, le=1.0, description="share of nameplate, > 0 to 1")]
+    max: Annotated[float, Field(gt=0.0, le=1.0, description="share of nameplate, > 0 to 1")]
+
+    @model_validator(mode="after")
+    def _ordered(self) -> "PlateauShare":
+        if not (self.min <= self.mode <= self.max):
+            raise ValueError(f"must satisfy min <= mode <= max, got min={self.min}, mode={self.mode}, max={self.max}")
+        return self
+
+
+class NameplateEvidence(_Model):
+    """Ramp-up outcome of one McNulty series: the chance of settling below nameplate, and where."""
+
+    prob_shortfall: Share
+    plateau: PlateauShare
+
+
+class LeadTimeEvidence(_Model):
+    """Discovery-to-production lead times to compare the simulated schedules with (tests, docs)."""
+
+    mean_years: Annotated[float, Field(gt=0.0, le=100.0, description="years, > 0 to 100")]
+    recent_mean_years: Annotated[float, Field(gt=0.0, le=100.0, description="years, > 0 to 100")]
+    min_years: Annotated[float, Field(gt=0.0, le=100.0, description="years, > 0 to 100")]
+    max_years: Annotated[float, Field(gt=0.0, le=100.0, description="years, > 0 to 100")]
+    mines: Annotated[int, Field(ge=1, le=100_000, description="mines in the study, 1 to 100,000")]
+    #: time from discovery to the scoping-study stage of our exploration projects
+    discovery_to_scoping_years: Triangular
+    source: Source
+
+
+class ScheduleEvidence(_Model):
+    """Published schedule and cost outcomes the schedule model reproduces (``fund.yaml:
+    schedule_evidence``); a project's ``schedule``/``capex`` fields override them. See
+    ``docs/schedule.md`` for the derivations."""
+
+    megaproject_threshold_musd: Annotated[float, Field(
+        gt=0.0, le=MAX_MUSD, description="USD m of initial capex above which a project is a megaproject, > 0 to "
+                                         "1e5")] = 1000.0
+    overrun: dict[SizeClass, OverrunEvidence] = {
+        "megaproject": OverrunEvidence(
+            prob_over=0.70, mean_if_over=0.62, prob_ge_100pct=0.0769,
+            source="EY (2015): 69 % of 108 mining megaprojects over budget, +62 % on average among them; tail: "
+                   "Bertisen & Davis (2008), 1 in 13 overrun >= 100 %"),
+        "standard": OverrunEvidence(
+            prob_over=0.60, mean=0.14, prob_ge_100pct=0.0769,
+            source="Bertisen & Davis (2008), 63 projects: as-built capex +14 % on average, 1 in 13 >= +100 %; "
+                   "share over budget: assumption"),
+    }
+    overrun_delay_correlation: Annotated[float, Field(ge=-1.0, le=1.0, description="Gaussian-copula correlation "
+                                                                                   "of overrun and delay, -1 to 1")] = 0.5
+    delay: DelayEvidence = DelayEvidence(prob_late=0.52, mean=0.25,
+                                         source="McKinsey (2024): 52 % of projects > USD 1 bn late; mean delay "
+                                                "20-30 % of plan (issue 14): 25 %")
+    financing_wait: FinancingWaitEvidence = FinancingWaitEvidence(
+        median_years=0.75, sigma=1.0, source="S&P Global: construction starts ~1.8 years after the feasibility "
+                                             "study on average, 3-5 years for some (financing, permits)")
+    nameplate: dict[Literal[1, 2, 3, 4], NameplateEvidence] = {
+        1: NameplateEvidence(prob_shortfall=0.05, plateau=PlateauShare(min=0.85, mode=0.95, max=1.0)),
+        2: NameplateEvidence(prob_shortfall=0.15, plateau=PlateauShare(min=0.75, mode=0.90, max=1.0)),
+        3: NameplateEvidence(prob_shortfall=0.40, plateau=PlateauShare(min=0.55, mode=0.80, max=1.0)),
+        4: NameplateEvidence(prob_shortfall=0.65, plateau=PlateauShare(min=0.30, mode=0.60, max=0.95)),
+    }
+    default_rampup_series: Annotated[int, Field(ge=1, le=4, description="McNulty series 1 to 4")] = 2
+    lead_time: LeadTimeEvidence = LeadTimeEvidence(
+        mean_years=15.7, recent_mean_years=17.9, min_years=6.0, max_years=32.0, mines=127,
+        discovery_to_scoping_years=Triangular(min=1.0, mode=3.0, max=8.0),
+        source="S&P Global Market Intelligence (2023): 127 mines started 2002-23, discovery to production 15.7 "
+               "years on average, 6-32; 17.9 years for 2020-23 starts (S&P Global 2024)")
+    source: Source = "docs/schedule.md"
+
+    @model_validator(mode="after")
+    def _complete(self) -> "ScheduleEvidence":
+        missing = [c for c in get_args(SizeClass) if c not in self.overrun]
+        if missing:
+            raise ValueError(f"overrun: needs every size class, missing {missing}")
+        missing = [s for s in (1, 2, 3, 4) if s not in self.nameplate]
+        if missing:
+            raise ValueError(f"nameplate: needs every McNulty series 1-4, missing {missing}")
+        return self
+
+
 class FundFile(_Model):
     """``fund.yaml``: valuation conventions and simulation defaults."""
 
@@ -302,6 +468,7 @@ class FundFile(_Model):
     simulation: SimulationSettings = SimulationSettings()
     portfolio: PortfolioSettings | None = None
     source: Source
+    schedule_evidence: ScheduleEvidence = ScheduleEvidence()
 
     @property
     def real_discount_rate(self) -> float:
@@ -700,21 +867,54 @@ class Operations(_Model):
 
 
 class Schedule(_Model):
-    """Remaining development phases; which apply depends on the project's stage."""
+    """Remaining development phases; which apply depends on the project's stage.
+
+    ``construction_years``: the mode is the planned (remaining) construction time, against which
+    the delay of ``fund.yaml: schedule_evidence.delay`` is drawn; min and max are the analyst's
+    range, shown in memos (the simulated tail follows the evidence, ``docs/schedule.md``).
+    The optional fields override the evidence of ``fund.yaml: schedule_evidence``; the loader fills
+    the ones left out, so a loaded project has them all.
+    """
 
     exploration_years: Triangular | None = None
     permitting_years: Triangular | None = None
     construction_years: Triangular | None = None
     rampup_years: Triangular
     development_probability: Annotated[float, Field(gt=0.0, le=1.0, description="probability, > 0 to 1")] = 1.0
+    construction_prob_late: Annotated[float, Field(
+        gt=0.0, lt=1.0, description="probability that construction takes longer than planned, 0 < p < 1")] | None = None
+    construction_delay_mean: Annotated[float, Field(
+        gt=0.0, le=3.0, description="mean delay, fraction of the planned construction time, > 0 to 3")] | None = None
+    construction_delay_sigma: Annotated[float, Field(
+        gt=0.0, le=3.0, description="log-sd of the delay of late projects, > 0 to 3")] | None = None
+    construction_early_max: Annotated[float, Field(
+        ge=0.01, lt=1.0, description="largest early finish, fraction of the plan, 0.01 to < 1")] | None = None
+    financing_wait_median_years: Annotated[float, Field(
+        gt=0.0, le=30.0, description="median wait for finance after the permits, years, > 0 to 30")] | None = None
+    financing_wait_sigma: Annotated[float, Field(
+        ge=0.0, le=3.0, description="log-sd of the financing wait, 0 to 3")] | None = None
+    rampup_series: Annotated[int, Field(
+        ge=1, le=4, description="McNulty (1998) ramp-up series, 1 (proven technology) to 4 (novel, "
+                                "under-piloted)")] | None = None
+    nameplate_shortfall_prob: Annotated[float, Field(
+        ge=0.0, le=1.0, description="probability that the plant settles below nameplate, 0 to 1")] | None = None
+    nameplate_plateau: PlateauShare | None = None
 
 
 class Capex(_Model):
-    """Capital costs (real USD m) and the overrun distribution (shifted lognormal).
+    """Capital costs (real USD m) and the overrun distribution.
 
     ``acquisition_musd`` is the price of 100 % of the equity at the valuation date, paid by
     an investor entering today: required for a producing mine (its sponsors' return is
     measured against it), 0 for projects the sponsors build from scratch.
+
+    The overrun ratio ``R = as-built / budget - 1`` follows :func:`fundmodel.schedule.overrun_law`
+    (on/under budget with probability ``1 - overrun_prob_over``, else an overrun with a Pareto
+    tail from +100 %). The ``overrun_*`` fields override the figures of the project's size class
+    (``fund.yaml: schedule_evidence.overrun``; megaproject above its capex threshold unless
+    ``size_class`` says otherwise); the loader fills the ones left out. ``overrun_mean`` is over
+    all projects, ``overrun_mean_if_over`` among those over budget: give one (the loader derives
+    the other). ``overrun_shift`` is the largest underrun as a negative fraction.
     """
 
     initial_musd: Musd
@@ -723,12 +923,21 @@ class Capex(_Model):
     sustaining_musd_per_year: MusdPerYear
     closure_musd: Musd
     depreciation_years: Annotated[int, Field(ge=1, le=40, description="years, 1 to 40")]
+    size_class: SizeClass | None = None
+    overrun_prob_over: Annotated[float, Field(
+        gt=0.0, lt=1.0, description="probability of any overrun, 0 < p < 1")] | None = None
     overrun_mean: Annotated[float, Field(
-        ge=0.0, le=3.0, description="mean capex overrun, fraction 0 to 3 (+300 %)")] = 0.14
-    overrun_prob_ge_100pct: Annotated[float, Field(gt=0.0, lt=0.5, description="probability, 0 < p < 0.5")] = 1 / 13
+        ge=-0.5, le=3.0, description="mean capex overrun over all projects, fraction -0.5 to 3 (+300 %)")] | None = None
+    overrun_mean_if_over: Annotated[float, Field(
+        gt=0.0, le=5.0, description="mean capex overrun among projects over budget, fraction > 0 to 5")] | None = None
+    overrun_prob_ge_100pct: Annotated[float, Field(
+        gt=0.0, lt=1.0, description="probability that capex at least doubles, 0 < p < 1")] | None = None
     overrun_shift: Annotated[float, Field(
-        gt=-1.0, le=0.0, description="fraction, -1 < x <= 0 (the largest underrun)")] = -0.4
-    overrun_delay_correlation: Annotated[float, Field(ge=-1.0, le=1.0, description="a correlation, -1 to 1")] = 0.5
+        gt=-1.0, le=-0.01, description="largest underrun, fraction -1 < x <= -0.01")] | None = None
+    overrun_tail_index: Annotated[float, Field(
+        gt=1.0, le=20.0, description="Pareto index of overruns of +100 % or more, > 1 to 20")] | None = None
+    overrun_delay_correlation: Annotated[float, Field(
+        ge=-1.0, le=1.0, description="a correlation, -1 to 1")] | None = None
 
 
 class Fiscal(_Model):
@@ -796,6 +1005,13 @@ class Debt(_Model):
     sponsor cures while the equity's continuation value exceeds the cure (strategic default,
     optionally capped by ``sponsor_support_musd``). At default the lenders recover the going-concern
     value of the project less ``distress_cost_share`` of it, at most their claim.
+
+    ``drawdown``: ``equity_first`` (default) spends the sponsors' share of the capex budget
+    before the first loan draw, as lenders to a single-asset mine usually require so that an
+    overrun found early in construction is met while little debt is out (Yescombe, *Principles
+    of Project Finance*, 2nd ed. 2014, §14.5 "equity first or pro rata"; Gatti, *Project
+    Finance in Theory and Practice*, 3rd ed. 2018, ch. 6); ``pro_rata`` draws the loan with
+    every budgeted dollar of capex (equity bridged by a letter of credit).
     """
 
     amount_musd: Musd | None = None
@@ -812,6 +1028,7 @@ class Debt(_Model):
         ge=0.0, le=0.5, description="share of the going-concern value lost at default, 0 to 0.5 (estimates: "
                                     "10-20 %)")] = 0.15
     sponsor_support_musd: Musd | None = None
+    drawdown: Literal["equity_first", "pro_rata"] = "equity_first"
     sized: SizedDebt | None = None
 
     @model_validator(mode="before")

@@ -505,7 +505,8 @@ def _check_project(rel: str, p: Project, stem: str, material_ids: list[str] | No
                             "must be 1 unless stage is 'exploration'", p.schedule.development_probability))
 
 
-def _check_project_scale(rel: str, p: Project, prices: dict[str, float] | None, issues: list[Issue]) -> None:
+def _check_project_scale(rel: str, p: Project, prices: dict[str, tuple[float, str]] | None,
+                         issues: list[Issue]) -> None:
     """Revenue and operating cost at full capacity within USD 100 bn a year.
 
     Each number may be within its own bounds while their product is not (1,000 Mt/yr of ore
@@ -524,16 +525,16 @@ def _check_project_scale(rel: str, p: Project, prices: dict[str, float] | None, 
     if prices is None:
         return
     for mat, prod in p.products.items():
-        price = prices.get(mat)
-        if price is None:
+        if mat not in prices:
             continue  # unknown material: reported by _check_project_refs
+        price, price_field = prices[mat]
         revenue = ops.ore_mtpa * prod.grade_pct / 100 * prod.product_factor * prod.recovery * prod.payability * price
         if revenue > limit:
             issues.append(Issue(
                 rel, f"products.{mat}",
-                f"revenue at full capacity is USD {revenue:,.0f} m a year (ore_mtpa {ops.ore_mtpa:g} x grade_pct "
-                f"{prod.grade_pct:g} % x recovery x payability x product_factor at USD {price:,.0f}/t); no mine sells "
-                f"more than USD {limit:,.0f} m a year: check the units (grade in per cent, price per tonne)",
+                f"revenue at full capacity is USD {revenue:,.0f} m/yr (ore_mtpa {ops.ore_mtpa:g} x grade_pct "
+                f"{prod.grade_pct:g} x recovery etc. x USD {price:,.0f}/t, {price_field}) > USD {limit:,.0f} m/yr: "
+                "check the units (grade %, price per t)",
                 None, False))
 
 
@@ -688,8 +689,12 @@ def load_assumptions(directory: str | Path = "assumptions") -> Assumptions:
     prices = None
     if markets is not None:
         floors = instruments.price_floor.floors_usd_per_t if instruments is not None else {}
-        prices = {mid: max(m.spot_usd_per_t, m.long_run_usd_per_t, floors.get(mid, 0.0))
-                  for mid, m in markets.materials.items()}
+        prices = {}
+        for mid, m in markets.materials.items():
+            # the price and where it comes from, so that the report names the file to check
+            prices[mid] = max((m.spot_usd_per_t, f"markets.yaml materials.{mid}.spot_usd_per_t"),
+                              (m.long_run_usd_per_t, f"markets.yaml materials.{mid}.long_run_usd_per_t"),
+                              (floors.get(mid, 0.0), f"instruments.yaml price_floor.floors_usd_per_t.{mid}"))
 
     projects: dict[str, Project] = {}
     project_dir = root / "projects"

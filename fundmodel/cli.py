@@ -286,8 +286,11 @@ def cmd_run(args) -> int:
         import json
 
         m = json.loads(summary.read_text())
-        print(f"portfolio: expected PV EUR {m['expected_pv_meur']:,.1f} m, CVaR {m['cvar_beta']:.0%} "
-              f"EUR {m['cvar_meur']:,.1f} m, capital EUR {m['capital_used_meur']:,.1f} m of "
+        def se(key):
+            return f" (SE {m[key]:,.1f})" if m.get(key) is not None else ""
+
+        print(f"portfolio: expected PV EUR {m['expected_pv_meur']:,.1f} m{se('expected_pv_se_meur')}, CVaR "
+              f"{m['cvar_beta']:.0%} EUR {m['cvar_meur']:,.1f} m{se('cvar_se_meur')}, capital EUR {m['capital_used_meur']:,.1f} m of "
               f"{m['budget_meur']:,.0f} m, contingent EUR {m['contingent_used_meur']:,.1f} m of "
               f"{m['contingent_limit_meur']:,.0f} m")
     if report.precision is not None:

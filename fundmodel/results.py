@@ -38,6 +38,15 @@ Conventions of the summary (documented here because committee members read them)
   standard errors, the loan amount and how it was sized (``debt_amount_musd``,
   ``debt_sizing``), the number of defaults and the share recovering in full.
 
+- Monte Carlo standard errors (:mod:`fundmodel.precision`): ``<figure>_se_meur`` for EUR m
+  figures (``npv_mean_se_meur``, ``npv_p5_se_meur``, ``npv_cvar5_se_meur``, ...) and
+  ``<figure>_se`` for shares and IRRs (``prob_npv_negative_se``, ``equity_irr_p50_se``), each
+  the spread of the figure over 16 independently scrambled Sobol' replicates (RQMC) or over
+  batches of scenarios (pseudo-random, Latin hypercube) divided by sqrt(groups);
+  ``metrics.json: standard_errors`` says which. A ``--precision`` run adds
+  ``precision_reached``, ``precision_target_meur`` / ``precision_target_rel``,
+  ``scenarios_max`` (``scenarios``: those used) and the project furthest from the target.
+
 Files of ``OUT/simulation/`` (written atomically by :func:`simulate_to_directory`):
 
 - ``summary.csv``: one row per project (:data:`SUMMARY_COLUMNS`).

@@ -23,10 +23,12 @@ from fundmodel.assumptions import load_assumptions
 from fundmodel.assumptions.schema import SamplingMethod
 from fundmodel.cli import main
 from fundmodel.market import simulate_market
+from fundmodel.pipeline import results_are_current
 from fundmodel.political import geopolitical_factor
 from fundmodel.precision import PRECISION_BATCH, Replicates
 from fundmodel.results import SE_COLUMNS, SUMMARY_COLUMNS
 from fundmodel.sampling import BLOCK, SOBOL_REPLICATES, ScenarioStreams
+from fundmodel.simulation import RunSettings
 
 SEEDS = range(1000, 1080)  # independent runs for the spread of an estimate
 
@@ -149,6 +151,11 @@ def test_precision_stop_is_reached_and_reproducible(one_project, tmp_path, capsy
     assert m[0]["projects"]["kz_gallium"]["npv_mean_se_meur"] <= 0.3
     assert (runs[0] / "summary.csv").read_bytes() == (runs[1] / "summary.csv").read_bytes()
     assert np.load(runs[0] / "scenarios" / "kz_gallium" / "equity_cf_meur.npy").shape[0] == used
+    # the same request finds these results current (reused by run/memo); another target does not
+    a = load_assumptions(one_project)
+    assert results_are_current(a, RunSettings.from_assumptions(a, scenarios=maximum, precision_meur=0.3), runs[0].parent)
+    assert not results_are_current(a, RunSettings.from_assumptions(a, scenarios=maximum, precision_meur=0.2),
+                                   runs[0].parent)
     plain = tmp_path / "plain"
     assert _simulate(one_project, plain, "--scenarios", str(used)) == 0
     pd.testing.assert_frame_equal(pd.read_csv(runs[0] / "summary.csv"),

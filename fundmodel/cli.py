@@ -290,7 +290,8 @@ def cmd_run(args) -> int:
             return f" (SE {m[key]:,.1f})" if m.get(key) is not None else ""
 
         print(f"portfolio: expected PV EUR {m['expected_pv_meur']:,.1f} m{se('expected_pv_se_meur')}, CVaR "
-              f"{m['cvar_beta']:.0%} EUR {m['cvar_meur']:,.1f} m{se('cvar_se_meur')}, capital EUR {m['capital_used_meur']:,.1f} m of "
+              f"{m['cvar_beta']:.0%} EUR {m['cvar_meur']:,.1f} m{se('cvar_se_meur')}, "
+              f"capital EUR {m['capital_used_meur']:,.1f} m of "
               f"{m['budget_meur']:,.0f} m, contingent EUR {m['contingent_used_meur']:,.1f} m of "
               f"{m['contingent_limit_meur']:,.0f} m")
     if report.precision is not None:

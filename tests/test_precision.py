@@ -67,8 +67,10 @@ def test_reported_se_matches_spread_of_independent_runs(shipped, method, n):
 def test_sobol_se_reflects_the_qmc_gain(shipped):
     """Under Sobol' the SE is that of the RQMC estimate: below the pseudo-random one of the same n."""
     n = 4096
-    sobol = np.mean([Replicates(n, "sobol").se(_discounted_price(shipped, s, SamplingMethod.SOBOL, n)) for s in SEEDS[:10]])
-    pseudo = np.mean([Replicates(n, "pseudo").se(_discounted_price(shipped, s, SamplingMethod.PSEUDO, n)) for s in SEEDS[:10]])
+    def mean_se(method):
+        return np.mean([Replicates(n, method).se(_discounted_price(shipped, s, method, n)) for s in SEEDS[:10]])
+
+    sobol, pseudo = mean_se(SamplingMethod.SOBOL), mean_se(SamplingMethod.PSEUDO)
     assert sobol < 0.8 * pseudo, f"Sobol' SE {sobol:.4g} not below pseudo-random {pseudo:.4g}"
 
 
@@ -153,7 +155,8 @@ def test_precision_stop_is_reached_and_reproducible(one_project, tmp_path, capsy
     assert np.load(runs[0] / "scenarios" / "kz_gallium" / "equity_cf_meur.npy").shape[0] == used
     # the same request finds these results current (reused by run/memo); another target does not
     a = load_assumptions(one_project)
-    assert results_are_current(a, RunSettings.from_assumptions(a, scenarios=maximum, precision_meur=0.3), runs[0].parent)
+    same = RunSettings.from_assumptions(a, scenarios=maximum, precision_meur=0.3)
+    assert results_are_current(a, same, runs[0].parent)
     assert not results_are_current(a, RunSettings.from_assumptions(a, scenarios=maximum, precision_meur=0.2),
                                    runs[0].parent)
     plain = tmp_path / "plain"

@@ -677,7 +677,8 @@ def portfolio_context(a: Assumptions, results: RunResults, lang: str = "en",
                              # EUR m in the column heads: the cells stay narrow with their standard errors
                              "npv": _pm(fmt.num(_value(s, "equity_npv_mean_meur")),
                                         _value(s, "equity_npv_mean_se_meur"), fmt),
-                             "p5": _pm(fmt.num(_value(s, "equity_npv_p5_meur")), _value(s, "equity_npv_p5_se_meur"), fmt),
+                             "p5": _pm(fmt.num(_value(s, "equity_npv_p5_meur")),
+                                       _value(s, "equity_npv_p5_se_meur"), fmt),
                              "prob_loss": _pm(fmt.pct(_value(s, "prob_equity_npv_negative")),
                                               _value(s, "prob_equity_npv_negative_se"), fmt, percent=True),
                              "in_portfolio": L["yes"] if not results.positions(pid).empty else L["no"]})

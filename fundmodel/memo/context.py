@@ -46,6 +46,11 @@ def _pm(text: str, se: float | None, fmt: Formatter, percent: bool = False) -> s
     return f"{text} \u00b1 {fmt.num(100.0 * se if percent else se, 1)}"
 
 
+def _se_text(se: float | None, fmt: Formatter, percent: bool = False) -> str:
+    """A standard error alone, e.g. ``± 0.8`` (empty when there is none)."""
+    return _pm("", se, fmt, percent).strip()
+
+
 def _se_note(results: RunResults, fmt: Formatter, L: dict) -> str:
     """One line saying what the ± figures are (``simulation/metrics.json: standard_errors``)."""
     se = results.simulation.get("standard_errors") or {}
@@ -674,13 +679,13 @@ def portfolio_context(a: Assumptions, results: RunResults, lang: str = "en",
         s = results.summary.loc[pid]
         project_rows.append({"project": pid, "name": s["name"], "country": s["country"],
                              "stage": STAGES[lang].get(s["stage"], s["stage"]),
-                             # EUR m in the column heads: the cells stay narrow with their standard errors
-                             "npv": _pm(fmt.num(_value(s, "equity_npv_mean_meur")),
-                                        _value(s, "equity_npv_mean_se_meur"), fmt),
-                             "p5": _pm(fmt.num(_value(s, "equity_npv_p5_meur")),
-                                       _value(s, "equity_npv_p5_se_meur"), fmt),
-                             "prob_loss": _pm(fmt.pct(_value(s, "prob_equity_npv_negative")),
-                                              _value(s, "prob_equity_npv_negative_se"), fmt, percent=True),
+                             # EUR m in the column heads; standard errors on a second line keep the cells narrow
+                             "npv": fmt.num(_value(s, "equity_npv_mean_meur")),
+                             "npv_se": _se_text(_value(s, "equity_npv_mean_se_meur"), fmt),
+                             "p5": fmt.num(_value(s, "equity_npv_p5_meur")),
+                             "p5_se": _se_text(_value(s, "equity_npv_p5_se_meur"), fmt),
+                             "prob_loss": fmt.pct(_value(s, "prob_equity_npv_negative")),
+                             "prob_loss_se": _se_text(_value(s, "prob_equity_npv_negative_se"), fmt, percent=True),
                              "in_portfolio": L["yes"] if not results.positions(pid).empty else L["no"]})
 
     return {

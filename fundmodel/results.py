@@ -203,6 +203,7 @@ def project_statistics(a: Assumptions, r: SimulationResult) -> dict[str, dict]:
             "npv_market_mean_se_meur": groups.se(s["project_npv_market_meur"]),
             "equity_npv_market_mean_se_meur": groups.se(s["equity_npv_market_meur"]),
             **{f"equity_irr_p{q}_se": irr_pct_se[q] for q in (5, 50, 95)},
+            "equity_irr_undefined_share_se": groups.se(np.isnan(s["equity_irr"])),
             "prob_equity_total_loss_se": groups.se(s["equity_total_loss"]),
             "prob_debt_default_se": groups.se(s["default_year"] < n_years) if has_debt else 0.0,
             "prob_production_se": groups.se(produces),
@@ -313,7 +314,7 @@ SE_COLUMNS = [
     "prob_npv_negative_se",
     "equity_npv_mean_se_meur", "equity_npv_p5_se_meur", "equity_npv_p50_se_meur", "equity_npv_p95_se_meur",
     "prob_equity_npv_negative_se",
-    "equity_irr_p5_se", "equity_irr_p50_se", "equity_irr_p95_se",
+    "equity_irr_p5_se", "equity_irr_p50_se", "equity_irr_p95_se", "equity_irr_undefined_share_se",
     "prob_equity_total_loss_se", "prob_debt_default_se", "prob_production_se",
     "npv_market_mean_se_meur", "equity_npv_market_mean_se_meur",
 ]

@@ -173,3 +173,14 @@ def test_precision_maximum_reached_exits_0_with_one_line(one_project, tmp_path, 
     assert len(lines) == 1 and "NOT reached" in lines[0] and "3,000" in lines[0], lines
     m = json.loads((tmp_path / "simulation" / "metrics.json").read_text())
     assert m["precision_reached"] is False and m["scenarios"] == 3000 and m["precision_target_rel"] == 1e-6
+
+
+def test_memo_prints_the_standard_error_beside_the_figure():
+    from fundmodel.memo import Formatter
+    from fundmodel.memo.context import _pm, _se_text
+
+    en, de = Formatter("en"), Formatter("de")
+    assert _pm(en.meur(20.68), 0.81, en) == "EUR 20.7 m \u00b1 0.8"
+    assert _pm(de.pct(0.4457), 0.0026, de, percent=True) == "44,6 % \u00b1 0,3"
+    assert _pm(en.meur(1.0), None, en) == "EUR 1.0 m" and _pm(en.pct(0.0), 0.0, en, percent=True) == "0.0 %"
+    assert _se_text(4.44, en) == "\u00b1 4.4" and _se_text(None, en) == ""

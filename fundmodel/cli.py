@@ -39,6 +39,17 @@ def _whole_number(minimum: int):
 
 
 _positive_int = _whole_number(1)
+
+
+def _positive_float(text: str) -> float:
+    """argparse type: a finite number > 0."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a number, got {text!r}") from None
+    if not (value > 0 and value < float("inf")):
+        raise argparse.ArgumentTypeError(f"must be a finite number > 0, got {text}")
+    return value
 _seed = _whole_number(0)
 
 
@@ -78,8 +89,16 @@ def build_parser() -> argparse.ArgumentParser:
     p_val = sub.add_parser("validate", help="check the assumption files; exit 2 with a report if invalid")
     assumptions_option(p_val)
 
+    def precision_options(p):
+        p.add_argument("--precision", type=_positive_float, metavar="X",
+                       help="run scenarios in batches of 8,192 until every project's npv_mean_se_meur is at "
+                            "most X EUR m; --scenarios is then the maximum")
+        p.add_argument("--precision-rel", type=_positive_float, metavar="X",
+                       help="the same for the relative standard error SE / |mean| (e.g. 0.01)")
+
     p_sim = sub.add_parser("simulate", help="Monte Carlo valuation of every project")
     run_options(p_sim)
+    precision_options(p_sim)
     p_sim.add_argument("--sampling", choices=["pseudo", "lhs", "sobol"],
                        help="sampling method (default: fund.yaml)")
     p_sim.add_argument("--copula", choices=["gaussian", "student_t"],
@@ -109,6 +128,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p_run = sub.add_parser("run", help="validate, simulate, optimise and render the memos (the main job)")
     run_options(p_run)
+    precision_options(p_run)
     memo_options(p_run)
 
     p_gen = sub.add_parser("generate-pipeline", help="write a synthetic assumption set with N generated projects "
@@ -157,15 +177,21 @@ def cmd_simulate(args) -> int:
     settings = RunSettings.from_assumptions(
         a, scenarios=args.scenarios, seed=args.seed, sampling=args.sampling,
         copula=args.copula, chunk_size=args.chunk_size, workers=args.workers,
-        risk_attribution=False if args.no_attribution else None, **_engine_options(args),
+        risk_attribution=False if args.no_attribution else None, precision_meur=args.precision,
+        precision_rel=args.precision_rel, **_engine_options(args),
     )
     started = time.perf_counter()
     with tqdm(total=settings.scenarios, unit="scen", desc="simulate", disable=args.quiet or None,
               file=sys.stderr, leave=False) as bar:
-        _, summary = simulate_into(a, settings, args.out, progress=bar.update, command=_command())
+        result, summary = simulate_into(a, settings, args.out, progress=bar.update, command=_command())
     elapsed = time.perf_counter() - started
     if not args.quiet:
         print(format_console_table(summary))
+    if result.precision is not None:
+        from .precision import precision_message
+
+        print(precision_message(result.precision))
+    settings = result.settings
     out = Path(args.out) / "simulation"
     print(f"{settings.scenarios:,} scenarios x {len(a.projects)} projects x {a.fund.horizon_years} years "
           f"(seed {settings.seed}, {settings.sampling.value}) in {elapsed:.1f} s -> {out}/summary.csv")
@@ -251,6 +277,7 @@ def cmd_run(args) -> int:
     if unknown:  # before an expensive run, not after it
         raise UsageError(f"unknown project id(s): {', '.join(unknown)}; known: {', '.join(a.projects)}")
     settings = RunSettings.from_assumptions(a, scenarios=args.scenarios, seed=args.seed, workers=args.workers,
+                                            precision_meur=args.precision, precision_rel=args.precision_rel,
                                             **_engine_options(args))
     report = run_all(a, settings, args.out, lang=args.lang, projects=args.project, baseline_dir=args.baseline,
                      command=_command(), log=lambda line: print(line, file=sys.stderr))
@@ -259,10 +286,18 @@ def cmd_run(args) -> int:
         import json
 
         m = json.loads(summary.read_text())
-        print(f"portfolio: expected PV EUR {m['expected_pv_meur']:,.1f} m, CVaR {m['cvar_beta']:.0%} "
-              f"EUR {m['cvar_meur']:,.1f} m, capital EUR {m['capital_used_meur']:,.1f} m of "
+        def se(key):
+            return f" (SE {m[key]:,.1f})" if m.get(key) is not None else ""
+
+        print(f"portfolio: expected PV EUR {m['expected_pv_meur']:,.1f} m{se('expected_pv_se_meur')}, CVaR "
+              f"{m['cvar_beta']:.0%} EUR {m['cvar_meur']:,.1f} m{se('cvar_se_meur')}, "
+              f"capital EUR {m['capital_used_meur']:,.1f} m of "
               f"{m['budget_meur']:,.0f} m, contingent EUR {m['contingent_used_meur']:,.1f} m of "
               f"{m['contingent_limit_meur']:,.0f} m")
+    if report.precision is not None:
+        from .precision import precision_message
+
+        print(precision_message(report.precision))
     _print_run(report, started)
     return 0
 

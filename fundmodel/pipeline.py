@@ -44,11 +44,27 @@ class RunReport:
     timings: dict[str, float] = field(default_factory=dict)
     memos: list[Path] = field(default_factory=list)
     reused_simulation: bool = False
+    #: outcome of a ``--precision`` run (``simulation/metrics.json``), else None
+    precision: dict | None = None
 
 
 def _comparable(settings: dict) -> dict:
-    # workers, chunk size, engine and attribution do not change the scenario results
-    return {k: v for k, v in settings.items() if k not in ("risk_attribution", "workers", "chunk_size")}
+    # workers, chunk size, engine and attribution do not change the scenario results; a --precision
+    # run is identified by its target and maximum (the scenarios it used follow from them)
+    skip = ("risk_attribution", "workers", "chunk_size")
+    if settings.get("precision_meur") is not None or settings.get("precision_rel") is not None:
+        skip += ("scenarios",)
+    return {k: v for k, v in settings.items() if k not in skip}
+
+
+def _used_settings(settings: RunSettings, simulation_dir: Path) -> RunSettings:
+    """``settings`` with the scenario count a ``--precision`` simulation in ``simulation_dir`` used."""
+    if settings.precision_meur is None and settings.precision_rel is None:
+        return settings
+    from dataclasses import replace
+
+    used = ((_read_json(simulation_dir / "manifest.json") or {}).get("settings") or {}).get("scenarios")
+    return replace(settings, scenarios=int(used), scenarios_max=settings.scenarios) if used else settings
 
 
 def _read_json(path: Path) -> dict | None:
@@ -67,7 +83,11 @@ def previous_settings(a: Assumptions, out_dir: str | Path, **overrides) -> RunSe
     """
     top = _read_json(Path(out_dir) / "manifest.json") or {}
     recorded = top.get("settings") if isinstance(top.get("settings"), dict) else {}
+    precision = {k: recorded[k] for k in ("precision_meur", "precision_rel") if recorded.get(k) is not None}
+    if precision and recorded.get("scenarios_max"):  # a --precision run: its target and maximum
+        precision["scenarios"] = recorded["scenarios_max"]
     recorded = {k: recorded[k] for k in ("scenarios", "seed", "sampling", "copula", "copula_dof") if k in recorded}
+    recorded.update(precision)
     return RunSettings.from_assumptions(a, **{**recorded, **overrides})
 
 
@@ -253,6 +273,12 @@ def run_all(a: Assumptions, settings: RunSettings, out_dir: str | Path, *, lang:
                     report.reused_simulation = True
                 else:
                     simulate_to_directory(a, settings, stage, command=command, engine=engine)
+                settings = _used_settings(settings, stage / "simulation")
+                if settings.scenarios_max is not None:
+                    keys = ("precision_reached", "precision_target_meur", "precision_target_rel", "scenarios",
+                            "scenarios_max", "worst_project", "worst_npv_mean_se_meur")
+                    recorded = _read_json(stage / "simulation" / "metrics.json") or {}
+                    report.precision = {k: recorded.get(k) for k in keys}
                 report.timings["simulate"] = time.perf_counter() - started
                 log(f"simulate: {'reused' if current else 'done'} in {report.timings['simulate']:.1f} s")
 

@@ -38,6 +38,15 @@ Conventions of the summary (documented here because committee members read them)
   standard errors, the loan amount and how it was sized (``debt_amount_musd``,
   ``debt_sizing``), the number of defaults and the share recovering in full.
 
+- Monte Carlo standard errors (:mod:`fundmodel.precision`): ``<figure>_se_meur`` for EUR m
+  figures (``npv_mean_se_meur``, ``npv_p5_se_meur``, ``npv_cvar5_se_meur``, ...) and
+  ``<figure>_se`` for shares and IRRs (``prob_npv_negative_se``, ``equity_irr_p50_se``), each
+  the spread of the figure over 16 independently scrambled Sobol' replicates (RQMC) or over
+  batches of scenarios (pseudo-random, Latin hypercube) divided by sqrt(groups);
+  ``metrics.json: standard_errors`` says which. A ``--precision`` run adds
+  ``precision_reached``, ``precision_target_meur`` / ``precision_target_rel``,
+  ``scenarios_max`` (``scenarios``: those used) and the project furthest from the target.
+
 Files of ``OUT/simulation/`` (written atomically by :func:`simulate_to_directory`):
 
 - ``summary.csv``: one row per project (:data:`SUMMARY_COLUMNS`).
@@ -77,6 +86,7 @@ import pandas as pd
 
 from .assumptions import Assumptions
 from .rates import market_rates
+from .precision import Replicates
 from .simulation import ATTRIBUTION, SimulationResult
 
 PERCENTILES = (1, 5, 10, 25, 50, 75, 90, 95, 99)
@@ -98,6 +108,19 @@ def cvar(x: np.ndarray, level: float = 0.05) -> float:
     x = np.sort(np.asarray(x, dtype=float))
     k = max(int(np.floor(level * x.size)), 1)
     return float(x[:k].mean())
+
+
+def _pct_se(groups, x: np.ndarray, qs) -> dict[float, float | None]:
+    """Standard errors of percentiles ``qs`` of ``x`` (finite values) from their spread over the groups."""
+    rows = []
+    for part in groups.split(x):
+        part = part[np.isfinite(part)]
+        if part.size:
+            rows.append(np.percentile(part, qs))
+    if len(rows) < 2:
+        return dict.fromkeys(qs)
+    sd = np.std(np.array(rows), axis=0, ddof=1) / np.sqrt(len(rows))
+    return {q: float(v) for q, v in zip(qs, sd)}
 
 
 def irr_for_ranking(irr: np.ndarray, total_loss: np.ndarray, no_investment: np.ndarray,
@@ -141,6 +164,9 @@ def project_statistics(a: Assumptions, r: SimulationResult) -> dict[str, dict]:
         has_debt = bool(p.debt.amount_musd)
         primary = p.materials[0]
         tonnes = r.tonnes_mean_t[pid][primary]
+        groups = Replicates(npv.size, r.settings.sampling)
+        npv_pct_se, eq_pct_se = _pct_se(groups, npv, PERCENTILES), _pct_se(groups, eq, PERCENTILES)
+        irr_pct_se = _pct_se(groups, irr, (5, 50, 95))
         d = {
             "project": pid,
             "name": p.name,
@@ -164,6 +190,23 @@ def project_statistics(a: Assumptions, r: SimulationResult) -> dict[str, dict]:
             "loan_value_to_principal": _loan_ratio(a, p, s) if has_debt else None,
             **{f"equity_irr_p{q}": _pct(irr, q) for q in PERCENTILES},
             "equity_irr_undefined_share": float(np.isnan(s["equity_irr"]).mean()),
+            # Monte Carlo standard errors (fundmodel.precision): RQMC replicates or batch means
+            "npv_mean_se_meur": groups.se(npv),
+            **{f"npv_p{q}_se_meur": npv_pct_se[q] for q in PERCENTILES},
+            "npv_cvar5_se_meur": groups.se(npv, lambda x: cvar(x, 0.05)),
+            "prob_npv_negative_se": groups.se(npv < 0),
+            "equity_npv_mean_se_meur": groups.se(eq),
+            **{f"equity_npv_p{q}_se_meur": eq_pct_se[q] for q in PERCENTILES},
+            "equity_npv_cvar5_meur": cvar(eq, 0.05),
+            "equity_npv_cvar5_se_meur": groups.se(eq, lambda x: cvar(x, 0.05)),
+            "prob_equity_npv_negative_se": groups.se(eq < 0),
+            "npv_market_mean_se_meur": groups.se(s["project_npv_market_meur"]),
+            "equity_npv_market_mean_se_meur": groups.se(s["equity_npv_market_meur"]),
+            **{f"equity_irr_p{q}_se": irr_pct_se[q] for q in (5, 50, 95)},
+            "equity_irr_undefined_share_se": groups.se(np.isnan(s["equity_irr"])),
+            "prob_equity_total_loss_se": groups.se(s["equity_total_loss"]),
+            "prob_debt_default_se": groups.se(s["default_year"] < n_years) if has_debt else 0.0,
+            "prob_production_se": groups.se(produces),
             "prob_equity_total_loss": float(s["equity_total_loss"].mean()),
             "prob_debt_default": float((s["default_year"] < n_years).mean()) if has_debt else 0.0,
             "min_dscr_p50": _pct(s["min_dscr"], 50) if has_debt else None,
@@ -265,6 +308,17 @@ def _event_probabilities(a: Assumptions, r: SimulationResult, pid: str) -> dict[
     return out
 
 
+#: Standard-error columns of ``summary.csv`` (``<figure>_se``, units last), after the figures.
+SE_COLUMNS = [
+    "npv_mean_se_meur", "npv_p5_se_meur", "npv_p50_se_meur", "npv_p95_se_meur", "npv_cvar5_se_meur",
+    "prob_npv_negative_se",
+    "equity_npv_mean_se_meur", "equity_npv_p5_se_meur", "equity_npv_p50_se_meur", "equity_npv_p95_se_meur",
+    "prob_equity_npv_negative_se",
+    "equity_irr_p5_se", "equity_irr_p50_se", "equity_irr_p95_se", "equity_irr_undefined_share_se",
+    "prob_equity_total_loss_se", "prob_debt_default_se", "prob_production_se",
+    "npv_market_mean_se_meur", "equity_npv_market_mean_se_meur",
+]
+
 #: Columns of ``summary.csv``, in order.
 SUMMARY_COLUMNS = [
     "project", "name", "country", "stage", "materials",
@@ -283,6 +337,8 @@ SUMMARY_COLUMNS = [
     "npv_market_mean_meur", "equity_npv_market_mean_meur", "asset_rate", "cost_of_equity",
     "debt_market_rate", "loan_value_to_principal",
     "prob_debt_default_10y", "debt_recovery_rate_mean", "default_share_value_above_debt",
+    # issue 14: Monte Carlo standard errors of the figures above (fundmodel.precision)
+    *SE_COLUMNS,
 ]
 
 
@@ -433,6 +489,11 @@ def run_manifest(a: Assumptions, settings, command: str | None = None) -> dict:
             "copula": settings.copula.value,
             "copula_dof": settings.copula_dof,
             "risk_attribution": settings.risk_attribution,
+            # --precision runs only: the target and the maximum ("scenarios": those used)
+            **({"precision_meur": settings.precision_meur, "precision_rel": settings.precision_rel,
+                "scenarios_max": settings.scenarios_max or settings.scenarios}
+               if getattr(settings, "precision_meur", None) is not None
+               or getattr(settings, "precision_rel", None) is not None else {}),
         },
         # where it ran; the numbers do not depend on it (fundmodel.engine)
         "execution": {"engine": getattr(settings, "engine", "serial"), "workers": settings.workers,
@@ -499,21 +560,23 @@ def simulate_to_directory(a: Assumptions, settings, out_dir, *, progress=None, c
         if settings.risk_attribution and a.fund.simulation.sensitivity:
             from .sensitivity import sensitivity_table
 
-            write_csv(sensitivity_table(a, settings, engine=engine), stage / "sensitivity.csv")
+            write_csv(sensitivity_table(a, result.settings, engine=engine), stage / "sensitivity.csv")
         metrics = {
             "valuation_date": a.fund.valuation_date.isoformat(),
             "currency": a.fund.reporting_currency,
             "discount_rate_nominal": a.fund.discount_rate_nominal,
             "inflation": a.fund.inflation,
             "horizon_years": a.fund.horizon_years,
-            "scenarios": settings.scenarios,
+            "scenarios": result.settings.scenarios,
             "seed": settings.seed,
             "sampling": settings.sampling.value,
+            "standard_errors": Replicates(result.settings.scenarios, settings.sampling).describe(),
+            **(result.precision or {}),
             "export_restriction_year_share": result.export_restriction_share,
             "projects": stats,
         }
         write_json_atomic(stage / "metrics.json", _json_ready(metrics))
-        write_json_atomic(stage / "manifest.json", run_manifest(a, settings, command))
+        write_json_atomic(stage / "manifest.json", run_manifest(a, result.settings, command))
     return result, summary
 
 

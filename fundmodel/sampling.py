@@ -8,10 +8,16 @@ such as ``"schedule/mn_ree"``. Its draws are a pure function of
 - pseudo-random and Latin hypercube draws come in fixed blocks of
   :data:`BLOCK` scenarios, each block from its own ``numpy.random.Generator``
   seeded by ``SeedSequence(seed, spawn_key=(key_hash, block))``;
-- Sobol' draws are points ``start .. stop-1`` of one scrambled sequence per key. Only
-  one stream of a run (the market shocks) uses Sobol': independently scrambled Sobol'
-  sequences are correlated with each other, so the other stratified streams (project
-  schedules) use Latin hypercube draws (see :meth:`ScenarioStreams.uniforms`).
+- Sobol' draws are randomised quasi-Monte Carlo: :data:`SOBOL_REPLICATES` (16) independently
+  scrambled Sobol' sequences per key, interleaved: scenario ``i`` is point ``i // 16`` of
+  replicate ``i % 16``. Every chunk of whole blocks therefore grows each replicate by the
+  same number of points, the draws stay a pure function of (seed, key, scenario index),
+  and the 16 replicates are independent estimates of every figure, whose spread gives
+  its standard error (:mod:`fundmodel.precision`). Only one stream of a run (the market
+  shocks) uses Sobol': independently scrambled Sobol' sequences of *different* keys are
+  correlated with each other, so the other stratified streams (project schedules) use
+  Latin hypercube draws, stratified per block *and replicate* (64 points each) under a
+  Sobol' run so that the replicates stay independent (see :meth:`ScenarioStreams.uniforms`).
 
 So a chunk of scenarios ``[start, stop)`` gets exactly the rows it would get
 inside any other chunking, and adding a project (a new key) does not shift any
@@ -35,6 +41,9 @@ from .assumptions.schema import SamplingMethod, Triangular
 
 #: Scenarios per random block (the unit of chunk invariance for pseudo/LHS draws).
 BLOCK = 1024
+#: Independent scramblings of the Sobol' sequence (randomised QMC), interleaved by scenario
+#: index: scenario ``i`` belongs to replicate ``i % SOBOL_REPLICATES``. Divides :data:`BLOCK`.
+SOBOL_REPLICATES = 16
 _EPS = 2.0**-53
 
 
@@ -72,19 +81,24 @@ class ScenarioStreams:
     def __init__(self, seed: int, method: SamplingMethod | str = SamplingMethod.PSEUDO):
         self.seed = int(seed)
         self.method = SamplingMethod(method)
-        self._sobol: dict[tuple[str, int], qmc.Sobol] = {}
+        self._sobol: dict[tuple[str, int, int], qmc.Sobol] = {}
 
     # ------------------------------------------------------------------ internals
     def _block_rng(self, name: str, block: int) -> np.random.Generator:
         ss = np.random.SeedSequence(self.seed, spawn_key=(stream_key(name), block))
         return np.random.Generator(np.random.PCG64(ss))
 
-    def _blocked(self, name: str, start: int, stop: int, dim: int, lhs: bool) -> np.ndarray:
+    def _blocked(self, name: str, start: int, stop: int, dim: int, lhs: bool,
+                 replicates: int = 1) -> np.ndarray:
         out = np.empty((stop - start, dim))
         first, last = start // BLOCK, (stop - 1) // BLOCK
         for block in range(first, last + 1):  # loop over blocks of scenarios, not scenarios
             rng = self._block_rng(name, block)
-            if lhs:
+            if lhs and replicates > 1:  # one Latin hypercube per replicate's rows of the block
+                u = np.empty((BLOCK, dim))
+                for r in range(replicates):
+                    u[r::replicates] = qmc.LatinHypercube(d=dim, rng=rng).random(BLOCK // replicates)
+            elif lhs:
                 u = qmc.LatinHypercube(d=dim, rng=rng).random(BLOCK)
             else:
                 u = rng.random((BLOCK, dim))
@@ -93,17 +107,31 @@ class ScenarioStreams:
             out[lo - start: hi - start] = u[lo - block * BLOCK: hi - block * BLOCK]
         return out
 
-    def _sobol_rows(self, name: str, start: int, stop: int, dim: int) -> np.ndarray:
-        engine = self._sobol.get((name, dim))
-        if engine is None or engine.num_generated > start:
-            ss = np.random.SeedSequence(self.seed, spawn_key=(stream_key(name),))
+    def _sobol_points(self, name: str, replicate: int, lo: int, hi: int, dim: int) -> np.ndarray:
+        """Points ``lo .. hi-1`` of the key's scrambled Sobol' sequence number ``replicate``."""
+        engine = self._sobol.get((name, dim, replicate))
+        if engine is None or engine.num_generated > lo:
+            ss = np.random.SeedSequence(self.seed, spawn_key=(stream_key(name), replicate))
             engine = qmc.Sobol(d=dim, scramble=True, rng=np.random.default_rng(ss))
-            self._sobol[(name, dim)] = engine
-        if engine.num_generated < start:
-            engine.fast_forward(start - engine.num_generated)
+            self._sobol[(name, dim, replicate)] = engine
+        if engine.num_generated < lo:
+            engine.fast_forward(lo - engine.num_generated)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", UserWarning)  # balance warning for n != 2**m
-            return engine.random(stop - start)
+            return engine.random(hi - lo)
+
+    def _sobol_rows(self, name: str, start: int, stop: int, dim: int) -> np.ndarray:
+        """Rows ``[start, stop)``: scenario ``i`` is point ``i // R`` of replicate ``i % R``."""
+        R = SOBOL_REPLICATES
+        out = np.empty((stop - start, dim))
+        for r in range(R):  # loop over the replicates; each fills every R-th row
+            lo = max(-(-(start - r) // R), 0)  # first point j with j * R + r >= start
+            hi = -(-(stop - r) // R)  # first point j with j * R + r >= stop
+            if hi <= lo:
+                continue
+            row = lo * R + r - start
+            out[row: row + R * (hi - lo): R] = self._sobol_points(name, r, lo, hi, dim)
+        return out
 
     # ------------------------------------------------------------------ public
     def uniforms(self, name: str, start: int, stop: int, dim: int, *, quasi: bool = True,
@@ -125,7 +153,8 @@ class ScenarioStreams:
             Sobol'; if not, it gets Latin hypercube draws. Independently scrambled Sobol'
             sequences are strongly correlated with each other (the scrambling keeps the
             structure of the leading bits), so a run lets exactly one stream, the market
-            shocks, use Sobol' and stratifies every other stream with Latin hypercubes.
+            shocks, use Sobol' and stratifies every other stream with Latin hypercubes (one per
+            block of 1,024 scenarios and Sobol' replicate, so the replicates stay independent).
 
         Returns
         -------
@@ -134,12 +163,14 @@ class ScenarioStreams:
         if stop <= start:
             return np.empty((0, dim))
         method = self.method if quasi else SamplingMethod.PSEUDO
+        replicates = 1
         if method is SamplingMethod.SOBOL and not sobol:
             method = SamplingMethod.LHS
+            replicates = SOBOL_REPLICATES  # independent replicates for the RQMC standard errors
         if method is SamplingMethod.SOBOL:
             u = self._sobol_rows(name, start, stop, dim)
         else:
-            u = self._blocked(name, start, stop, dim, lhs=method is SamplingMethod.LHS)
+            u = self._blocked(name, start, stop, dim, lhs=method is SamplingMethod.LHS, replicates=replicates)
         return np.clip(u, _EPS, 1.0 - _EPS)
 
     def pseudo_uniforms_by_dim(self, name: str, start: int, stop: int, dim: int,

@@ -61,6 +61,12 @@ class RunSettings:
     workers: int = 1  #: worker processes; results do not depend on it
     engine: str = "serial"  #: ``serial`` (this machine) or ``dask``, see :mod:`fundmodel.engine`
     scheduler: str | None = None  #: Dask scheduler address (``dask`` only; none = local cluster)
+    #: ``--precision``: run batches until every project's ``npv_mean_se_meur`` is at most this (EUR m);
+    #: ``scenarios`` is then the maximum (:mod:`fundmodel.precision`)
+    precision_meur: float | None = None
+    precision_rel: float | None = None  #: ``--precision-rel``: the same for SE / |mean|
+    #: the requested maximum, in the settings a ``--precision`` run returns (``scenarios``: those used)
+    scenarios_max: int | None = None
 
     @classmethod
     def from_assumptions(cls, a: Assumptions, **overrides) -> "RunSettings":
@@ -291,6 +297,8 @@ class SimulationResult:
     export_restriction_share: float
     attribution_meur: dict[str, dict[str, dict[str, float]]] = field(default_factory=dict)
     event_first_year_counts: dict[str, dict[str, np.ndarray]] = field(default_factory=dict)
+    #: outcome of a ``--precision`` run (:func:`fundmodel.precision.precision_status`), else None
+    precision: dict | None = None
 
 
 ProgressCallback = Callable[[int], None]
@@ -468,6 +476,12 @@ def simulate(
     percentiles and CVaR are computed exactly on all scenarios (no streaming estimate):
     about 100 bytes per project and scenario (e.g. 1.2 GB for 12 projects x 10^6 scenarios).
 
+    With a precision target (``settings.precision_meur`` / ``precision_rel``) the scenarios run
+    in batches of :data:`~fundmodel.precision.PRECISION_BATCH` until every project's
+    ``npv_mean_se_meur`` meets it or ``settings.scenarios`` (the maximum) are done; the
+    result is that of a plain run of the scenarios used (its ``settings.scenarios``, with
+    ``scenarios_max`` the maximum) and ``precision`` records the outcome.
+
     Examples
     --------
     >>> from fundmodel.assumptions import load_assumptions      # doctest: +SKIP
@@ -476,9 +490,13 @@ def simulate(
     >>> r.scalars["mn_ree"]["project_npv_meur"].shape          # doctest: +SKIP
     (2000,)
     """
-    n = settings.scenarios
+    from dataclasses import replace
+
+    from .precision import PRECISION_BATCH, precision_status, precision_target
+
+    n_max = settings.scenarios
     n_years = a.fund.horizon_years
-    scalars = {pid: {name: np.empty(n, dtype=dtype) for name, dtype in SCALARS.items()}
+    scalars = {pid: {name: np.empty(n_max, dtype=dtype) for name, dtype in SCALARS.items()}
                for pid in a.projects}
     tonnes_sum = {pid: {m: {"produced": np.zeros(n_years), "eu": np.zeros(n_years)}
                         for m in p.products} for pid, p in a.projects.items()}
@@ -486,16 +504,21 @@ def simulate(
     first_counts = {pid: {e: np.zeros(n_years + 1, dtype=np.int64) for e in EVENT_BITS} for pid in a.projects}
     restriction_years = 0
     step = chunk_rows(settings.chunk_size, len(a.projects))
-    bounds = [(lo, min(lo + step, n)) for lo in range(0, n, step)]
+    target = precision_target(settings)
+    # --precision: batches of PRECISION_BATCH scenarios, the stop rule checked after each
+    size = n_max if target is None else PRECISION_BATCH
+    batches = [(lo, min(lo + size, n_max)) for lo in range(0, n_max, size)]
     # attribution on the first attribution_scenarios scenarios (as the sensitivity), whatever the chunks
-    n_attr = min(settings.attribution_scenarios, n)
+    n_attr = min(settings.attribution_scenarios, n_max)
     variant_npv = {pid: {risk: {"project_npv_meur": np.empty(n_attr), "equity_npv_meur": np.empty(n_attr)}
                          for risk in ATTRIBUTION} for pid in a.projects}
     if scenario_dir is not None:
-        ScenarioWriter.create(scenario_dir, a, n)
+        ScenarioWriter.create(scenario_dir, a, n_max)
 
     from .engine import engine_for
 
+    n = 0
+    status = None
     with engine_for(settings, engine) as eng:
         # the credit policies, fitted once on the run's pilot sample (over the workers), go to every chunk
         credit = credit_policies(a, settings.seed, settings.sampling, copula=settings.copula,
@@ -505,29 +528,47 @@ def simulate(
         direct = scenario_dir is None or eng.sees_path(scenario_dir)
         writer = None if direct else ScenarioWriter.open(scenario_dir)
         shared = (a, settings, scenario_dir if direct else None, not direct, credit)
-        for res in eng.map(_chunk_task, shared, bounds):  # in scenario order, wherever they ran
-            lo, hi = res["start"], res["stop"]
-            if writer is not None:
-                writer.write(lo, res["arrays"])
-            restriction_years += res["restricted_years"]
-            for pid, values in res["scalars"].items():
-                for name, arr in values.items():
-                    scalars[pid][name][lo:hi] = arr
-                for material, sums in res["tonnes"][pid].items():
-                    for kind, blocks in sums.items():
-                        for block_sum in blocks:
-                            tonnes_sum[pid][material][kind] += block_sum
-                for event, count in res["events"][pid].items():
-                    event_counts[pid][event] += count
-                for event, counts in res["first_events"][pid].items():
-                    first_counts[pid][event] += counts
-            for risk, per_project in res["variants"].items():
-                for pid, (project_npv, equity_npv) in per_project.items():
-                    variant_npv[pid][risk]["project_npv_meur"][lo:lo + project_npv.size] = project_npv
-                    variant_npv[pid][risk]["equity_npv_meur"][lo:lo + equity_npv.size] = equity_npv
-            if progress is not None:
-                progress(hi - lo)
+        for first, last in batches:
+            bounds = [(lo, min(lo + step, last)) for lo in range(first, last, step)]
+            for res in eng.map(_chunk_task, shared, bounds):  # in scenario order, wherever they ran
+                lo, hi = res["start"], res["stop"]
+                if writer is not None:
+                    writer.write(lo, res["arrays"])
+                restriction_years += res["restricted_years"]
+                for pid, values in res["scalars"].items():
+                    for name, arr in values.items():
+                        scalars[pid][name][lo:hi] = arr
+                    for material, sums in res["tonnes"][pid].items():
+                        for kind, blocks in sums.items():
+                            for block_sum in blocks:
+                                tonnes_sum[pid][material][kind] += block_sum
+                    for event, count in res["events"][pid].items():
+                        event_counts[pid][event] += count
+                    for event, counts in res["first_events"][pid].items():
+                        first_counts[pid][event] += counts
+                for risk, per_project in res["variants"].items():
+                    for pid, (project_npv, equity_npv) in per_project.items():
+                        variant_npv[pid][risk]["project_npv_meur"][lo:lo + project_npv.size] = project_npv
+                        variant_npv[pid][risk]["equity_npv_meur"][lo:lo + equity_npv.size] = equity_npv
+                if progress is not None:
+                    progress(hi - lo)
+            n = last
+            if target is not None:
+                status = precision_status({pid: v["project_npv_meur"][:n] for pid, v in scalars.items()},
+                                          settings.sampling, target, n_max)
+                if status["precision_reached"]:
+                    break
+        del writer
 
+    if n < n_max:  # the precision target was met early: keep the scenarios run
+        scalars = {pid: {name: arr[:n].copy() for name, arr in values.items()} for pid, values in scalars.items()}
+        n_attr = min(n_attr, n)
+        variant_npv = {pid: {risk: {m: arr[:n_attr] for m, arr in d.items()} for risk, d in variants.items()}
+                       for pid, variants in variant_npv.items()}
+        if scenario_dir is not None:
+            shrink_scenario_files(scenario_dir, n_max, n)
+    if target is not None:
+        settings = replace(settings, scenarios=n, scenarios_max=n_max)
     scenario_years = n * n_years
     return SimulationResult(
         settings=settings,
@@ -544,7 +585,33 @@ def simulate(
             if settings.risk_attribution else {}
         ),
         event_first_year_counts=first_counts,
+        precision=status,
     )
+
+
+def shrink_scenario_files(directory: str | Path, n_old: int, n_new: int) -> None:
+    """Cut the scenario files of :class:`ScenarioWriter` from ``n_old`` to their first ``n_new`` scenarios.
+
+    A ``--precision`` run creates them for the maximum number of scenarios and keeps the
+    scenarios it ran (each file rewritten, then moved over the old one).
+    """
+    import os
+
+    from numpy.lib.format import open_memmap
+
+    for path in sorted(Path(directory).rglob("*.npy")):  # loop over files
+        old = np.load(path, mmap_mode="r")
+        axis = 1 if old.ndim == 3 else 0  # (n_materials or n_products, scenarios, years)
+        if old.shape[axis] != n_old:
+            continue
+        shape = list(old.shape)
+        shape[axis] = n_new
+        tmp = path.with_name(path.stem + ".part")
+        new = open_memmap(tmp, mode="w+", dtype=old.dtype, shape=tuple(shape))
+        new[...] = old[:, :n_new] if axis == 1 else old[:n_new]
+        new.flush()
+        del new, old
+        os.replace(tmp, path)
 
 
 class ScenarioWriter:

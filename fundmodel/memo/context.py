@@ -39,6 +39,25 @@ def _value(row, key):
     return value if math.isfinite(value) else None
 
 
+def _pm(text: str, se: float | None, fmt: Formatter, percent: bool = False) -> str:
+    """``text`` followed by its Monte Carlo standard error, e.g. ``EUR 20.7 m ± 0.8`` (none: ``text``)."""
+    if text == "n/a" or se is None or not math.isfinite(se) or se == 0:
+        return text
+    return f"{text} \u00b1 {fmt.num(100.0 * se if percent else se, 1)}"
+
+
+def _se_text(se: float | None, fmt: Formatter, percent: bool = False) -> str:
+    """A standard error alone, e.g. ``± 0.8`` (empty when there is none)."""
+    return _pm("", se, fmt, percent).strip()
+
+
+def _se_note(results: RunResults, fmt: Formatter, L: dict) -> str:
+    """One line saying what the ± figures are (``simulation/metrics.json: standard_errors``)."""
+    se = results.simulation.get("standard_errors") or {}
+    method = L["se_rqmc"] if se.get("method") == "rqmc" else L["se_batch"]
+    return L["note_se"].format(method=method.format(k=se.get("groups", "?")))
+
+
 def run_info(results: RunResults, fmt: Formatter) -> dict[str, Any]:
     """Manifest fields shown in every footer and the manifest appendix."""
     m = results.manifest
@@ -143,27 +162,36 @@ def _conditions(a: Assumptions, results: RunResults, pid: str, positions: pd.Dat
 
 def _key_figures(results: RunResults, pid: str, fmt: Formatter, L: dict) -> list[dict[str, str]]:
     s = results.summary.loc[pid]
+
+    def mean(key):  # a mean with its standard error
+        return _pm(fmt.meur(_value(s, key)), _value(s, key.replace("_meur", "_se_meur")), fmt)
+
+    def prob(key):
+        return _pm(fmt.pct(_value(s, key)), _value(s, f"{key}_se"), fmt, percent=True)
+
     rows = [
-        (f"{L['equity_npv']}, {L['mean'].lower()} ({L['at_policy_rate']})", fmt.meur(_value(s, "equity_npv_mean_meur")),
+        (f"{L['equity_npv']}, {L['mean'].lower()} ({L['at_policy_rate']})", mean("equity_npv_mean_meur"),
          "equity_npv_mean_meur"),
         (f"{L['equity_npv']}, {L['mean'].lower()} ({L['at_market_rate'].format(rate=fmt.pct(_value(s, 'cost_of_equity')))})",
-         fmt.meur(_value(s, "equity_npv_market_mean_meur")), "equity_npv_market_mean_meur"),
+         mean("equity_npv_market_mean_meur"), "equity_npv_market_mean_meur"),
         (f"{L['equity_npv']} P5 / P50 / P95",
          " / ".join(fmt.meur(_value(s, f"equity_npv_p{q}_meur")) for q in (5, 50, 95)), "equity_npv_p"),
-        (f"{L['project_npv']}, {L['mean'].lower()} ({L['at_policy_rate']})", fmt.meur(_value(s, "npv_mean_meur")),
+        (f"{L['project_npv']}, {L['mean'].lower()} ({L['at_policy_rate']})", mean("npv_mean_meur"),
          "npv_mean_meur"),
         (f"{L['project_npv']}, {L['mean'].lower()} ({L['at_market_rate'].format(rate=fmt.pct(_value(s, 'asset_rate')))})",
-         fmt.meur(_value(s, "npv_market_mean_meur")), "npv_market_mean_meur"),
+         mean("npv_market_mean_meur"), "npv_market_mean_meur"),
         (f"{L['project_npv']} P5 / P50 / P95",
          " / ".join(fmt.meur(_value(s, f"npv_p{q}_meur")) for q in (5, 50, 95)), "npv_p"),
         (f"{L['equity_irr']} P5 / P50 / P95",
          " / ".join(fmt.pct(_value(s, f"equity_irr_p{q}")) for q in (5, 50, 95)), "equity_irr_p"),
-        (L["prob_loss"], fmt.pct(_value(s, "prob_equity_npv_negative")), "prob_equity_npv_negative"),
-        (L["prob_total_loss"], fmt.pct(_value(s, "prob_equity_total_loss")), "prob_equity_total_loss"),
-        (L["prob_default"], fmt.pct(_value(s, "prob_debt_default")), "prob_debt_default"),
-        (L["prob_default_10y"], fmt.pct(_value(s, "prob_debt_default_10y")), "prob_debt_default_10y"),
+        (L["prob_loss"], prob("prob_equity_npv_negative"), "prob_equity_npv_negative"),
+        (L["prob_total_loss"], prob("prob_equity_total_loss"), "prob_equity_total_loss"),
+        (L["prob_default"], prob("prob_debt_default"), "prob_debt_default"),
+        (L["prob_default_10y"], _pm(fmt.pct(_value(s, "prob_debt_default_10y")),
+                                    _value(results.simulation["projects"][pid], "prob_debt_default_10y_se"), fmt,
+                                    percent=True), "prob_debt_default_10y"),
         (L["debt_recovery"], _recovery_text(s, fmt, L), "debt_recovery_rate_mean"),
-        (L["prob_production"], fmt.pct(_value(s, "prob_production")), "prob_production"),
+        (L["prob_production"], prob("prob_production"), "prob_production"),
         (L["first_production"], " / ".join(fmt.year(_value(s, f"first_production_year_p{q}")) for q in (5, 50, 95)),
          "first_production_year"),
     ]
@@ -458,13 +486,19 @@ def project_context(a: Assumptions, results: RunResults, pid: str, lang: str = "
         "facts": [{"label": k, "value": v} for k, v in facts],
         "distribution_chart": distribution,
         "valuation_rows": [
-            {"label": L["equity_npv"], "mean": fmt.meur(_value(s, "equity_npv_mean_meur")),
-             **{f"p{q}": fmt.meur(_value(s, f"equity_npv_p{q}_meur")) for q in (5, 50, 95)}},
-            {"label": L["project_npv"], "mean": fmt.meur(_value(s, "npv_mean_meur")),
-             **{f"p{q}": fmt.meur(_value(s, f"npv_p{q}_meur")) for q in (5, 50, 95)}},
+            {"label": L["equity_npv"],
+             "mean": _pm(fmt.meur(_value(s, "equity_npv_mean_meur")), _value(s, "equity_npv_mean_se_meur"), fmt),
+             **{f"p{q}": _pm(fmt.meur(_value(s, f"equity_npv_p{q}_meur")), _value(s, f"equity_npv_p{q}_se_meur"), fmt)
+                for q in (5, 50, 95)}},
+            {"label": L["project_npv"],
+             "mean": _pm(fmt.meur(_value(s, "npv_mean_meur")), _value(s, "npv_mean_se_meur"), fmt),
+             **{f"p{q}": _pm(fmt.meur(_value(s, f"npv_p{q}_meur")), _value(s, f"npv_p{q}_se_meur"), fmt)
+                for q in (5, 50, 95)}},
             {"label": L["equity_irr"], "mean": "",
-             **{f"p{q}": fmt.pct(_value(s, f"equity_irr_p{q}")) for q in (5, 50, 95)}},
+             **{f"p{q}": _pm(fmt.pct(_value(s, f"equity_irr_p{q}")), _value(s, f"equity_irr_p{q}_se"), fmt,
+                             percent=True) for q in (5, 50, 95)}},
         ],
+        "se_note": _se_note(results, fmt, L),
         "irr_undefined": fmt.pct(_value(s, "equity_irr_undefined_share")),
         "attribution_chart": attribution, "attribution_rows": attribution_rows,
         "attribution_scenarios": fmt.num(results.simulation["projects"][pid].get("attribution_scenarios"), 0),
@@ -579,9 +613,12 @@ def portfolio_context(a: Assumptions, results: RunResults, lang: str = "en",
                                 "shadow": fmt.num(m.get("cvar_cap_shadow_price"), 3)})
 
     headline = [
-        {"label": f"{L['pv']} ({L['chosen']})", "value": fmt.meur(m["expected_pv_meur"]), "key": "expected_pv_meur"},
-        {"label": f"{L['var']} {fmt.pct(m['cvar_beta'], 0)}", "value": fmt.meur(m["var_meur"]), "key": "var_meur"},
-        {"label": f"{L['cvar']} {fmt.pct(m['cvar_beta'], 0)}", "value": fmt.meur(m["cvar_meur"]), "key": "cvar_meur"},
+        {"label": f"{L['pv']} ({L['chosen']})", "key": "expected_pv_meur",
+         "value": _pm(fmt.meur(m["expected_pv_meur"]), m.get("expected_pv_se_meur"), fmt)},
+        {"label": f"{L['var']} {fmt.pct(m['cvar_beta'], 0)}", "key": "var_meur",
+         "value": _pm(fmt.meur(m["var_meur"]), m.get("var_se_meur"), fmt)},
+        {"label": f"{L['cvar']} {fmt.pct(m['cvar_beta'], 0)}", "key": "cvar_meur",
+         "value": _pm(fmt.meur(m["cvar_meur"]), m.get("cvar_se_meur"), fmt)},
         {"label": L["budget"], "value": f"{fmt.meur(m['capital_used_meur'])} / {fmt.meur(m['budget_meur'])}",
          "key": "capital_used_meur"},
         {"label": L["contingent_limit"],
@@ -642,9 +679,13 @@ def portfolio_context(a: Assumptions, results: RunResults, lang: str = "en",
         s = results.summary.loc[pid]
         project_rows.append({"project": pid, "name": s["name"], "country": s["country"],
                              "stage": STAGES[lang].get(s["stage"], s["stage"]),
-                             "npv": fmt.meur(_value(s, "equity_npv_mean_meur")),
-                             "p5": fmt.meur(_value(s, "equity_npv_p5_meur")),
+                             # EUR m in the column heads; standard errors on a second line keep the cells narrow
+                             "npv": fmt.num(_value(s, "equity_npv_mean_meur")),
+                             "npv_se": _se_text(_value(s, "equity_npv_mean_se_meur"), fmt),
+                             "p5": fmt.num(_value(s, "equity_npv_p5_meur")),
+                             "p5_se": _se_text(_value(s, "equity_npv_p5_se_meur"), fmt),
                              "prob_loss": fmt.pct(_value(s, "prob_equity_npv_negative")),
+                             "prob_loss_se": _se_text(_value(s, "prob_equity_npv_negative_se"), fmt, percent=True),
                              "in_portfolio": L["yes"] if not results.positions(pid).empty else L["no"]})
 
     return {
@@ -653,6 +694,7 @@ def portfolio_context(a: Assumptions, results: RunResults, lang: str = "en",
         "run": run_info(results, fmt),
         "objective": m.get("objective"), "beta": fmt.pct(m["cvar_beta"], 0),
         "headline": headline,
+        "se_note": _se_note(results, fmt, L),
         "allocation": rows, "allocation_chart": allocation_chart,
         "frontier_chart": frontier_chart, "supply_frontier_chart": supply_frontier_chart,
         "contributions_chart": contributions_chart, "sample_note": sample_note,
@@ -665,5 +707,6 @@ def portfolio_context(a: Assumptions, results: RunResults, lang: str = "en",
         "constraints": constraint_rows,
         "stress": _stress_rows(results, fmt),
         "projects": project_rows,
+        "meur_unit": "EUR m" if lang == "en" else "Mio. EUR",
         "changes": changes,
     }

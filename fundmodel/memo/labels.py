@@ -186,6 +186,9 @@ LABELS: dict[str, dict[str, str]] = {
         "size_primary": "{equity} of equity ({round} of the round)",
         "no_bankable_debt": "none: the base case does not cover debt service at DSCR >= {dscr}x (sized by rule)",
         "acquisition": "acquisition",
+        "note_se": "\u00b1: Monte Carlo standard error of the figure ({method}), same unit; a 95 % confidence interval is about \u00b1 2 standard errors.",
+        "se_rqmc": "spread of {k} independently scrambled Sobol' replicates",
+        "se_batch": "batch means over {k} batches of scenarios",
         "note_valuation": "Scenarios without a defined IRR: {irr}. NPVs in EUR at the fund's nominal discount rate, valuation date {date}.",
         "note_attribution": ("Each risk switched off on the same {n} scenarios (common random numbers); bars show "
                              "±1.96 standard errors. A negative value means the risk adds value on average "
@@ -394,6 +397,9 @@ LABELS: dict[str, dict[str, str]] = {
         "size_primary": "{equity} des Eigenkapitals ({round} der Runde)",
         "no_bankable_debt": "keiner: der Basisfall deckt keinen Schuldendienst bei DSCR >= {dscr}x (Bemessung nach Regel)",
         "acquisition": "Kaufpreis",
+        "note_se": "\u00b1: Monte-Carlo-Standardfehler der Zahl ({method}), gleiche Einheit; ein 95-%-Konfidenzintervall ist etwa \u00b1 2 Standardfehler.",
+        "se_rqmc": "Streuung über {k} unabhängig verwürfelte Sobol-Replikate",
+        "se_batch": "Batch-Mittel über {k} Szenariogruppen",
         "note_valuation": "Szenarien ohne definierten IRR: {irr}. Kapitalwerte in EUR zum nominalen Diskontsatz des Fonds, Stichtag {date}.",
         "note_attribution": ("Jedes Risiko auf denselben {n} Szenarien abgeschaltet (gemeinsame Zufallszahlen); Balken "
                              "zeigen ±1,96 Standardfehler. Ein negativer Wert bedeutet, dass das Risiko im Mittel Wert "

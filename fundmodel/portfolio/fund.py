@@ -699,6 +699,8 @@ def optimize_to_directory(a: Assumptions, scenarios: dict, out_dir, *, n_frontie
             background.cancel()
         raise
     metrics = fund_metrics(a, full, result, frontiers)
+    metrics.update(portfolio_standard_errors(a, full, result, settings.sampling if settings is not None
+                                             else a.fund.simulation.sampling))
     if problem is not full:
         metrics["optimization_sample"] = sample_gap(a, (problem, solved), (full, result))
     if stress is not None:
@@ -711,6 +713,33 @@ def optimize_to_directory(a: Assumptions, scenarios: dict, out_dir, *, n_frontie
         write_csv(frontier_table(a, problem, frontiers), stage / "frontier.csv")
         write_json_atomic(stage / "metrics.json", metrics)
     return result, allocation
+
+
+def portfolio_standard_errors(a: Assumptions, problem: FundProblem, result: CVaRResult, sampling) -> dict:
+    """Monte Carlo standard errors of the chosen portfolio's expected PV, VaR and CVaR.
+
+    The allocation ``result.x`` is held fixed and the figures are recomputed on each
+    independent group of scenarios (Sobol' replicates or batches, see
+    :mod:`fundmodel.precision`); the standard error is their spread over sqrt(groups).
+
+    Returns
+    -------
+    dict
+        ``expected_pv_se_meur``, ``var_se_meur``, ``cvar_se_meur`` and ``standard_errors``
+        (method and number of groups).
+    """
+    from ..precision import Replicates
+    from .cvar import var_from_losses
+
+    beta = a.fund.portfolio.cvar_beta
+    losses = -(problem.values_meur @ result.x)
+    groups = Replicates(losses.size, sampling)
+    return {
+        "expected_pv_se_meur": groups.se(-losses),
+        "var_se_meur": groups.se(losses, lambda x: float(var_from_losses(x, beta))),
+        "cvar_se_meur": groups.se(losses, lambda x: float(cvar_from_losses(x, beta))),
+        "standard_errors": groups.describe(),
+    }
 
 
 def frontier_table(a: Assumptions, problem: FundProblem, frontiers: dict):

@@ -301,10 +301,35 @@ def _sample_levels(rng: np.random.Generator, k: int, n: int, per_path: int) -> t
     return lv, np.tile(np.arange(n), per_path)
 
 
+def _predict_grid(model: RegressionValue, date: int, x: np.ndarray, levels: np.ndarray) -> np.ndarray:
+    """``model.predict(date, (x_i, levels_j))`` for every level and path, shape (n_levels, n_paths).
+
+    The basis is separable (each monomial = a product of state terms and a power of the
+    level variable, the last regressor), so the grid costs (degree + 1) passes over it.
+    """
+    nv = x.shape[1]
+    if model.n_fit[date] == 0:
+        return np.stack([model.predict(date, np.column_stack([x, np.full(x.shape[0], lv)])) for lv in levels])
+    mean, scale, coef = model.mean[date], model.scale[date], model.coef[date]
+    zx = (x - mean[:nv]) / scale[:nv]
+    zl = (levels - mean[nv]) / scale[nv]
+    parts: dict[int, np.ndarray] = {}
+    for j, term in enumerate(model.terms):  # loop over basis functions
+        b = sum(1 for i in term if i == nv)
+        px = np.full(x.shape[0], coef[j])
+        for i in term:
+            if i != nv:
+                px = px * zx[:, i]
+        parts[b] = parts.get(b, 0.0) + px
+    out = np.zeros((levels.size, x.shape[0]))
+    for b, a in parts.items():  # loop over powers of the level variable
+        out += (zl ** b)[:, None] * a[None, :]
+    return np.clip(out, model.lower[date], model.upper[date])
+
+
 def fit_switching(states: np.ndarray, flows: ModeFlows, costs: SwitchCosts, discount, *, life: int | None = None,
                   develop: bool = False, licence_expiry: int | None = None, terms: Terms | None = None,
-                  ridge: float = 1e-6, levels_per_path: int = 4, min_samples: int | None = None, seed: int = 0,
-                  block: int = 32) -> SwitchingPolicy:
+                  ridge: float = 1e-6, levels_per_path: int = 4, min_samples: int | None = None, seed: int = 0) -> SwitchingPolicy:
     """Fit the switching policy by the Longstaff-Schwartz backward induction on pilot paths.
 
     Parameters
@@ -336,8 +361,6 @@ def fit_switching(states: np.ndarray, flows: ModeFlows, costs: SwitchCosts, disc
         Fewer fitting rows than this: intercept only (default ``2 * len(terms)``).
     seed : int, default 0
         Seed of the level subsampling.
-    block : int, default 32
-        Reserve levels predicted together (memory ``block * n_paths * len(terms)``).
 
     Returns
     -------
@@ -380,36 +403,24 @@ def fit_switching(states: np.ndarray, flows: ModeFlows, costs: SwitchCosts, disc
             fit_u.fit(t, np.concatenate([x, np.ones((n, 1))], axis=1), yu, min_samples)
         fo, fc, fu = _at(flows.open, t, n), _at(flows.closed, t, n), _at(flows.undeveloped, t, n)
         kc, kr, ka = _at(costs.close, t, n), _at(costs.reopen, t, n), _at(costs.abandon, t, n)
-        new_o = np.empty((k, n))
-        new_c = np.empty((k, n))
-        for j0 in range(0, k, block):  # loop over blocks of reserve levels
-            js = np.arange(j0, min(j0 + block, k))
-            m = js.size
-            xs = np.broadcast_to(x, (m, n, n_vars)).reshape(m * n, n_vars)
-            lvl = np.repeat(levels[js], n)[:, None]
-            est_c = c_c.predict(t, np.concatenate([xs, lvl], axis=1)).reshape(m, n)
-            # producing now moves level j to j - 1 (j = 0: exhausted, closure cost now)
-            nxt = js - 1 if depletes else js
-            est_o = np.empty((m, n))
-            real_o = np.empty((m, n))
-            ok = nxt >= 0
-            if ok.any():
-                lv_next = np.repeat(levels[nxt[ok]], n)[:, None]
-                xs2 = np.broadcast_to(x, (int(ok.sum()), n, n_vars)).reshape(-1, n_vars)
-                est_o[ok] = c_o.predict(t, np.concatenate([xs2, lv_next], axis=1)).reshape(-1, n)
-                real_o[ok] = yo[nxt[ok]]
-            est_o[~ok] = -ka
-            real_o[~ok] = -ka
-            produce_est, produce_real = fo + est_o, fo + real_o
-            wait_est, wait_real = fc + est_c, fc + yc[js]
-            # OPEN at t: produce, close (pay kc), abandon (pay ka)
-            close = (wait_est - kc > produce_est) & (wait_est - kc > -ka)
-            aband = ~close & (-ka > produce_est)
-            new_o[js] = np.where(close, wait_real - kc, np.where(aband, -ka, produce_real))
-            # CLOSED at t: stay, reopen (pay kr), abandon
-            reopen = (produce_est - kr > wait_est) & (produce_est - kr > -ka)
-            aband = ~reopen & (-ka > wait_est)
-            new_c[js] = np.where(reopen, produce_real - kr, np.where(aband, -ka, wait_real))
+        grid_c = _predict_grid(c_c, t, x, levels)                       # C_c(x, l), (k, n)
+        grid_o = _predict_grid(c_o, t, x, levels)                       # C_o(x, l)
+        # producing now moves level index j to j - 1 (j = 0: exhausted, closure cost now)
+        if depletes:
+            est_o = np.concatenate([np.broadcast_to(-ka, (1, n)), grid_o[:-1]])
+            real_o = np.concatenate([np.broadcast_to(-ka, (1, n)), yo[:-1]])
+        else:
+            est_o, real_o = grid_o, yo
+        produce_est, produce_real = fo + est_o, fo + real_o
+        wait_est, wait_real = fc + grid_c, fc + yc
+        # OPEN at t: produce, close (pay kc), abandon (pay ka)
+        close = (wait_est - kc > produce_est) & (wait_est - kc > -ka)
+        aband = ~close & (-ka > produce_est)
+        new_o = np.where(close, wait_real - kc, np.where(aband, -ka, produce_real))
+        # CLOSED at t: stay, reopen (pay kr), abandon
+        reopen = (produce_est - kr > wait_est) & (produce_est - kr > -ka)
+        aband = ~reopen & (-ka > wait_est)
+        new_c = np.where(reopen, produce_real - kr, np.where(aband, -ka, wait_real))
         if fit_u is not None:
             c_u = fit_u.result()
             if licence_expiry is not None and t >= licence_expiry:

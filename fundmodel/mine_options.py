@@ -15,8 +15,9 @@ A mine is in one of a few operating *modes*:
 Switching ``OPEN -> CLOSED`` pays the closing cost, ``CLOSED -> OPEN`` the reopening cost.
 This is the problem of Brennan and Schwartz (1985); here it is solved by the least-squares
 Monte Carlo method of Longstaff and Schwartz (2001), with the regression machinery of
-:mod:`fundmodel.lsm` (standardised monomials per date, ridge, clipping to the fitted range,
-BLAS-free normal equations).
+:mod:`fundmodel.lsm` (state standardised per date, ridge, clipping to the fitted range); the
+pilot fit runs its small matrix products on one BLAS thread (same bits whatever the thread
+settings), the application to paths uses per-path sums (same bits whatever the chunking).
 
 Inputs are generic: the caller gives, per date and path, the cash flow of being open and of
 being closed (and of waiting, if undeveloped) and the one-off cost of each switch, so the
@@ -30,15 +31,22 @@ producing periods of reserve left, picks the mode for period ``t`` (pays the swi
 ``t``) and receives that mode's flow at ``t``; ``discount[t]`` discounts one period, from
 ``t + 1`` to ``t``. After ``T - 1`` everything is worth 0 (put any terminal value into the
 last date's flows). Decisions use only the current state: the caller's state variables, the
-remaining reserve (``l / life``, appended as the last regression variable) and the mode.
+remaining reserve ``l`` and the mode.
 
 The policy is fitted **once** on a pilot sample (:func:`fit_switching`) and applied out of
 sample to fresh paths (:func:`apply_switching`), whose mean value is then an unbiased
 estimate of a feasible policy's value (a low-biased estimate of the optimum). Because the
 remaining reserve depends on the mode history, the pilot carries, for every path, the
 realised value of each mode at *every* reserve level (``life`` levels, as in gas-storage
-LSM); the continuation value of a mode is one regression per date on (state, reserve),
-fitted on a random subsample of levels per path. Application is ``O(paths)`` per date.
+LSM); the continuation value of a mode is a regression per date *and level* on the state
+(:class:`LevelRegression`; the levels share the regressors, so a date is one least-squares
+problem with ``life`` right-hand sides). The default basis is piecewise linear in one state
+variable (hinges at quantile knots, :func:`fundmodel.lsm.hinge_basis`), local where the
+decisions are taken, with linear terms in the others. A discounted martingale of the paths
+(e.g. the price of the commodity grown at the discount rate) can be given as a control
+variate: the regressions then also fit a hedge ratio and the carried realised values are
+hedged, which cuts the noise of the fitted policy several-fold. Application is ``O(paths)``
+per date.
 
 References
 ----------
@@ -74,11 +82,12 @@ from dataclasses import dataclass, field, replace
 from enum import IntEnum
 
 import numpy as np
+from threadpoolctl import threadpool_limits
 
-from fundmodel.lsm import RegressionValue, Terms, _check_terms, _discounts, _Fitter, polynomial_terms
+from fundmodel.lsm import Terms, _check_terms, _discounts, _standardise, hinge_basis, polynomial_terms, quantile_knots
 
-__all__ = ["Mode", "ModeFlows", "SwitchCosts", "SwitchingPolicy", "SwitchingResult", "fit_switching",
-           "apply_switching", "committed_value"]
+__all__ = ["Mode", "ModeFlows", "SwitchCosts", "LevelRegression", "SwitchingPolicy", "SwitchingResult",
+           "fit_switching", "apply_switching", "committed_value"]
 
 
 class Mode(IntEnum):
@@ -157,6 +166,143 @@ class SwitchCosts:
         return SwitchCosts(*(_rows(getattr(self, f), rows) for f in
                              ("close", "reopen", "abandon", "invest", "relinquish")))
 
+@dataclass(frozen=True)
+class LevelRegression:
+    """Continuation value of one mode: a regression on the state per date and reserve level.
+
+    At every date all reserve levels share the regressors (the pilot carries every path's
+    value at every level), so the ``n_levels`` regressions of a date are one least-squares
+    problem with ``n_levels`` right-hand sides.
+
+    Basis (:func:`fundmodel.lsm.hinge_basis`): the monomials ``terms`` of the state
+    standardised per date, then the hinges ``max(z[var] - knot, 0)`` at the date's knots
+    (quantiles of the fitting sample).
+
+    Attributes
+    ----------
+    terms : Terms
+    var : int
+        State variable carrying the hinges.
+    knots : ndarray of shape (n_dates, n_knots)
+        Hinge knots per date, standardised units.
+    coef : ndarray of shape (n_dates, n_levels, n_basis)
+    mean, scale : ndarray of shape (n_dates, n_vars)
+        Standardisation of the state per date.
+    lower, upper : ndarray of shape (n_dates, n_levels)
+        Range of the fitted targets; predictions are clipped to it.
+    n_fit : ndarray of int, shape (n_dates,)
+        Paths of each date's fit (0: nothing fitted, the prediction is 0).
+    """
+
+    terms: Terms
+    var: int
+    knots: np.ndarray
+    coef: np.ndarray
+    mean: np.ndarray
+    scale: np.ndarray
+    lower: np.ndarray
+    upper: np.ndarray
+    n_fit: np.ndarray
+
+    @property
+    def n_dates(self) -> int:
+        """Number of dates fitted."""
+        return self.coef.shape[0]
+
+    @property
+    def n_levels(self) -> int:
+        """Number of reserve levels (1 if the reserve never depletes)."""
+        return self.coef.shape[1]
+
+    def basis(self, date: int, state: np.ndarray) -> np.ndarray:
+        """Basis functions of ``state`` at ``date``, shape (n_paths, n_basis)."""
+        z = (np.asarray(state, dtype=float) - self.mean[date]) / self.scale[date]
+        return hinge_basis(z, self.terms, self.knots[date], self.var)
+
+    def predict(self, date: int, state: np.ndarray, level) -> np.ndarray:
+        """Fitted value at ``date`` for ``state`` (n_paths, n_vars) at reserve ``level`` (1-based, per path)."""
+        state = np.asarray(state, dtype=float)
+        n = state.shape[0]
+        if self.n_fit[date] == 0:
+            return np.zeros(n)
+        j = np.broadcast_to(np.asarray(level, dtype=np.int64), (n,)) - 1
+        b = self.basis(date, state)
+        coef = self.coef[date][j]  # (n, n_basis)
+        # a fixed sum over basis functions: each path's bits do not depend on the other paths
+        value = b[:, 0] * coef[:, 0]
+        for i in range(1, b.shape[1]):  # loop over basis functions
+            value += b[:, i] * coef[:, i]
+        return np.clip(value, self.lower[date][j], self.upper[date][j])
+
+    def predict_levels(self, date: int, state: np.ndarray) -> np.ndarray:
+        """Fitted value at every level (rows) and path (columns), shape (n_levels, n_paths)."""
+        state = np.asarray(state, dtype=float)
+        if self.n_fit[date] == 0:
+            return np.zeros((self.n_levels, state.shape[0]))
+        # a matrix product: used by the pilot fit (run on one BLAS thread); decisions on applied
+        # paths use :meth:`predict`, whose per-path sums do not depend on the chunking
+        out = self.coef[date] @ self.basis(date, state).T
+        return np.clip(out, self.lower[date][:, None], self.upper[date][:, None], out=out)
+
+
+class _LevelFitter:
+    """Collects one :class:`LevelRegression`, date by date."""
+
+    def __init__(self, n_dates: int, n_levels: int, n_vars: int, terms: Terms, n_knots: int, var: int,
+                 ridge: float):
+        self.terms, self.var, self.ridge = terms, var, ridge
+        p = len(terms) + n_knots
+        self.knots = np.zeros((n_dates, n_knots))
+        self.coef = np.zeros((n_dates, n_levels, p))
+        self.mean = np.zeros((n_dates, n_vars))
+        self.scale = np.ones((n_dates, n_vars))
+        self.lower = np.zeros((n_dates, n_levels))
+        self.upper = np.zeros((n_dates, n_levels))
+        self.n_fit = np.zeros(n_dates, dtype=np.int64)
+
+    def fit(self, t: int, x: np.ndarray, y: np.ndarray, min_samples: int, dm: np.ndarray | None = None
+            ) -> np.ndarray | None:
+        """Regress every row of ``y`` (n_levels, n) on the basis of ``x`` (n, n_vars).
+
+        With ``dm`` (the increment of a discounted martingale over the next period, shape
+        (n,)), the basis times ``dm`` is added as control variates (their conditional mean
+        is 0, so they are left out of the fitted continuation value) and the fitted hedge
+        ``g(x) dm`` (n_levels, n) is returned, to be subtracted from the carried values.
+        """
+        n = x.shape[0]
+        self.n_fit[t] = n
+        if n == 0:
+            return None
+        self.lower[t], self.upper[t] = y.min(axis=1), y.max(axis=1)
+        mean, scale = _standardise(x)
+        self.mean[t], self.scale[t] = mean, scale
+        z = (x - mean) / scale
+        if n < min_samples:  # too few paths: their mean (intercept only)
+            self.coef[t, :, 0] = y.mean(axis=1)
+            return None
+        if self.knots.shape[1]:
+            self.knots[t] = quantile_knots(z[:, self.var], self.knots.shape[1])
+        b = hinge_basis(z, self.terms, self.knots[t], self.var)
+        p = b.shape[1]
+        sd = 0.0 if dm is None else float(dm.std())
+        if sd > 0.0:
+            b = np.concatenate([b, b * (dm / sd)[:, None]], axis=1)
+        m = b.shape[1]
+        gram = np.einsum("ij,ik->jk", b, b)
+        rhs = b.T @ y.T  # (n_basis, n_levels)
+        penalty = np.full(m, self.ridge * n)
+        penalty[0] = 0.0
+        gram[np.diag_indices(m)] += penalty
+        coef = np.linalg.lstsq(gram, rhs, rcond=None)[0].T  # (n_levels, m)
+        self.coef[t] = coef[:, :p]
+        if m == p:
+            return None
+        return coef[:, p:] @ b[:, p:].T  # g(x) dm / sd * sd
+
+    def result(self) -> LevelRegression:
+        return LevelRegression(self.terms, self.var, self.knots, self.coef, self.mean, self.scale, self.lower,
+                               self.upper, self.n_fit)
+
 
 @dataclass(frozen=True)
 class SwitchingPolicy:
@@ -164,21 +310,21 @@ class SwitchingPolicy:
 
     Attributes
     ----------
-    open_continuation : RegressionValue
-        ``E[discount[t] V_{t+1}(OPEN, l) | X_t]`` per date, regressors ``(X_t, l / life)``.
-    closed_continuation : RegressionValue
+    open_continuation : LevelRegression
+        ``E[discount[t] V_{t+1}(OPEN, l) | X_t]`` per date and reserve level ``l``.
+    closed_continuation : LevelRegression
         The same for the CLOSED mode.
-    undeveloped_continuation : RegressionValue or None
-        ``E[discount[t] V_{t+1}(UNDEVELOPED) | X_t]`` (regressors ``(X_t, 1)``), if fitted.
+    undeveloped_continuation : LevelRegression or None
+        ``E[discount[t] V_{t+1}(UNDEVELOPED) | X_t]`` (one level), if fitted.
     life : int or None
         Producing periods in the full reserve (None: never depletes).
     licence_expiry : int or None
         First date at which an undeveloped mine can no longer be developed (it lapses).
     """
 
-    open_continuation: RegressionValue
-    closed_continuation: RegressionValue
-    undeveloped_continuation: RegressionValue | None = None
+    open_continuation: LevelRegression
+    closed_continuation: LevelRegression
+    undeveloped_continuation: LevelRegression | None = None
     life: int | None = None
     licence_expiry: int | None = None
 
@@ -189,9 +335,6 @@ class SwitchingPolicy:
 
     def _levels(self) -> int:
         return 1 if self.life is None else int(self.life)
-
-    def _regressors(self, state: np.ndarray, level: np.ndarray) -> np.ndarray:
-        return np.concatenate([state, (np.asarray(level, dtype=float) / self._levels())[:, None]], axis=1)
 
     def action_values(self, date: int, state: np.ndarray, mode, life, flows: ModeFlows, costs: SwitchCosts
                       ) -> np.ndarray:
@@ -230,11 +373,10 @@ class SwitchingPolicy:
         live = (mode == Mode.OPEN) | (mode == Mode.CLOSED)
         undeveloped = mode == Mode.UNDEVELOPED
         # continuation of producing now: reserve l -> l - 1 (exhausted at 0: closure cost now)
-        lvl = np.where(undeveloped, k, level)
+        lvl = np.clip(np.where(undeveloped, k, level), 1, k)
         nxt = lvl - (0 if self.life is None else 1)
-        cont_open = np.where(nxt > 0, self.open_continuation.predict(date, self._regressors(state, np.maximum(nxt, 1))),
-                             -ka)
-        cont_closed = self.closed_continuation.predict(date, self._regressors(state, np.maximum(lvl, 1)))
+        cont_open = np.where(nxt > 0, self.open_continuation.predict(date, state, np.maximum(nxt, 1)), -ka)
+        cont_closed = self.closed_continuation.predict(date, state, lvl)
         produce = fo + cont_open
         out[Mode.OPEN] = np.where(mode == Mode.OPEN, produce, np.where(mode == Mode.CLOSED, produce - kr, -np.inf))
         out[Mode.CLOSED] = np.where(mode == Mode.CLOSED, fc + cont_closed,
@@ -245,7 +387,7 @@ class SwitchingPolicy:
             if can_invest:
                 out[Mode.OPEN] = np.where(undeveloped, produce - ki, out[Mode.OPEN])
                 if self.undeveloped_continuation is not None:
-                    cu = self.undeveloped_continuation.predict(date, self._regressors(state, np.full(n, k)))
+                    cu = self.undeveloped_continuation.predict(date, state, 1)
                     out[Mode.UNDEVELOPED] = np.where(undeveloped, fu + cu, -np.inf)
         return out
 
@@ -292,44 +434,10 @@ class SwitchingResult:
         return float((m == mode).any(axis=0).mean())
 
 
-def _sample_levels(rng: np.random.Generator, k: int, n: int, per_path: int) -> tuple[np.ndarray, np.ndarray]:
-    """Level index (0-based, level = index + 1) and path of the fitting sample."""
-    if k <= per_path:
-        lv = np.repeat(np.arange(k), n)
-        return lv, np.tile(np.arange(n), k)
-    lv = rng.integers(0, k, size=(per_path, n)).ravel()
-    return lv, np.tile(np.arange(n), per_path)
-
-
-def _predict_grid(model: RegressionValue, date: int, x: np.ndarray, levels: np.ndarray) -> np.ndarray:
-    """``model.predict(date, (x_i, levels_j))`` for every level and path, shape (n_levels, n_paths).
-
-    The basis is separable (each monomial = a product of state terms and a power of the
-    level variable, the last regressor), so the grid costs (degree + 1) passes over it.
-    """
-    nv = x.shape[1]
-    if model.n_fit[date] == 0:
-        return np.stack([model.predict(date, np.column_stack([x, np.full(x.shape[0], lv)])) for lv in levels])
-    mean, scale, coef = model.mean[date], model.scale[date], model.coef[date]
-    zx = (x - mean[:nv]) / scale[:nv]
-    zl = (levels - mean[nv]) / scale[nv]
-    parts: dict[int, np.ndarray] = {}
-    for j, term in enumerate(model.terms):  # loop over basis functions
-        b = sum(1 for i in term if i == nv)
-        px = np.full(x.shape[0], coef[j])
-        for i in term:
-            if i != nv:
-                px = px * zx[:, i]
-        parts[b] = parts.get(b, 0.0) + px
-    out = np.zeros((levels.size, x.shape[0]))
-    for b, a in parts.items():  # loop over powers of the level variable
-        out += (zl ** b)[:, None] * a[None, :]
-    return np.clip(out, model.lower[date], model.upper[date])
-
-
 def fit_switching(states: np.ndarray, flows: ModeFlows, costs: SwitchCosts, discount, *, life: int | None = None,
                   develop: bool = False, licence_expiry: int | None = None, terms: Terms | None = None,
-                  ridge: float = 1e-6, levels_per_path: int = 4, min_samples: int | None = None, seed: int = 0) -> SwitchingPolicy:
+                  knots: int = 8, hinge_var: int = 0, martingale: np.ndarray | None = None, ridge: float = 1e-6,
+                  min_samples: int | None = None) -> SwitchingPolicy:
     """Fit the switching policy by the Longstaff-Schwartz backward induction on pilot paths.
 
     Parameters
@@ -351,16 +459,25 @@ def fit_switching(states: np.ndarray, flows: ModeFlows, costs: SwitchCosts, disc
     licence_expiry : int, optional
         Development possible at dates ``t < licence_expiry`` only (default: any date).
     terms : Terms, optional
-        Basis over ``n_vars + 1`` regressors (state, reserve fraction); default
-        ``polynomial_terms(n_vars + 1, 3)``.
+        Monomials of the (standardised) state variables; default linear,
+        ``polynomial_terms(n_vars, 1)``, with hinges, cubic ``polynomial_terms(n_vars, 3)``
+        without (``knots=0``).
+    knots : int, default 8
+        Hinges ``max(z - knot, 0)`` in state variable ``hinge_var`` at this many quantiles of
+        each date's pilot sample (a piecewise-linear fit, local in that variable).
+    hinge_var : int, default 0
+        State variable with the hinges (the one the decisions mostly depend on, e.g. price).
+    martingale : ndarray of shape (n_dates, n_paths), optional
+        A discounted martingale of the pilot paths, ``E[discount[t] M_{t+1} | X_t] = M_t``
+        (e.g. the price of a traded asset, or a futures price grown at the discount rate),
+        used as a control variate: each regression also fits a hedge ratio ``g(X_t)`` on the
+        increment ``discount[t] M_{t+1} - M_t``, and ``g (discount[t] M_{t+1} - M_t)`` is
+        subtracted from the carried realised values. Their conditional means do not change;
+        their variance, and the noise of the fitted policy, fall (often several-fold).
     ridge : float, default 1e-6
-        Ridge penalty per observation (:func:`fundmodel.lsm.ridge_solve`).
-    levels_per_path : int, default 4
-        Reserve levels per path in each date's fitting sample (random, seeded).
+        Ridge penalty per observation (no penalty on the intercept).
     min_samples : int, optional
-        Fewer fitting rows than this: intercept only (default ``2 * len(terms)``).
-    seed : int, default 0
-        Seed of the level subsampling.
+        Fewer pilot paths than this: intercept only (default twice the basis size).
 
     Returns
     -------
@@ -370,70 +487,87 @@ def fit_switching(states: np.ndarray, flows: ModeFlows, costs: SwitchCosts, disc
     -----
     Backwards from ``V_T = 0``, for every pilot path and reserve level ``l = 1 .. life``,
     the realised values ``Yo[l] = discount[t] V_{t+1}(OPEN, l)`` and ``Yc[l]`` (CLOSED) are
-    carried; per date the regressions ``C_o(x, l)`` and ``C_c(x, l)`` of ``Yo`` and ``Yc``
-    on the basis of ``(X_t, l / life)`` are fitted, each (mode, level, path) picks the
-    action of highest *estimated* value (switch cost + flow + ``C``), and its *realised*
-    value is carried backwards (Longstaff and Schwartz 2001). The work is
-    ``O(n_dates * life * n_paths)``.
+    carried; per date and level the regressions ``C_o(x, l)`` and ``C_c(x, l)`` of ``Yo[l]``
+    and ``Yc[l]`` on the basis of ``X_t`` are fitted (one least-squares problem per date with
+    ``life`` right-hand sides: every level shares the regressors), each (mode, level, path)
+    picks the action of highest *estimated* value (switch cost + flow + ``C``), and its
+    *realised* value is carried backwards (Longstaff and Schwartz 2001). The work is
+    ``O(n_dates * life * n_paths * n_basis)``.
     """
     states = np.asarray(states, dtype=float)
     n_dates, n, n_vars = states.shape
     d = _discounts(discount, n_dates)
     k = 1 if life is None else int(life)
     depletes = life is not None
-    terms = _check_terms(polynomial_terms(n_vars + 1, 3) if terms is None else terms)
-    min_samples = 2 * len(terms) if min_samples is None else int(min_samples)
-    rng = np.random.default_rng(seed)
-    fit_o = _Fitter(n_dates, n_vars + 1, terms, ridge)
-    fit_c = _Fitter(n_dates, n_vars + 1, terms, ridge)
-    fit_u = _Fitter(n_dates, n_vars + 1, terms, ridge) if develop else None
+    knots = max(int(knots), 0)
+    if terms is None:
+        terms = polynomial_terms(n_vars, 1 if knots else 3)
+    terms = _check_terms(terms)
+    min_samples = 2 * (len(terms) + knots) if min_samples is None else int(min_samples)
+    fit_o = _LevelFitter(n_dates, k, n_vars, terms, knots, hinge_var, ridge)
+    fit_c = _LevelFitter(n_dates, k, n_vars, terms, knots, hinge_var, ridge)
+    fit_u = _LevelFitter(n_dates, 1, n_vars, terms, knots, hinge_var, ridge) if develop else None
+    # one BLAS thread: the small matrix products are faster so on a shared machine, and the
+    # fit gives the same bits whatever the thread settings
+    with threadpool_limits(1):
+        return _fit_switching(states, flows, costs, d, k, depletes, licence_expiry, develop,
+                              (fit_o, fit_c, fit_u), min_samples, None if martingale is None else
+                              np.asarray(martingale, dtype=float))
+
+
+def _fit_switching(states, flows, costs, d, k, depletes, licence_expiry, develop, fitters, min_samples, martingale):
+    n_dates, n, _ = states.shape
+    life = k if depletes else None
+    fit_o, fit_c, fit_u = fitters
     yo = np.zeros((k, n))  # realised value at t+1 of OPEN with level index j (l = j + 1), discounted to t
     yc = np.zeros((k, n))
     yu = np.zeros(n)
-    levels = (np.arange(k) + 1.0) / k
     for t in range(n_dates - 1, -1, -1):  # loop over dates, backwards
         x = states[t]
-        # fit the continuation regressions on a subsample of (level, path)
-        lv, pth = _sample_levels(rng, k, n, levels_per_path)
-        reg = np.concatenate([x[pth], levels[lv][:, None]], axis=1)
-        fit_o.fit(t, reg, yo[lv, pth], min_samples)
-        fit_c.fit(t, reg, yc[lv, pth], min_samples)
+        dm = None if martingale is None or t == n_dates - 1 else d[t] * martingale[t + 1] - martingale[t]
+        hedge = fit_o.fit(t, x, yo, min_samples, dm)
+        if hedge is not None:
+            yo = yo - hedge
+        hedge = fit_c.fit(t, x, yc, min_samples, dm)
+        if hedge is not None:
+            yc = yc - hedge
         c_o, c_c = fit_o.result(), fit_c.result()
         if fit_u is not None:
-            fit_u.fit(t, np.concatenate([x, np.ones((n, 1))], axis=1), yu, min_samples)
+            hedge = fit_u.fit(t, x, yu[None, :], min_samples, dm)
+            if hedge is not None:
+                yu = yu - hedge[0]
         fo, fc, fu = _at(flows.open, t, n), _at(flows.closed, t, n), _at(flows.undeveloped, t, n)
         kc, kr, ka = _at(costs.close, t, n), _at(costs.reopen, t, n), _at(costs.abandon, t, n)
-        grid_c = _predict_grid(c_c, t, x, levels)                       # C_c(x, l), (k, n)
-        grid_o = _predict_grid(c_o, t, x, levels)                       # C_o(x, l)
+        grid_c = c_c.predict_levels(t, x)                               # C_c(x, l), (k, n)
+        grid_o = c_o.predict_levels(t, x)                               # C_o(x, l)
         # producing now moves level index j to j - 1 (j = 0: exhausted, closure cost now)
+        nka = -ka
         if depletes:
-            est_o = np.concatenate([np.broadcast_to(-ka, (1, n)), grid_o[:-1]])
-            real_o = np.concatenate([np.broadcast_to(-ka, (1, n)), yo[:-1]])
+            produce_est, produce_real = np.empty((k, n)), np.empty((k, n))
+            produce_est[0] = produce_real[0] = fo + nka
+            np.add(grid_o[:-1], fo, out=produce_est[1:])
+            np.add(yo[:-1], fo, out=produce_real[1:])
         else:
-            est_o, real_o = grid_o, yo
-        produce_est, produce_real = fo + est_o, fo + real_o
-        wait_est, wait_real = fc + grid_c, fc + yc
+            produce_est, produce_real = np.add(grid_o, fo, out=grid_o), yo + fo
+        wait_est, wait_real = np.add(grid_c, fc, out=grid_c), yc + fc
         # OPEN at t: produce, close (pay kc), abandon (pay ka)
-        close = (wait_est - kc > produce_est) & (wait_est - kc > -ka)
-        aband = ~close & (-ka > produce_est)
-        new_o = np.where(close, wait_real - kc, np.where(aband, -ka, produce_real))
+        close_est = wait_est - kc
+        close = (close_est > produce_est) & (close_est > nka)
+        aband = ~close & (nka > produce_est)
+        new_o = np.where(close, wait_real - kc, np.where(aband, nka, produce_real))
         # CLOSED at t: stay, reopen (pay kr), abandon
-        reopen = (produce_est - kr > wait_est) & (produce_est - kr > -ka)
-        aband = ~reopen & (-ka > wait_est)
-        new_c = np.where(reopen, produce_real - kr, np.where(aband, -ka, wait_real))
+        reopen_est = np.subtract(produce_est, kr, out=close_est)
+        reopen = (reopen_est > wait_est) & (reopen_est > nka)
+        aband = ~reopen & (nka > wait_est)
+        new_c = np.where(reopen, produce_real - kr, np.where(aband, nka, wait_real))
         if fit_u is not None:
             c_u = fit_u.result()
             if licence_expiry is not None and t >= licence_expiry:
                 new_u = np.zeros(n)
             else:
                 ki, kl = _at(costs.invest, t, n), _at(costs.relinquish, t, n)
-                full_next = k - 2 if depletes else k - 1
-                if full_next >= 0:
-                    est_inv = fo + c_o.predict(t, np.concatenate([x, np.full((n, 1), levels[full_next])], axis=1)) - ki
-                    real_inv = fo + yo[full_next] - ki
-                else:
-                    est_inv = real_inv = fo - ka - ki
-                est_wait = fu + c_u.predict(t, np.concatenate([x, np.ones((n, 1))], axis=1))
+                est_inv, real_inv = produce_est[k - 1] - ki, produce_real[k - 1] - ki
+                est_wait = fu + c_u.predict(t, x, 1)
                 real_wait = fu + yu
                 inv = (est_inv > est_wait) & (est_inv > -kl)
                 rel = ~inv & (-kl > est_wait)

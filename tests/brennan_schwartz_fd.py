@@ -73,6 +73,8 @@ class FDSolution:
     closed_value: np.ndarray  # W(x, tau), M$
     open_policy: np.ndarray   # 0 stay open, 1 close, 2 abandon
     closed_policy: np.ndarray  # 0 stay closed, 1 open, 2 abandon
+    tau_grid: np.ndarray | None = None   # remaining producing years of each inventory step
+    boundaries: np.ndarray | None = None  # (n_steps, 4): open above, close below, abandon below (closed, open)
 
     def value(self, x0: float, mode: str) -> float:
         v = self.open_value if mode == "open" else self.closed_value
@@ -122,6 +124,7 @@ def solve(inputs: MineInputs = MineInputs(), *, tau: float | None = None, dy: fl
     pol_v = np.zeros(n, dtype=np.int8)
     pol_w = np.full(n, 2, dtype=np.int8)
     u = np.zeros(2 * n)
+    bounds = []
     for step in range(1, n_steps + 1):  # loop over inventory levels
         t = step * dtau
         vb, wb = boundary(t)
@@ -189,4 +192,85 @@ def solve(inputs: MineInputs = MineInputs(), *, tau: float | None = None, dy: fl
                 break
             pol_v, pol_w = new_v, new_w
         v_prev = v
-    return FDSolution(x, tau, v, w, pol_v, pol_w)
+        bounds.append(_boundaries(x, pol_v, pol_w))
+    return FDSolution(x, tau, v, w, pol_v, pol_w, dtau * np.arange(1, n_steps + 1), np.array(bounds))
+
+
+def _boundaries(x, pol_v, pol_w):
+    """Switching prices of one inventory level: open above, close below, abandon below (closed; open)."""
+    def edge(pol, action, low):
+        idx = np.flatnonzero(pol == action)
+        if not idx.size:
+            return 0.0 if not low else np.inf
+        j = idx[0] if low else idx[-1]
+        k = j - 1 if low else j + 1
+        return float(np.sqrt(x[j] * x[k]))
+    return edge(pol_w, 1, True), edge(pol_v, 1, False), edge(pol_w, 2, False), edge(pol_v, 2, False)
+
+
+@dataclass(frozen=True)
+class MonthlySolution:
+    """Discrete-time (Bermudan) solution: decisions once per period, as in a monthly LSM."""
+
+    x: np.ndarray
+    open_value: np.ndarray    # V(x) at full inventory, M$ (before the decision)
+    closed_value: np.ndarray  # W(x)
+    boundaries: np.ndarray    # (n_levels, 4) as FDSolution.boundaries, per remaining period of output
+
+    def value(self, x0: float, mode: str) -> float:
+        v = self.open_value if mode == "open" else self.closed_value
+        return float(np.interp(np.log(x0), np.log(self.x), v))
+
+    def thresholds(self) -> dict[str, float]:
+        b = self.boundaries[-1]
+        return {"open": float(b[0]), "close": float(b[1]), "abandon": float(b[2])}
+
+
+def solve_periodic(inputs: MineInputs = MineInputs(), *, dt: float = 1 / 12, dy: float = 0.01,
+                   x_min: float = 0.02, x_max: float = 20.0) -> MonthlySolution:
+    """Dynamic programming with one decision per period ``dt`` (the LSM's problem, no regression).
+
+    In cost-deflated units (time-homogeneous): the mine with ``l`` periods of output left
+    chooses at each decision date; the open flow ``open_flow(x) dt`` and the maintenance
+    ``f dt`` are received for the period, then the price moves one period (Gaussian in
+    ``ln x``, transition matrix on the grid, mass beyond the grid lumped at its ends) and
+    value is discounted at ``r + lambda - pi``. Per level the closed mine's stationary
+    problem is solved by policy iteration (dense linear solves).
+    """
+    p = inputs
+    mu = p.rate - p.convenience - p.inflation
+    disc = float(np.exp(-(p.rate + p.property_tax - p.inflation) * dt))
+    y = np.arange(np.log(x_min), np.log(x_max) + dy / 2, dy)
+    x = np.exp(y)
+    n = y.size
+    m, s = (mu - 0.5 * p.variance) * dt, np.sqrt(p.variance * dt)
+    edges = np.concatenate([[-np.inf], (y[1:] + y[:-1]) / 2, [np.inf]])
+    from scipy.special import ndtr
+    cdf = ndtr((edges[None, :] - y[:, None] - m) / s)
+    trans = disc * np.diff(cdf, axis=1)               # discounted one-period transition
+    fo, fc = p.open_flow(x) * dt, -p.maintenance * dt
+    kc, ko, ka = p.close_cost, p.open_cost, p.abandon_cost
+    levels = int(round(p.life / dt))
+    v_prev = np.full(n, -ka)
+    stay = np.ones(n, dtype=bool)
+    eye = np.eye(n)
+    bounds = []
+    for _ in range(levels):  # loop over remaining periods of output
+        produce = fo + trans @ v_prev
+        for _ in range(50):  # policy iteration for the closed mine
+            a = np.where(stay[:, None], eye - trans, eye)
+            rhs = np.where(stay, fc, 0.0)
+            alt = np.maximum(produce - ko, -ka)
+            rhs = np.where(stay, rhs, alt)
+            w = np.linalg.solve(a, rhs)
+            new = fc + trans @ w >= alt
+            if np.array_equal(new, stay):
+                break
+            stay = new
+        cont_w = fc + trans @ w
+        v = np.maximum.reduce([produce, cont_w - kc, np.full(n, -ka)])
+        pol_v = np.where(produce >= np.maximum(cont_w - kc, -ka), 0, np.where(cont_w - kc >= -ka, 1, 2))
+        pol_w = np.where(stay, 0, np.where(produce - ko >= -ka, 1, 2))
+        bounds.append(_boundaries(x, pol_v, pol_w))
+        v_prev = v
+    return MonthlySolution(x, v, w, np.array(bounds))

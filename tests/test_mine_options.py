@@ -81,6 +81,28 @@ def test_policy_pickles_and_gives_the_same_decisions():
     assert np.array_equal(a.value, b.value)
 
 
+def test_martingale_control_and_bases_give_consistent_policies():
+    """The control variate changes the noise, not the target; hinge and cubic bases agree closely."""
+    rng = np.random.default_rng(8)
+    s = prices(rng, 4000)
+    martingale = s / DISC ** np.arange(N_DATES)[:, None]  # s is a martingale: E[DISC M_{t+1}] = M_t
+    policies = {"hinge": mo.fit_switching(s[..., None], *small_problem(s), DISC, life=LIFE),
+                "hinge+control": mo.fit_switching(s[..., None], *small_problem(s), DISC, life=LIFE,
+                                                  martingale=martingale),
+                "cubic": mo.fit_switching(s[..., None], *small_problem(s), DISC, life=LIFE, knots=0)}
+    s = prices(rng, 20000)
+    flows, costs = small_problem(s)
+    values = {k: mo.apply_switching(p, s[..., None], flows, costs, DISC).value for k, p in policies.items()}
+    committed = mo.committed_value(flows, costs, DISC, life=LIFE)
+    for key, v in values.items():
+        diff = v - values["hinge+control"]  # same paths: the policies' difference is measured sharply
+        se = diff.std(ddof=1) / np.sqrt(diff.size)
+        assert abs(diff.mean()) < 0.01 * v.mean() + 3 * se, (key, diff.mean(), se)
+        assert diff.mean() <= 3 * se, (key, diff.mean(), se)  # the control does not worsen the policy
+        assert (v - committed).mean() > 0.0, key
+    assert policies["cubic"].open_continuation.knots.shape[1] == 0
+
+
 def test_undeveloped_mine_invests_only_when_worth_it_and_lapses_at_expiry():
     rng = np.random.default_rng(3)
     s = prices(rng, 3000)

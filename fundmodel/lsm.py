@@ -78,7 +78,7 @@ import numpy as np
 Terms = tuple[tuple[int, ...], ...]
 
 __all__ = ["Terms", "RegressionValue", "StoppingPolicy", "monomial_basis", "polynomial_terms", "ridge_solve",
-           "fit_value", "fit_stopping", "stopping_value"]
+           "quantile_knots", "hinge_basis", "fit_value", "fit_stopping", "stopping_value"]
 
 
 def polynomial_terms(n_vars: int, degree: int) -> Terms:
@@ -135,6 +135,64 @@ def monomial_basis(z: np.ndarray, terms: Terms) -> np.ndarray:
         for i in term[1:]:
             out[:, j] *= z[:, i]
     return out
+
+
+def quantile_knots(v: np.ndarray, n_knots: int) -> np.ndarray:
+    """Knots at the interior quantiles ``j / (n_knots + 1)``, ``j = 1 .. n_knots``, of ``v``.
+
+    Parameters
+    ----------
+    v : ndarray of shape (n,)
+        A (standardised) state variable over the fitting sample.
+    n_knots : int
+
+    Returns
+    -------
+    ndarray of shape (n_knots,)
+
+    Examples
+    --------
+    >>> quantile_knots(np.arange(101.0), 3).tolist()
+    [25.0, 50.0, 75.0]
+    """
+    if n_knots <= 0 or v.size == 0:
+        return np.zeros(max(n_knots, 0))
+    return np.quantile(v, np.arange(1, n_knots + 1) / (n_knots + 1))
+
+
+def hinge_basis(z: np.ndarray, terms: Terms, knots: np.ndarray, var: int = 0) -> np.ndarray:
+    """Monomials of ``terms`` followed by the hinges ``max(z[:, var] - knot, 0)``, one per knot.
+
+    With ``terms = polynomial_terms(n_vars, 1)`` this is a continuous piecewise-linear
+    function of variable ``var`` (slope changes at the knots, linear extrapolation beyond
+    the outer knots) plus linear terms in the other variables: a basis local in ``var``,
+    unlike global monomials whose least-squares fit is dominated by the bulk of the sample.
+
+    Parameters
+    ----------
+    z : ndarray of shape (n_paths, n_vars)
+        (Standardised) state variables.
+    terms : Terms
+        Monomials (intercept first).
+    knots : ndarray of shape (n_knots,)
+        Knots in the units of ``z[:, var]``, e.g. :func:`quantile_knots`.
+    var : int, default 0
+        The variable with the hinges.
+
+    Returns
+    -------
+    ndarray of shape (n_paths, len(terms) + n_knots)
+
+    Examples
+    --------
+    >>> hinge_basis(np.array([[0.0], [2.0]]), ((), (0,)), np.array([1.0])).tolist()
+    [[1.0, 0.0, 0.0], [1.0, 2.0, 1.0]]
+    """
+    mono = monomial_basis(z, terms)
+    knots = np.asarray(knots, dtype=float)
+    if knots.size == 0:
+        return mono
+    return np.concatenate([mono, np.maximum(z[:, var, None] - knots[None, :], 0.0)], axis=1)
 
 
 def ridge_solve(x: np.ndarray, y: np.ndarray, ridge: float) -> np.ndarray:

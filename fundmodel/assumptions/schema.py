@@ -180,6 +180,11 @@ class SimulationSettings(_Model):
     #: tornado data (sensitivity.csv) on the first attribution_scenarios scenarios, when the
     #: risk attribution runs
     sensitivity: bool = True
+    #: break-even long-run price of each project's primary material (summary.csv), when the risk
+    #: attribution runs: fundmodel.breakeven
+    breakeven: bool = True
+    breakeven_scenarios: Annotated[int, Field(
+        ge=16, le=1_000_000, description="scenarios of the break-even search, 16 to 1e6")] = 2048
     workers: Annotated[int, Field(ge=1, le=256, description="worker processes, 1 to 256")] = 2
 
 

@@ -285,3 +285,49 @@ def test_npv_range_widens_with_parameter_uncertainty(shipped):
     for pid, p in shipped.projects.items():
         if parameter_law(shipped.markets.materials[p.materials[0]]) is not None:
             assert width[True][pid] > width[False][pid], (pid, width[False][pid], width[True][pid])
+
+
+def test_bad_parameter_laws_are_refused_naming_file_field_and_rule(tmp_path):
+    from fundmodel.errors import AssumptionError
+
+    def drop_correlation(d):
+        del d["materials"]["copper"]["calibration"]["log_long_run_mean_reversion_correlation"]
+
+    with pytest.raises(AssumptionError) as err:
+        load_assumptions(copy_assumptions(tmp_path / "a", projects=["kz_tungsten"],
+                                          edits={"markets.yaml": drop_correlation}))
+    text = str(err.value)
+    assert "markets.yaml" in text and "materials.copper.calibration" in text
+    assert "missing log_long_run_mean_reversion_correlation" in text
+
+    def negative_sd(d):
+        d["materials"]["lithium"]["parameter_uncertainty"] = {"log_long_run_sd": -0.1, "mean_reversion_sd": 0.1,
+                                                              "source": "analyst range"}
+
+    with pytest.raises(AssumptionError) as err:
+        load_assumptions(copy_assumptions(tmp_path / "b", projects=["kz_tungsten"], edits={"markets.yaml": negative_sd}))
+    assert "materials.lithium.parameter_uncertainty.log_long_run_sd" in str(err.value)
+    assert "must be >= 0, got -0.1" in str(err.value)
+
+    def both(d):
+        d["materials"]["copper"]["parameter_uncertainty"] = {"log_long_run_sd": 0.1, "mean_reversion_sd": 0.1,
+                                                             "source": "analyst range"}
+
+    with pytest.raises(AssumptionError) as err:
+        load_assumptions(copy_assumptions(tmp_path / "c", projects=["kz_tungsten"], edits={"markets.yaml": both}))
+    assert "materials.copper" in str(err.value) and "fitted covariance" in str(err.value)
+
+
+def test_analyst_law_of_a_hand_set_material_is_drawn(tmp_path):
+    """A sourced parameter_uncertainty of a hand-set material is drawn like a fitted covariance."""
+    def analyst(d):
+        d["materials"]["lithium"]["parameter_uncertainty"] = {
+            "log_long_run_sd": 0.087, "mean_reversion_sd": 0.1, "correlation": 0.0,
+            "source": "analyst incentive-price range USD 15-20k/t read as a 90 % interval"}
+
+    a = load_assumptions(copy_assumptions(tmp_path / "a", projects=["kz_tungsten"], edits={"markets.yaml": analyst}))
+    law = parameter_law(a.markets.materials["lithium"])
+    assert law.origin == "analyst" and law.mean[0] == pytest.approx(math.log(16000))
+    alpha, kappa = _draws(a.markets, 1 << 15)["lithium"]
+    mean, cov = _truncated_moments(np.array(law.mean), law.covariance)
+    _assert_moments(np.column_stack([alpha, kappa]), mean, cov)

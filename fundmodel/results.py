@@ -547,7 +547,8 @@ def simulate_to_directory(a: Assumptions, settings, out_dir, *, progress=None, c
 
             credit = credit_policies(a, settings.seed, settings.sampling, copula=settings.copula,
                                      copula_dof=settings.copula_dof)  # the run's, kept in this process
-            add_breakevens(a, stats, breakevens(a, settings, credit, engine=engine))
+            base = {pid: v["project_npv_market_meur"] for pid, v in result.scalars.items()}
+            add_breakevens(a, stats, breakevens(a, settings, credit, engine=engine, base_npv=base))
         else:
             add_breakevens(a, stats, None, "not computed (fund.yaml simulation.breakeven off or --no-attribution)")
         summary = summary_table(stats)

@@ -252,8 +252,12 @@ def test_breakeven_zeroes_mean_npv_when_resimulated(breakeven_run):
         # same scenarios, full re-simulation (parameters drawn around the new level): the solver's
         # rescaled paths are the re-simulated ones, and the mean is zero to the root's tolerance
         same, se_same = _mean_npv(a, st, credit, pid, b.price_usd_per_t, 0, 2048)
-        solver = _evaluator(a, st, credit, pid)(math.log(b.price_usd_per_t))
+        f = _evaluator(a, st, credit, pid)
+        solver = f(math.log(b.price_usd_per_t))
         assert same == pytest.approx(solver, rel=1e-6, abs=1e-6), (pid, same, solver)
+        # at the shipped level the solver is the run itself (simulate_to_directory passes the run's values)
+        shipped, _ = _mean_npv(a, st, credit, pid, b.shipped_usd_per_t, 0, 2048)
+        assert f(f.x0) == shipped, (pid, f(f.x0), shipped)
         lo, _ = _mean_npv(a, st, credit, pid, b.price_usd_per_t * 0.99, 0, 2048)
         hi, _ = _mean_npv(a, st, credit, pid, b.price_usd_per_t * 1.01, 0, 2048)
         assert lo < 0 < hi, (pid, lo, same, hi)

@@ -297,7 +297,8 @@ def fit_credit_policies(a, seed: int, sampling: SamplingMethod | str = SamplingM
             continue
         if market is None:
             market = simulate_market(a.markets, streams, 0, n_pilot, n_years, a.fund.inflation, geo,
-                                     copula=Copula(copula), copula_dof=copula_dof)
+                                     copula=Copula(copula), copula_dof=copula_dof,
+                                     parameter_uncertainty=a.fund.simulation.parameter_uncertainty)
         country = a.countries.countries[p.country]
         uniforms = streams.uniforms(f"schedule/{pid}", 0, n_pilot, len(SCHEDULE_DRAWS), sobol=False)
         schedule = draw_schedule(p, country.permitting_years, uniforms)

@@ -38,6 +38,20 @@ joint law of the regime, the geopolitical factor and each price ratio
 (:class:`PriceRatioLaw`) normalises the price-sensitive political hazards
 (:mod:`fundmodel.political`).
 
+Parameter uncertainty (``fund.yaml: simulation.parameter_uncertainty``, issue 14): each
+scenario may draw its own ``(alpha, kappa)`` of a material (:func:`draw_price_parameters`)
+from the estimated covariance of the calibration (:func:`parameter_law`), the bivariate
+normal of the estimates truncated to ``kappa > 0``, centred on ``markets.yaml``'s
+``ln(long_run_usd_per_t)`` and ``mean_reversion_per_year``. The drawn ``exp(alpha)`` is that
+scenario's long-run **median** (the convention above holds scenario by scenario, and the
+shipped level is the median of the drawn medians; the mean long-run level over scenarios is
+``long_run x exp(se^2 / 2)``, higher by Jensen's inequality). Draws come from a stream of
+their own per material (``market/parameters/<material>``), so no other draw moves; with the
+switch off every path is bit-for-bit the one of the fixed parameters. The price ratio of a
+material with drawn parameters is taken over the scenario's own long-run median (a boom is a
+price above the scenario's normal level); the political hazards keep the normalisation of
+the central parameters (:class:`PriceRatioLaw`; see :func:`price_ratio_law`).
+
 References
 ----------
 Schwartz, E. S. (1997). The stochastic behavior of commodity prices.
@@ -82,6 +96,8 @@ class MarketPaths:
     real_price_ratio: np.ndarray
     fx_usd_per_eur: np.ndarray
     export_restriction: np.ndarray
+    #: drawn ``(ln long-run median, kappa)`` per scenario of the materials with parameter uncertainty
+    parameters: dict[str, tuple[np.ndarray, np.ndarray]] | None = None
 
     def index(self, material: str) -> int:
         """Position of a material on the first axis of the price arrays."""
@@ -137,12 +153,23 @@ def log_price_moments(process: PriceProcess, log_spot: float, log_long_run: floa
     return mean, var
 
 
-def _log_paths(process: PriceProcess, log_spot: float, log_long_run: float,
-               shocks: np.ndarray | None, n: int, n_years: int) -> np.ndarray:
+def _log_paths(process: PriceProcess, log_spot: float, log_long_run: float | np.ndarray,
+               shocks: np.ndarray | None, n: int, n_years: int, kappa: np.ndarray | None = None) -> np.ndarray:
     """Log-price paths, year-major (n_years, n); year 0 is the spot.
 
     ``shocks`` is year-major (n_years - 1, n); None gives the expected path ``ln E[S_t]``.
+    ``kappa`` (shape (n,), with ``log_long_run`` of shape (n,)): per-scenario parameters
+    (log-OU only, with shocks), see :func:`draw_price_parameters`.
     """
+    if kappa is not None:
+        out = np.empty((n_years, n))
+        out[0] = log_spot
+        phi = np.exp(-kappa)
+        # -expm1: exact for the small kappa a truncated draw can give (random walk in the limit)
+        step_sd = process.volatility * np.sqrt(-np.expm1(-2 * kappa) / (2 * kappa))
+        for t in range(1, n_years):  # loop over years; vectorised over scenarios
+            out[t] = log_long_run + (out[t - 1] - log_long_run) * phi + step_sd * shocks[t - 1]
+        return out
     if shocks is None:
         mean, var = log_price_moments(process, log_spot, log_long_run, np.arange(n_years))
         return np.repeat((mean + var / 2)[:, None], n, axis=1)
@@ -158,6 +185,111 @@ def _log_paths(process: PriceProcess, log_spot: float, log_long_run: float,
     else:
         drift = process.drift_per_year - s * s / 2
         out[1:] = log_spot + np.cumsum(drift + s * shocks[: n_years - 1], axis=0)
+    return out
+
+
+#: Numerical floor of a drawn mean reversion (per year): the law is truncated at 0; a draw at the
+#: floor is a random walk over any horizon (half-life 7e8 years).
+KAPPA_FLOOR = 1e-9
+
+
+@dataclass(frozen=True)
+class ParameterLaw:
+    """Law of one material's ``(alpha, kappa) = (ln long-run median, mean reversion per year)``.
+
+    The bivariate normal ``N(mean, cov)`` truncated to ``kappa > 0`` (truncation of the joint
+    law: ``kappa`` from its truncated marginal, then ``alpha`` from its normal law given ``kappa``).
+
+    Attributes
+    ----------
+    mean : (float, float)
+        ``(ln long_run_usd_per_t, mean_reversion_per_year)`` of ``markets.yaml``.
+    sd : (float, float)
+        Standard errors (fitted) or analyst standard deviations.
+    correlation : float
+    origin : str
+        ``"fitted"`` (calibration covariance) or ``"analyst"`` (``parameter_uncertainty``).
+    """
+
+    mean: tuple[float, float]
+    sd: tuple[float, float]
+    correlation: float
+    origin: str
+
+    @property
+    def covariance(self) -> np.ndarray:
+        """Untruncated covariance of ``(alpha, kappa)``."""
+        sa, sk = self.sd
+        r = self.correlation
+        return np.array([[sa * sa, r * sa * sk], [r * sa * sk, sk * sk]])
+
+    @property
+    def truncated_share(self) -> float:
+        """Probability mass of ``kappa <= 0`` under the untruncated law (cut off)."""
+        mk, sk = self.mean[1], self.sd[1]
+        return float(stats.norm.cdf(-mk / sk)) if sk > 0 else 0.0
+
+    def sample(self, u: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """``(alpha, kappa)`` from uniforms ``u`` of shape (n, 2) by inverse CDFs.
+
+        ``kappa = m_k + s_k z_k`` with ``z_k = isf((1 - u_0) P(Z > -m_k/s_k))`` (the normal
+        truncated below at ``-m_k / s_k``, i.e. ``kappa > 0``); ``alpha = m_a + s_a (r z_k +
+        sqrt(1 - r^2) ppf(u_1))``.
+        """
+        (ma, mk), (sa, sk), r = self.mean, self.sd, self.correlation
+        n = u.shape[0]
+        if sk > 0:
+            z_k = stats.norm.isf((1.0 - u[:, 0]) * stats.norm.sf(-mk / sk))
+        else:
+            z_k = np.zeros(n)
+        kappa = np.maximum(mk + sk * z_k, KAPPA_FLOOR)
+        alpha = ma + sa * (r * z_k + math.sqrt(max(1.0 - r * r, 0.0)) * stats.norm.ppf(u[:, 1]))
+        return alpha, kappa
+
+
+def parameter_law(material) -> ParameterLaw | None:
+    """The law of a material's drawn parameters, or None when they are fixed.
+
+    From the calibration's estimated covariance (``calibration.log_long_run_se``,
+    ``mean_reversion_se``, ``log_long_run_mean_reversion_correlation``) or an analyst's sourced
+    ``parameter_uncertainty``; None for GBM materials, for hand-set materials without one and
+    for a zero spread.
+    """
+    if material.model is not PriceModel.LOG_OU:
+        return None
+    mean = (math.log(material.long_run_usd_per_t), float(material.mean_reversion_per_year))
+    cal, pu = material.calibration, material.parameter_uncertainty
+    if cal is not None and cal.has_covariance:
+        law = ParameterLaw(mean, (float(cal.log_long_run_se), float(cal.mean_reversion_se)),
+                           float(cal.log_long_run_mean_reversion_correlation), "fitted")
+    elif pu is not None:
+        law = ParameterLaw(mean, (float(pu.log_long_run_sd), float(pu.mean_reversion_sd)), float(pu.correlation),
+                           "analyst")
+    else:
+        return None
+    return law if law.sd[0] > 0 or law.sd[1] > 0 else None
+
+
+def draw_price_parameters(streams: ScenarioStreams, markets: MarketsFile, start: int, stop: int
+                          ) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """Each scenario's ``(ln long-run median, kappa)`` of every material with a :func:`parameter_law`.
+
+    Draws are Latin hypercube (pseudo-random under ``--sampling pseudo``) from the stream
+    ``market/parameters/<material>``: a pure function of (seed, material, scenario index), so
+    chunk-invariant, and no other stream of the run moves.
+
+    Returns
+    -------
+    dict
+        ``{material: (alpha, kappa)}``, arrays of shape (stop - start,).
+    """
+    out = {}
+    for mat_id, m in markets.materials.items():  # loop over materials; vectorised over scenarios
+        law = parameter_law(m)
+        if law is None:
+            continue
+        u = streams.uniforms(f"market/parameters/{mat_id}", start, stop, 2, sobol=False)
+        out[mat_id] = law.sample(u)
     return out
 
 
@@ -233,6 +365,7 @@ def simulate_market(
     copula: Copula = Copula.GAUSSIAN,
     copula_dof: float = 5.0,
     risk_on: bool = True,
+    parameter_uncertainty: bool = False,
 ) -> MarketPaths:
     """Simulate prices, FX and the export-restriction regime for scenarios ``[start, stop)``.
 
@@ -254,7 +387,11 @@ def simulate_market(
         Dependence of the annual shocks.
     risk_on : bool, default True
         False replaces every path by its expected value ``E[S_t]`` (no export restriction):
-        the "price risk off" case of the risk attribution.
+        the "price risk off" case of the risk attribution (parameters fixed at ``markets.yaml``'s:
+        parameter uncertainty is price risk).
+    parameter_uncertainty : bool, default False
+        Draw each scenario's long-run level and mean reversion (:func:`draw_price_parameters`);
+        callers pass ``fund.yaml: simulation.parameter_uncertainty``.
 
     Returns
     -------
@@ -288,14 +425,22 @@ def simulate_market(
     # downstream; the public attributes are (material, scenario, year) views of them
     prices = np.empty((len(materials), n_years, n))
     ratios = np.empty_like(prices)
+    drawn = draw_price_parameters(streams, markets, start, stop) if (risk_on and parameter_uncertainty) else {}
     for i, mat_id in enumerate(materials):  # loop over materials; vectorised over scenarios
         m = markets.materials[mat_id]
-        log_lr = np.log(m.long_run_usd_per_t)
-        real = np.exp(_log_paths(m, np.log(m.spot_usd_per_t), log_lr, factor_shocks(mat_id), n, n_years))
+        if mat_id in drawn:
+            log_lr, kappa = drawn[mat_id]
+            real = np.exp(_log_paths(m, np.log(m.spot_usd_per_t), log_lr, factor_shocks(mat_id), n, n_years,
+                                     kappa=kappa))
+            inv_level = np.exp(-log_lr)  # over the scenario's own long-run median
+        else:
+            log_lr = np.log(m.long_run_usd_per_t)
+            real = np.exp(_log_paths(m, np.log(m.spot_usd_per_t), log_lr, factor_shocks(mat_id), n, n_years))
+            inv_level = 1.0 / m.long_run_usd_per_t
         uplift = regime.price_uplift.get(mat_id, 0.0)
         if uplift:
             real *= 1.0 + uplift * restricted_ym
-        np.multiply(real, 1.0 / m.long_run_usd_per_t, out=ratios[i])
+        np.multiply(real, inv_level, out=ratios[i])
         np.multiply(real, escalation, out=prices[i])
     fx = markets.fx
     fx_path = np.exp(_log_paths(fx, np.log(fx.spot), np.log(fx.long_run), factor_shocks(FX_FACTOR), n, n_years))
@@ -305,6 +450,7 @@ def simulate_market(
         real_price_ratio=ratios.transpose(0, 2, 1),
         fx_usd_per_eur=fx_path.T,
         export_restriction=restricted,
+        parameters=drawn or None,
     )
 
 
@@ -365,6 +511,15 @@ def price_ratio_law(markets: MarketsFile, material: str, geo_persistence: float)
 
     Notes
     -----
+    With parameter uncertainty the law is that of the central parameters (``markets.yaml``): the
+    ratio is taken over each scenario's own long-run median, so its stationary median stays 1 in
+    every scenario, and only its stationary variance ``sigma^2 / (2 kappa_s)`` varies with the
+    drawn ``kappa_s``. A per-scenario normalisation by that variance would make the hazard of a
+    scenario with a small drawn ``kappa`` (a near random walk that starts at spot and is far from
+    stationary within the horizon) vanish; the central normalisation keeps the hazards of
+    ``countries.yaml`` at the central parameters, and the dispersion of ``kappa`` moves the
+    realised hazards only through the realised prices.
+
     ``forced_years`` (stress scenarios) are not part of the stationary law: a stress raises
     hazards through the prices it forces; it does not re-normalise them.
     """

@@ -37,6 +37,19 @@ Conventions of the summary (documented here because committee members read them)
   claim. Empty when the project has no loan or no default. ``metrics.json`` adds their
   standard errors, the loan amount and how it was sized (``debt_amount_musd``,
   ``debt_sizing``), the number of defaults and the share recovering in full.
+- ``breakeven_long_run_price`` (issue 14, :mod:`fundmodel.breakeven`): the long-run level of the
+  project's primary material (``primary_material``) at which the mean project NPV at the asset
+  rate, ``npv_market_mean_meur``, is zero; in real USD per tonne of its priced product
+  (``primary_product``; valuation-date money), a long-run **median** like ``long_run_price``, the
+  shipped ``markets.yaml`` level it compares with. Solved with common random numbers on the
+  first ``fund.yaml: simulation.breakeven_scenarios`` scenarios (2,048) by ``brentq``;
+  ``breakeven_long_run_price_se`` is its Monte Carlo standard error. Empty when there is no root
+  within a factor 20 of the shipped level (or it was not computed), with ``breakeven_reason`` in
+  ``metrics.json``. Computed when the risk attribution runs.
+- Parameter uncertainty (``fund.yaml: simulation.parameter_uncertainty``, default on): every
+  scenario draws its own long-run level and mean reversion of the materials with an estimated
+  covariance (:func:`fundmodel.market.draw_price_parameters`); ``metrics.json:
+  parameter_uncertainty`` lists them and their law. All NPV figures include it when on.
 
 - Monte Carlo standard errors (:mod:`fundmodel.precision`): ``<figure>_se_meur`` for EUR m
   figures (``npv_mean_se_meur``, ``npv_p5_se_meur``, ``npv_cvar5_se_meur``, ...) and
@@ -339,7 +352,48 @@ SUMMARY_COLUMNS = [
     "prob_debt_default_10y", "debt_recovery_rate_mean", "default_share_value_above_debt",
     # issue 14: Monte Carlo standard errors of the figures above (fundmodel.precision)
     *SE_COLUMNS,
+    # issue 14: long-run level of the primary material (real USD per tonne of its priced product, the
+    # long-run median of markets.yaml's convention) at which npv_market_mean_meur is zero (fundmodel.breakeven)
+    "breakeven_long_run_price", "breakeven_long_run_price_se", "long_run_price",
 ]
+
+
+def add_breakevens(a: Assumptions, stats: dict[str, dict], found: dict | None, reason_off: str = "") -> None:
+    """Put each project's break-even long-run price (:mod:`fundmodel.breakeven`) into ``stats``.
+
+    ``breakeven_long_run_price`` and its Monte Carlo SE are in the primary material's unit, real USD
+    per tonne of its priced product (``primary_product``), a long-run median as
+    ``long_run_price`` (markets.yaml ``long_run_usd_per_t``); empty when there is no root, with
+    ``breakeven_reason`` in metrics.json.
+    """
+    for pid, d in stats.items():
+        material = a.projects[pid].materials[0]
+        d["long_run_price"] = float(a.markets.materials[material].long_run_usd_per_t)
+        b = (found or {}).get(pid)
+        if b is None:
+            d.update(breakeven_long_run_price=None, breakeven_long_run_price_se=None,
+                     breakeven_reason=reason_off or "not computed")
+            continue
+        ok = bool(np.isfinite(b.price_usd_per_t))
+        d.update(breakeven_long_run_price=float(b.price_usd_per_t) if ok else None,
+                 breakeven_long_run_price_se=float(b.se_usd_per_t) if ok and np.isfinite(b.se_usd_per_t) else None,
+                 breakeven_reason=b.reason, breakeven_scenarios=b.scenarios, breakeven_evaluations=b.evaluations,
+                 breakeven_npv="npv_market_mean_meur (project NPV at the asset rate)")
+
+
+def parameter_uncertainty_info(a: Assumptions) -> dict:
+    """Which materials draw their long-run level and mean reversion per scenario, and from what law."""
+    from .market import parameter_law
+
+    on = bool(a.fund.simulation.parameter_uncertainty)
+    out: dict = {"enabled": on, "materials": {}}
+    for mid, m in a.markets.materials.items():
+        law = parameter_law(m)
+        if law is None:
+            continue
+        out["materials"][mid] = {"origin": law.origin, "log_long_run_sd": law.sd[0], "mean_reversion_sd": law.sd[1],
+                                 "correlation": law.correlation, "kappa_truncated_share": law.truncated_share}
+    return out
 
 
 def summary_table(stats: dict[str, dict]) -> pd.DataFrame:
@@ -548,6 +602,16 @@ def simulate_to_directory(a: Assumptions, settings, out_dir, *, progress=None, c
                 for name, arr in values.items():
                     np.save(stage / "scenarios" / pid / f"{name}.npy", arr)
         stats = project_statistics(a, result)
+        if settings.risk_attribution and a.fund.simulation.breakeven:
+            from .breakeven import breakevens
+            from .credit import credit_policies
+
+            credit = credit_policies(a, settings.seed, settings.sampling, copula=settings.copula,
+                                     copula_dof=settings.copula_dof)  # the run's, kept in this process
+            base = {pid: v["project_npv_market_meur"] for pid, v in result.scalars.items()}
+            add_breakevens(a, stats, breakevens(a, settings, credit, engine=engine, base_npv=base))
+        else:
+            add_breakevens(a, stats, None, "not computed (fund.yaml simulation.breakeven off or --no-attribution)")
         summary = summary_table(stats)
         write_csv(summary, stage / "summary.csv")
         write_csv(tonnes_table(a, result), stage / "tonnes.csv")
@@ -573,6 +637,7 @@ def simulate_to_directory(a: Assumptions, settings, out_dir, *, progress=None, c
             "standard_errors": Replicates(result.settings.scenarios, settings.sampling).describe(),
             **(result.precision or {}),
             "export_restriction_year_share": result.export_restriction_share,
+            "parameter_uncertainty": parameter_uncertainty_info(a),
             "projects": stats,
         }
         write_json_atomic(stage / "metrics.json", _json_ready(metrics))

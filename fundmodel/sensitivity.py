@@ -395,9 +395,11 @@ def variant_values(a: Assumptions, base: Chunk, b: Assumptions, streams: Scenari
     geo_params = b.countries.geopolitical_factor
     geo = (base.geo_factor if reuse and geo_params == a.countries.geopolitical_factor
            else geopolitical_factor(streams, geo_params, start, stop, n_years))
-    same_market = reuse and geo is base.geo_factor and b.markets == a.markets and b.fund.inflation == a.fund.inflation
+    same_market = (reuse and geo is base.geo_factor and b.markets == a.markets and b.fund.inflation == a.fund.inflation
+                   and b.fund.simulation.parameter_uncertainty == a.fund.simulation.parameter_uncertainty)
     market: MarketPaths = base.market if same_market else simulate_market(
-        b.markets, streams, start, stop, n_years, b.fund.inflation, geo, copula=copula, copula_dof=copula_dof)
+        b.markets, streams, start, stop, n_years, b.fund.inflation, geo, copula=copula, copula_dof=copula_dof,
+        parameter_uncertainty=b.fund.simulation.parameter_uncertainty)
     fx_same = reuse and _same_rows(market.fx_usd_per_eur, base.market.fx_usd_per_eur)
     rate = b.fund.discount_rate_nominal
     out: dict[str, ProjectValues] = {}

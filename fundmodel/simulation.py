@@ -169,6 +169,7 @@ def simulate_chunk(
     market = simulate_market(
         a.markets, streams, start, stop, n_years, a.fund.inflation, geo,
         copula=copula, copula_dof=copula_dof, risk_on=switches.price,
+        parameter_uncertainty=a.fund.simulation.parameter_uncertainty,
     )
     n = stop - start
     projects: dict[str, ProjectChunk] = {}

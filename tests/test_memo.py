@@ -116,6 +116,18 @@ def test_project_memo_numbers_equal_summary_csv(run_dir):
         assert f"{int(s['first_production_year_p50'])}" in text
 
 
+def test_project_memo_states_breakeven_and_parameter_uncertainty(run_dir):
+    """Issue 14: the break-even long-run price (summary.csv, USD/t) and whether parameters were drawn."""
+    summary = pd.read_csv(run_dir / "simulation" / "summary.csv").set_index("project")
+    for pid in ("pe_copper", "kz_tungsten"):
+        s = summary.loc[pid]
+        text = pdf_text(run_dir / "memos" / f"{pid}.pdf")
+        assert f"USD {s['breakeven_long_run_price']:,.0f}/t" in text, pid
+        assert f"assumed USD {s['long_run_price']:,.0f}/t" in text, pid
+        assert "mean project NPV at its market rate" in text
+        assert "Parameter uncertainty is on" in text and "Copper, Nickel" in text
+
+
 def test_project_memo_positions_equal_allocation_csv(run_dir):
     import html as html_lib
 

@@ -171,12 +171,20 @@ class SimulationSettings(_Model):
     copula_dof: Annotated[float, Field(
         gt=2.0, le=1000.0, description="degrees of freedom of the Student-t copula, > 2 (finite variance) to 1,000 "
                                        "(Gaussian in practice)")] = 5.0
+    #: draw each scenario's long-run level and mean reversion of every material with an estimated
+    #: (or sourced) covariance: fundmodel.market.draw_price_parameters
+    parameter_uncertainty: bool = True
     risk_attribution: bool = True
     attribution_scenarios: Annotated[int, Field(
         ge=1, le=10_000_000, description="scenarios of the risk attribution, 1 to 1e7")] = 4096
     #: tornado data (sensitivity.csv) on the first attribution_scenarios scenarios, when the
     #: risk attribution runs
     sensitivity: bool = True
+    #: break-even long-run price of each project's primary material (summary.csv), when the risk
+    #: attribution runs: fundmodel.breakeven
+    breakeven: bool = True
+    breakeven_scenarios: Annotated[int, Field(
+        ge=16, le=1_000_000, description="scenarios of the break-even search, 16 to 1e6")] = 2048
     workers: Annotated[int, Field(ge=1, le=256, description="worker processes, 1 to 256")] = 2
 
 
@@ -529,7 +537,48 @@ class PriceCalibrationRecord(_Model):
     drift_se: Annotated[float, Field(ge=0.0, le=100.0, description="per year, 0 to 100")] | None = None
     aic_ou_minus_gbm: Annotated[float, Field(ge=-1e7, le=1e7, description="AIC difference, |x| <= 1e7 "
                                                                           "(<= 100,000 observations)")] | None = None
+    # estimated covariance of (ln long_run, mean_reversion_per_year) with mean_reversion_se: what the
+    # simulation draws the parameters from (fund.yaml simulation.parameter_uncertainty)
+    log_long_run_se: Annotated[float, Field(
+        ge=0.0, le=5.0, description="standard error of ln(long-run level), 0 to 5 (a factor e^5 = 150)")] | None = None
+    log_long_run_mean_reversion_correlation: Annotated[float, Field(
+        ge=-1.0, le=1.0, description="correlation of the ln(long-run) and mean-reversion estimates, -1 to 1")] \
+        | None = None
     note: Text | None = None
+
+    @model_validator(mode="after")
+    def _covariance_complete(self) -> "PriceCalibrationRecord":
+        parts = {"mean_reversion_se": self.mean_reversion_se, "log_long_run_se": self.log_long_run_se,
+                 "log_long_run_mean_reversion_correlation": self.log_long_run_mean_reversion_correlation}
+        given = [k for k, v in parts.items() if v is not None]
+        if self.log_long_run_se is not None or self.log_long_run_mean_reversion_correlation is not None:
+            missing = [k for k in parts if k not in given]
+            if missing:
+                raise ValueError(f"the parameter covariance needs {', '.join(parts)} together; missing "
+                                 f"{', '.join(missing)}")
+            if self.model is not PriceModel.LOG_OU:
+                raise ValueError(f"log_long_run_se is a log_ou statistic; the record's model is {self.model.value}")
+        return self
+
+    @property
+    def has_covariance(self) -> bool:
+        """True when the record carries the covariance of ``(ln long_run, mean_reversion)``."""
+        return self.log_long_run_se is not None
+
+
+class ParameterUncertainty(_Model):
+    """An analyst's uncertainty of a hand-set material's long-run level and mean reversion.
+
+    The standard deviations of ``ln(long_run_usd_per_t)`` and ``mean_reversion_per_year`` and
+    their correlation: the same law as a fitted material's estimated covariance
+    (:func:`fundmodel.market.parameter_law`). Must be sourced.
+    """
+
+    log_long_run_sd: Annotated[float, Field(
+        ge=0.0, le=5.0, description="sd of ln(long-run level), 0 to 5 (a factor e^5 = 150)")]
+    mean_reversion_sd: Annotated[float, Field(ge=0.0, le=10.0, description="per year, 0 to 10")]
+    correlation: Annotated[float, Field(ge=-1.0, le=1.0, description="a correlation, -1 to 1")] = 0.0
+    source: Source
 
 
 class Material(PriceProcess):
@@ -543,6 +592,19 @@ class Material(PriceProcess):
     strategic: bool = True
     source: Source
     calibration: PriceCalibrationRecord | None = None
+    #: hand-set materials only (no fitted covariance): an analyst's sourced parameter uncertainty
+    parameter_uncertainty: ParameterUncertainty | None = None
+
+    @model_validator(mode="after")
+    def _one_parameter_law(self) -> "Material":
+        if self.parameter_uncertainty is not None:
+            if self.calibration is not None and self.calibration.has_covariance:
+                raise ValueError("parameter_uncertainty is for hand-set materials: this material has a fitted "
+                                 "covariance (calibration.log_long_run_se); remove one of them")
+            if self.model is not PriceModel.LOG_OU:
+                raise ValueError(f"parameter_uncertainty needs model log_ou (a long-run level and a mean "
+                                 f"reversion), got {self.model.value}")
+        return self
 
 
 class ExchangeRate(PriceProcess):

@@ -63,6 +63,11 @@ class OUFit:
         Conditional Gaussian log-likelihood (MLE variance) and ``2 k - 2 loglik`` (k = 3).
     residuals, fitted : ndarray
         AR(1) residuals and one-step-ahead predictions of the log price (length n).
+    log_long_run_kappa_corr : float
+        Correlation of the estimates of ``alpha`` and ``kappa`` (delta method from the OLS
+        covariance of ``(c, phi)``: ``J Cov(c, phi) J'`` with ``J = [[1/(1-phi), c/(1-phi)^2],
+        [0, -1/(phi dt)]]``). With ``log_long_run_se`` and ``kappa_se`` it is the covariance of
+        ``(ln long-run, kappa)`` that the simulation draws parameters from (:attr:`parameter_covariance`).
     """
 
     kappa: float
@@ -85,6 +90,13 @@ class OUFit:
     aic: float
     residuals: np.ndarray = field(repr=False)
     fitted: np.ndarray = field(repr=False)
+    log_long_run_kappa_corr: float = 0.0
+
+    @property
+    def parameter_covariance(self) -> np.ndarray:
+        """Estimated covariance of ``(alpha, kappa)`` = ``(ln long-run median, mean reversion per year)``."""
+        sa, sk, r = self.log_long_run_se, self.kappa_se, self.log_long_run_kappa_corr
+        return np.array([[sa * sa, r * sa * sk], [r * sa * sk, sk * sk]])
 
 
 @dataclass(frozen=True)
@@ -273,6 +285,8 @@ def fit_ou(log_price: np.ndarray, dt: float, name: str = "series") -> OUFit:
     alpha = c / (1 - phi)
     grad_a = np.array([1 / (1 - phi), c / (1 - phi) ** 2])
     alpha_se = float(np.sqrt(grad_a @ cov @ grad_a))
+    grad_k = np.array([0.0, -1.0 / (phi * dt)])
+    ak_corr = float((grad_a @ cov @ grad_k) / (alpha_se * kappa_se)) if alpha_se > 0 and kappa_se > 0 else 0.0
     sigma = float(np.sqrt(s2 * 2 * k_step / (1 - phi * phi) / dt))
     dsig_dphi = sigma / 2 * (1 / (phi * np.log(phi)) + 2 * phi / (1 - phi * phi))
     dsig_ds2 = sigma / (2 * s2)
@@ -298,6 +312,7 @@ def fit_ou(log_price: np.ndarray, dt: float, name: str = "series") -> OUFit:
         half_life=float(half_life), half_life_ci=hl_ci, phi=phi, phi_se=phi_se, const=c,
         loglik=llf, aic=float(2 * 3 - 2 * llf),
         residuals=np.asarray(res.resid, dtype=float), fitted=np.asarray(res.fittedvalues, dtype=float),
+        log_long_run_kappa_corr=float(np.clip(ak_corr, -1.0, 1.0)),
     )
 
 
@@ -780,6 +795,10 @@ def update_markets(result: PriceCalibration, directory: str | Path, valuation_da
             ci = CommentedSeq([_round_price(o.long_run_ci[0]), _round_price(o.long_run_ci[1])])
             ci.fa.set_flow_style()
             rec["long_run_ci_usd_per_t"] = ci
+            # covariance of (ln long_run, kappa): drawn per scenario when fund.yaml
+            # simulation.parameter_uncertainty is on (fundmodel.market.draw_price_parameters)
+            rec["log_long_run_se"] = round(o.log_long_run_se, 4)
+            rec["log_long_run_mean_reversion_correlation"] = round(o.log_long_run_kappa_corr, 4)
             rec["volatility_se"] = round(o.sigma_se, 4)
         else:
             rec["volatility_se"] = round(g.sigma_se, 4)

@@ -198,6 +198,50 @@ def _key_figures(results: RunResults, pid: str, fmt: Formatter, L: dict) -> list
     return [{"label": a, "value": b, "key": c} for a, b, c in rows]
 
 
+def _breakeven_figure(a: Assumptions, results: RunResults, pid: str, fmt: Formatter, L: dict) -> list[dict[str, str]]:
+    """Break-even long-run price of the primary material (summary ``breakeven_long_run_price``), vs the shipped level."""
+    s = results.summary.loc[pid]
+    if "breakeven_long_run_price" not in s:  # results of an older run
+        return []
+    material = a.markets.materials[a.projects[pid].materials[0]]
+    price, se = _value(s, "breakeven_long_run_price"), _value(s, "breakeven_long_run_price_se")
+    if price is None:
+        value = fmt.num(None)
+    else:
+        value = L["breakeven_value"].format(price=fmt.num(price, 0), se=fmt.num(se, 0),
+                                            shipped=fmt.num(material.long_run_usd_per_t, 0))
+    return [{"label": L["breakeven"].format(material=material.name), "value": value,
+             "key": "breakeven_long_run_price"}]
+
+
+def _breakeven_note(a: Assumptions, results: RunResults, pid: str, fmt: Formatter, L: dict) -> str:
+    """What the break-even is: the NPV zeroed, the unit, the sample; or why there is none."""
+    s = results.summary.loc[pid]
+    if "breakeven_long_run_price" not in s:
+        return ""
+    stats = results.simulation.get("projects", {}).get(pid, {})
+    material = a.markets.materials[a.projects[pid].materials[0]]
+    note = L["note_breakeven"].format(material=material.name, product=material.product,
+                                      rate=fmt.pct(_value(s, "asset_rate")),
+                                      n=fmt.num(stats.get("breakeven_scenarios"), 0))
+    if _value(s, "breakeven_long_run_price") is None and stats.get("breakeven_reason"):
+        note += " " + L["breakeven_none"].format(reason=stats["breakeven_reason"])
+    return note
+
+
+def _parameter_note(a: Assumptions, results: RunResults, L: dict) -> str:
+    """Whether the run drew the price parameters per scenario, for which materials, and which stay fixed."""
+    info = results.simulation.get("parameter_uncertainty")
+    if info is None:  # results of an older run
+        return ""
+    names = {mid: m.name for mid, m in a.markets.materials.items()}
+    drawn = [names.get(mid, mid) for mid in info.get("materials", {})]
+    fixed = [names[mid] for mid in a.markets.materials if names[mid] not in drawn]
+    if not info.get("enabled") or not drawn:
+        return L["note_parameters_off"]
+    return L["note_parameters_on"].format(drawn=", ".join(drawn), fixed=", ".join(fixed) or "-")
+
+
 def _recovery_text(s, fmt: Formatter, L: dict) -> str:
     """Mean recovery at default and the share of defaults with the project worth more than the debt."""
     rate, above = _value(s, "debt_recovery_rate_mean"), _value(s, "default_share_value_above_debt")
@@ -482,7 +526,9 @@ def project_context(a: Assumptions, results: RunResults, pid: str, lang: str = "
         "positions": position_rows,
         "no_position_reason": L["no_position_reason"],
         "conditions": _conditions(a, results, pid, positions, fmt, L),
-        "key_figures": _key_figures(results, pid, fmt, L),
+        "key_figures": _key_figures(results, pid, fmt, L) + _breakeven_figure(a, results, pid, fmt, L),
+        "breakeven_note": _breakeven_note(a, results, pid, fmt, L),
+        "parameter_note": _parameter_note(a, results, L),
         "facts": [{"label": k, "value": v} for k, v in facts],
         "distribution_chart": distribution,
         "valuation_rows": [

@@ -190,6 +190,21 @@ LABELS: dict[str, dict[str, str]] = {
         "se_rqmc": "spread of {k} independently scrambled Sobol' replicates",
         "se_batch": "batch means over {k} batches of scenarios",
         "note_valuation": "Scenarios without a defined IRR: {irr}. NPVs in EUR at the fund's nominal discount rate, valuation date {date}.",
+        "breakeven": "Break-even long-run {material} price",
+        "breakeven_value": "USD {price}/t (± {se}; assumed USD {shipped}/t)",
+        "note_breakeven": ("Break-even: the long-run {material} price (median of the benchmark price, in real USD "
+                           "per tonne of the priced product, valuation-date money; product: {product}) at which the mean project NPV at its market "
+                           "rate ({rate}) is zero; solved on the run's first {n} scenarios with common random "
+                           "numbers (± its Monte Carlo standard error), every other assumption and the loan's "
+                           "credit policy as in the run."),
+        "breakeven_none": "No break-even: {reason}.",
+        "note_parameters_on": ("Parameter uncertainty is on: each scenario draws the long-run price level and mean "
+                               "reversion of {drawn} from the price calibration's estimated covariance (mean "
+                               "reversion kept positive by truncation), so the NPV ranges include the estimation "
+                               "error of these parameters. Hand-set price parameters ({fixed}) have no estimate "
+                               "to draw from and stay at their assumed values; the break-even bounds them."),
+        "note_parameters_off": ("Parameter uncertainty is off: every scenario uses the price parameters of "
+                                "markets.yaml (fund.yaml simulation.parameter_uncertainty)."),
         "note_attribution": ("Each risk switched off on the same {n} scenarios (common random numbers); bars show "
                              "±1.96 standard errors. A negative value means the risk adds value on average "
                              "(convex payoffs: the option to produce more when prices are high)."),
@@ -401,6 +416,22 @@ LABELS: dict[str, dict[str, str]] = {
         "se_rqmc": "Streuung über {k} unabhängig verwürfelte Sobol-Replikate",
         "se_batch": "Batch-Mittel über {k} Szenariogruppen",
         "note_valuation": "Szenarien ohne definierten IRR: {irr}. Kapitalwerte in EUR zum nominalen Diskontsatz des Fonds, Stichtag {date}.",
+        "breakeven": "Break-even-Preis {material} (langfristig)",
+        "breakeven_value": "{price} USD/t (± {se}; angenommen {shipped} USD/t)",
+        "note_breakeven": ("Break-even: der langfristige Preis von {material} (Median des Referenzpreises, in realen "
+                           "USD je Tonne des bepreisten Produkts, Geld des Stichtags; Produkt: {product}), bei dem der mittlere Projektkapitalwert zum "
+                           "Marktzins ({rate}) null ist; gelöst auf den ersten {n} Szenarien des Laufs mit "
+                           "gemeinsamen Zufallszahlen (± Monte-Carlo-Standardfehler), alle übrigen Annahmen und "
+                           "die Kreditpolitik des Darlehens wie im Lauf."),
+        "breakeven_none": "Kein Break-even: {reason}.",
+        "note_parameters_on": ("Parameterunsicherheit ist eingeschaltet: jedes Szenario zieht das langfristige "
+                               "Preisniveau und die Mean Reversion von {drawn} aus der geschätzten Kovarianz der "
+                               "Preiskalibrierung (Mean Reversion durch Trunkierung positiv), die Bandbreiten der "
+                               "Kapitalwerte enthalten also den Schätzfehler dieser Parameter. Gesetzte "
+                               "Preisparameter ({fixed}) haben keine Schätzung und bleiben bei ihren Annahmen; "
+                               "der Break-even grenzt sie ein."),
+        "note_parameters_off": ("Parameterunsicherheit ist ausgeschaltet: jedes Szenario nutzt die Preisparameter "
+                                "aus markets.yaml (fund.yaml simulation.parameter_uncertainty)."),
         "note_attribution": ("Jedes Risiko auf denselben {n} Szenarien abgeschaltet (gemeinsame Zufallszahlen); Balken "
                              "zeigen ±1,96 Standardfehler. Ein negativer Wert bedeutet, dass das Risiko im Mittel Wert "
                              "schafft (konvexe Auszahlungen)."),

@@ -97,6 +97,23 @@ def base_case(a, project_id: str, n: int = 1):
     return market, schedule, no_political_events(country, n, n_years)
 
 
+def lenders_case(a, project_id: str, n: int = 1):
+    """The base case at the lenders' price deck: every price times ``debt.sizing.price_deck``.
+
+    Lenders size a loan on a banking case whose prices sit below the sponsors' expected path
+    (Yescombe, *Principles of Project Finance*, 2nd ed. 2014, ch. 12-13: the banking case uses
+    conservative price assumptions), so that the loan survives prices some way below the
+    long-run level: with estimated, not known, long-run levels (parameter uncertainty,
+    :func:`fundmodel.market.draw_price_parameters`) a loan sized on the expected path defaults
+    far more often than project-finance history.
+    """
+    market, schedule, politics = base_case(a, project_id, n)
+    deck = a.projects[project_id].debt.sizing.price_deck
+    if deck != 1.0:
+        market = dataclasses.replace(market, price_usd_per_t=market.price_usd_per_t * deck)
+    return market, schedule, politics
+
+
 def _repayment_dscr(p: Project, inflation: float, case, amounts: np.ndarray) -> np.ndarray:
     """Lowest base-case DSCR over the repayment years after completion, per candidate amount."""
     market, schedule, politics = case
@@ -155,7 +172,7 @@ def _size_project(a, project_id: str) -> SizedDebt:
     rule = p.debt.sizing
     cap = rule.max_gearing * p.capex.initial_musd
     inflation = a.fund.inflation
-    case = base_case(a, project_id, _GRID)
+    case = lenders_case(a, project_id, _GRID)
     target = rule.min_dscr
     if cap <= 0:
         return SizedDebt(amount_musd=0.0, binding="gearing", dscr_limit_musd=0.0, gearing_limit_musd=0.0,
@@ -173,7 +190,7 @@ def _size_project(a, project_id: str) -> SizedDebt:
     amount = np.floor(min(dscr_limit, cap) * 100.0) / 100.0
     at_amount = None
     if amount > 0:
-        value = float(_repayment_dscr(p, inflation, base_case(a, project_id, 1), np.array([amount]))[0])
+        value = float(_repayment_dscr(p, inflation, lenders_case(a, project_id, 1), np.array([amount]))[0])
         at_amount = value if np.isfinite(value) else None
     return SizedDebt(amount_musd=float(amount), binding="gearing" if dscr_limit >= cap else "dscr",
                      dscr_limit_musd=float(min(dscr_limit, 1e5)), gearing_limit_musd=float(cap),

@@ -1015,9 +1015,10 @@ class DebtSizing(_Model):
     The loan is the largest amount whose *base case* keeps the debt-service cover ratio
     (CFADS / scheduled debt service) at or above ``min_dscr`` in every repayment year after
     completion, capped at ``max_gearing`` of the budgeted initial capex. The base case is
-    the lenders' case at financial close: every price and EUR/USD on its expected path
-    ``E[S_t]``, durations at their mode, budgeted capex, opex and recovery, no political
-    event (:func:`fundmodel.credit.size_debt`).
+    the lenders' case at financial close: every price on ``price_deck`` times its expected
+    path ``E[S_t]`` (the banking case's conservative price deck), EUR/USD on its expected
+    path, durations at their mode, budgeted capex, opex and recovery, no political event
+    (:func:`fundmodel.credit.size_debt`, :func:`fundmodel.credit.lenders_case`).
     """
 
     min_dscr: Annotated[float, Field(
@@ -1026,7 +1027,13 @@ class DebtSizing(_Model):
     max_gearing: Annotated[float, Field(
         gt=0.0, le=0.9, description="debt / budgeted initial capex, > 0 to 0.9 (mining project finance "
                                     "rarely exceeds 60-65 %)")] = 0.60
-    source: Source = ("Base-case DSCR 1.40x: the lower end of the 1.40-1.50x minimum cover that lenders apply to "
+    price_deck: Annotated[float, Field(
+        gt=0.0, le=1.0, description="lenders' prices as a share of the expected path, > 0 to 1 (1: the "
+                                    "expected path; banking cases often sit 10-25 % below consensus)")] = 1.0
+    source: Source = ("Price deck: the expected path by default (the issue's rule: a target DSCR on the "
+                      "base case); a banking case with conservative prices (Yescombe 2014, ch. 12-13) is "
+                      "price_deck < 1, e.g. 0.75-0.9. "
+                      "Base-case DSCR 1.40x: the lower end of the 1.40-1.50x minimum cover that lenders apply to "
                       "mining projects exposed to commodity prices (Corality, 'Reserve tails in resource projects': "
                       "target cover 1.50x; Yescombe, Principles of Project Finance, 2nd ed. 2014, ch. 12: cover "
                       "ratios rise with market risk). Gearing cap 60 %: mining project finance is typically geared "

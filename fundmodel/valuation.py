@@ -234,8 +234,9 @@ class ProjectCashFlows:
         Price of the equity paid at the valuation date (not in ``equity_cf_musd``, whose
         flows fall at year ends).
     debt_close_year : ndarray of int, shape (n_scenarios,)
-        Year index of financial close (first draw; 0 for a producing mine's existing loan),
-        ``n_years`` when the loan is never drawn.
+        Year index of financial close (the first year of budgeted construction capex, when
+        the loan is signed, whether it is drawn then or, equity first, later; 0 for a
+        producing mine's existing loan), ``n_years`` when the loan is never drawn.
     default_claim_musd, default_recovery_musd, default_value_musd : ndarray of shape (n_scenarios,)
         At a default: the lenders' claim, what they recover, and the value of the project
         then (going-concern value; the compensation at expropriation); 0 without default.
@@ -429,6 +430,7 @@ def project_cash_flows(
         draws = np.zeros((n_years, n))
         opening_debt = amount.copy()
         first_draw = np.where(amount > 0, 0, n_years)
+        close = first_draw
     else:
         if debt.drawdown == "equity_first":
             # the sponsors' share of the budget is spent first; the loan funds the rest of the budget
@@ -439,8 +441,11 @@ def project_cash_flows(
             draws = budget_profile * (amount / capex.initial_musd)
         opening_debt = np.zeros(n)
         first_draw = first_year(draws > 0)
+        # financial close: the loan is signed when construction starts (the first budgeted
+        # capex), whenever its first draw comes; grace and the default window run from it
+        close = np.where(first_draw < n_years, first_year(budget_profile > 0), n_years)
     repay_years = debt.tenor_years - debt.grace_years
-    repay_from = first_draw + debt.grace_years
+    repay_from = close + debt.grace_years
     instalment = amount / repay_years
     reserve_target = debt.reserve_months / 12.0 * (amount * debt.interest_rate + instalment)
     # lenders' completion: the first full year after ramp-up
@@ -777,7 +782,7 @@ def project_cash_flows(
         default_year=default_year,
         min_dscr=dscr_min,
         acquisition_musd=capex.acquisition_musd,
-        debt_close_year=np.where(amount > 0, first_draw, n_years),
+        debt_close_year=np.where(amount > 0, close, n_years),
         default_claim_musd=default_claim,
         default_recovery_musd=default_recovery,
         default_value_musd=default_value,

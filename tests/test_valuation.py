@@ -171,13 +171,16 @@ def test_tax_with_depreciation_and_loss_carry_forward():
     assert expected[2:4].sum() == 0 and expected.sum() > 0, "test case must exercise loss carry-forward"
 
 
-@pytest.mark.parametrize("drawdown, draws", [("pro_rata", (80.0, 80.0)), ("equity_first", (10.0, 150.0))])
-def test_debt_schedule_interest_and_equal_principal(drawdown, draws):
-    """Drawn with the capex budget (pro rata, or after the sponsors' 140 of the 300 budget), interest on
-    opening balance + half draws, equal instalments."""
+@pytest.mark.parametrize("drawdown, loan, draws", [("pro_rata", 160.0, (80.0, 80.0)),
+                                                  ("equity_first", 160.0, (10.0, 150.0)),
+                                                  ("equity_first", 140.0, (0.0, 140.0))])
+def test_debt_schedule_interest_and_equal_principal(drawdown, loan, draws):
+    """Drawn with the capex budget (pro rata, or after the sponsors' share of the 300 budget), interest on
+    opening balance + half draws, equal instalments from financial close (year 0, construction start)
+    plus grace, also when the first draw comes later (a 140 loan: the sponsors' 160 fills year 0)."""
     n = 1
     price = np.full((n, N_YEARS), 12000.0)
-    project = new_mine(debt={"amount_musd": 160.0, "interest_rate": 0.1, "tenor_years": 8, "grace_years": 2,
+    project = new_mine(debt={"amount_musd": loan, "interest_rate": 0.1, "tenor_years": 8, "grace_years": 2,
                              "reserve_months": 0, "drawdown": drawdown})
     flows = project_cash_flows(project, INFLATION, market(price), schedule(n, construction=(0.0, 2.0)),
                                no_politics(n))
@@ -188,7 +191,7 @@ def test_debt_schedule_interest_and_equal_principal(drawdown, draws):
         draw = draws[t] if t < 2 else 0.0
         interest = 0.1 * (balance + 0.5 * draw)
         balance += draw
-        principal = min(balance, 160.0 / 6) if t >= 2 else 0.0
+        principal = min(balance, loan / 6) if t >= 2 else 0.0
         balance -= principal
         expected_lender.append(-draw + interest + principal)
         expected_balance.append(balance)
@@ -196,6 +199,7 @@ def test_debt_schedule_interest_and_equal_principal(drawdown, draws):
                                err_msg="lender cash flows differ from the loan schedule")
     np.testing.assert_allclose(flows.debt_outstanding_musd[0], expected_balance, atol=1e-9)
     assert flows.default_year[0] == N_YEARS
+    assert flows.debt_close_year[0] == 0, "financial close at construction start, not at the first draw"
     assert flows.min_dscr[0] > 1.0
 
 

@@ -345,20 +345,25 @@ def test_credit_statistics_by_hand():
 
 
 @pytest.mark.slow
-def test_shipped_defaults_meet_the_project_finance_benchmarks(shipped_assumptions_dir):
+@pytest.mark.parametrize("parameter_uncertainty", [
+    False,
+    pytest.param(True, marks=pytest.mark.xfail(strict=True, reason=(
+        "open deviation (docs/economics.md, 'Copper loans under parameter uncertainty'): with the copper "
+        "law's estimation error drawn, mn_copper defaults 23.5 % in 10 years and the book recovers 48.7 %; "
+        "strict: the test fails once the targets are met, so that the deviation is then removed"))),
+])
+def test_shipped_defaults_meet_the_project_finance_benchmarks(shipped_assumptions_dir, parameter_uncertainty):
     """Moody's (2017), PF bank loans 1983-2015: 10-year cumulative default 6.7 % (higher outside high-income
     countries and in early years), average ultimate recovery ~80 % over all defaulted loans, with a wide
     spread between loans (many recover in full, some little). Targets: at most 20 % per project; the
     recovery averaged over every simulated default of the book 60-90 % (the statistic Moody's reports);
     no project's mean recovery below 25 % (a loan secured on a mine is not unsecured debt).
 
-    Checked under the calibrated price laws (parameter uncertainty off): Moody's counts realised
-    defaults under the one price history lenders lived through, and they sized those loans on it.
-    With the laws' estimation error drawn per scenario (the shipped default) the copper loans sized
-    on the central law default more often (docs/economics.md, known deviations)."""
+    Under the calibrated price laws (parameter uncertainty off) and under the shipped configuration
+    (on, as the memos report): the second does not meet the targets yet and is an expected failure."""
     a = load_assumptions(shipped_assumptions_dir)
     a = dataclasses.replace(a, fund=a.fund.model_copy(update={
-        "simulation": a.fund.simulation.model_copy(update={"parameter_uncertainty": False})}))
+        "simulation": a.fund.simulation.model_copy(update={"parameter_uncertainty": parameter_uncertainty})}))
     r = simulate(a, RunSettings.from_assumptions(a, scenarios=4096, risk_attribution=False, workers=1))
     problems = []
     recovered = defaults = 0.0

@@ -33,10 +33,13 @@ _LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 _DUMPER = getattr(yaml, "CSafeDumper", yaml.SafeDumper)
 
 #: portfolio figures that are ``null`` by design: settings not used, no OECD category (high income),
-#: premium / expected loss when the expected loss is 0 (fundmodel.instruments.guarantee_pricing)
+#: premium / expected loss when the expected loss is 0 (fundmodel.instruments.guarantee_pricing),
+#: standard errors of a run too small for two groups (fundmodel.precision)
 PORTFOLIO_NA = re.compile(r"^(oecd_category|oecd_minimum_premium_pv_meur_per_unit|max_projects|min_ticket_meur|"
                           r"premium_to_expected_loss|"
-                          r"max_prob_loss|cvar_limit_meur|return_floor_meur|blend_supply_value_meur_per_t)$")
+                          r"max_prob_loss|cvar_limit_meur|return_floor_meur|blend_supply_value_meur_per_t|"
+                          # standard errors need two groups of scenarios (a one-scenario run has none)
+                          r".*_se_meur)$")
 
 
 def run_cli(argv: list[str]) -> tuple[int, str, str]:

@@ -383,7 +383,9 @@ def check_refusal(code: int, out: str, err: str, rel: str, what: str) -> None:
 #: shorter than the 10 / 20 years of prob_within_*), no break-even long-run price in the bracket
 NA_KEYS = re.compile(r"^(min_dscr_p50|first_production_year_p\d+|equity_irr_p\d+|.*_y11_20|debt_recovery_rate_mean(_se)?"
                      r"|default_share_value_above_debt(_se)?|default_share_full_recovery|base_case_min_dscr|prob_within_\d+y|debt_market_rate|loan_value_to_principal"
-                     r"|breakeven_long_run_price(_se)?)$")
+                     r"|breakeven_long_run_price(_se)?"
+                     # standard errors need two groups of scenarios (a one-scenario run has none)
+                     r"|.*_se(_meur)?)$")
 
 
 def assert_finite_json(node: Any, na_keys: re.Pattern, label: str, key: str = "") -> None:

@@ -554,12 +554,14 @@ def _check_stress(stress: StressFile, markets: MarketsFile | None, issues: list[
                 if not PRICE_MIN_USD_PER_T <= stressed <= PRICE_MAX_USD_PER_T:
                     issues.append(Issue(
                         "stress.yaml", f"scenarios.{name}.{key}.{mat}",
-                        f"gives a price of USD {stressed:,.6g}/t ({field} {getattr(material, field):,.6g} x {m:g}); "
+                        f"gives a price of USD {stressed:,.6g}/t (markets.yaml materials.{mat}.{field} "
+                        f"{getattr(material, field):,.6g} x {m:g}); "
                         f"must stay within {_number(PRICE_MIN_USD_PER_T)} to {_number(PRICE_MAX_USD_PER_T)} USD/t", m))
         fx = markets.fx.spot * sc.fx_spot_multiplier
         if not FX_MIN <= fx <= FX_MAX:
             issues.append(Issue("stress.yaml", f"scenarios.{name}.fx_spot_multiplier",
-                                f"gives EUR/USD {fx:.4g} (spot {markets.fx.spot:g} x {sc.fx_spot_multiplier:g}); "
+                                f"gives EUR/USD {fx:.4g} (markets.yaml fx.spot {markets.fx.spot:g} x "
+                                f"{sc.fx_spot_multiplier:g}); "
                                 f"must stay within {FX_MIN:g} to {FX_MAX:g} USD per EUR", sc.fx_spot_multiplier))
 
 

@@ -72,6 +72,9 @@ PILOT_SCENARIOS = 4096
 PILOT_STREAM = "options/pilot"
 #: Hinge knots of the regressions (in the price).
 KNOTS = 8
+#: Monomials of the operating regressions (state: price, years left to the plan's closure, last-year
+#: flag), with the price hinges: the value falls steeply as the plan's end (and its closure cost) nears.
+OPERATING_TERMS = ((), (0,), (1,), (1, 1), (0, 1), (2,), (0, 2))
 #: A switch that is not available costs this much (USD/EUR m): never chosen.
 _NEVER = 1e9
 
@@ -168,7 +171,7 @@ def _operating_problem(a, p, flows, fx: np.ndarray, politics, price_x: np.ndarra
     kr = np.where(window, terms["reopening_cost_musd"] * unit, _NEVER)
     ka = np.where(window, p.capex.closure_musd * unit, _NEVER)
     years_left = np.clip(end[None, :] - jj, 0, n_years).astype(float)
-    states = np.stack([price_x, years_left], axis=-1)
+    states = np.stack([price_x, years_left, (years_left <= 1.0).astype(float)], axis=-1)
     return ModeFlows(open=fo, closed=fc), SwitchCosts(close=kc, reopen=kr, abandon=ka), states, window
 
 
@@ -192,7 +195,8 @@ def fit_option_policy(a, project_id: str, market, schedule, politics) -> Project
     price_x = _price_state(a, p, market)
     flows = project_cash_flows(p, a.fund.inflation, market, schedule, politics, None)
     mode_flows, costs, states, _ = _operating_problem(a, p, flows, fx, politics, price_x, rate)
-    operating = fit_switching(states, mode_flows, costs, 1.0 / (1.0 + rate), knots=KNOTS, hinge_var=0)
+    operating = fit_switching(states, mode_flows, costs, 1.0 / (1.0 + rate), knots=KNOTS, hinge_var=0,
+                              terms=OPERATING_TERMS)
     licence = p.options.resolved(p.operations, p.capex)["licence_years"]
     fid = None
     if has_fid_option(p) and licence > 0:

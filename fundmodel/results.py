@@ -261,14 +261,14 @@ def option_statistics(s: dict[str, np.ndarray], groups) -> dict:
     ``npv_market_mean_meur``), ``npv_options_mean_meur`` the value with the fitted policies, and
     ``option_value_meur`` their difference, with its standard error over the scenario groups
     (common random numbers). None where the options were not valued (``fund.yaml:
-    simulation.operating_options: false``).
+    simulation.operating_options: false``), except the committed figure.
     """
     names = ("npv_committed_mean_meur", "npv_options_mean_meur", "option_value_meur", "option_value_se_meur",
              "option_value_fid_meur", "option_value_operating_meur", "prob_development", "prob_temporary_closure",
              "prob_abandonment")
     with_options = s.get("npv_options_market_meur")
     if with_options is None or not np.isfinite(with_options).all():
-        return dict.fromkeys(names)
+        return {**dict.fromkeys(names), "npv_committed_mean_meur": float(s["project_npv_market_meur"].mean())}
     gain = with_options - s["project_npv_market_meur"]
     return dict(zip(names, (
         float(s["project_npv_market_meur"].mean()), float(with_options.mean()), float(gain.mean()), groups.se(gain),

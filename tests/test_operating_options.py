@@ -46,6 +46,16 @@ def test_option_value_not_negative_and_probabilities_consistent(subset, run):
         assert np.isfinite(s["npv_options_market_meur"]).all()
 
 
+def test_every_shipped_project_option_value_not_negative(shipped_assumptions_dir):
+    a = load_assumptions(shipped_assumptions_dir)
+    r = _run(a, n=512, chunk=512)
+    for pid in a.projects:
+        s = r.scalars[pid]
+        st = option_statistics(s, Replicates(512, r.settings.sampling))
+        assert st["option_value_meur"] >= -2 * st["option_value_se_meur"], (pid, st)
+        assert not (s["option_closed"] & ~s["option_developed"]).any(), pid
+
+
 def test_independent_of_chunk_size(subset, run):
     other = _run(subset, n=1024, chunk=512)
     for pid in SUBSET:

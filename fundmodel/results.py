@@ -234,6 +234,7 @@ def project_statistics(a: Assumptions, r: SimulationResult) -> dict[str, dict]:
             "eu_tonnes_per_year_mean_y1_10": float(tonnes["eu"][:10].mean()),
             "eu_tonnes_per_year_mean_y11_20": float(tonnes["eu"][10:20].mean()) if n_years > 10 else None,
         }
+        d.update(option_statistics(s, groups))
         if r.attribution_meur:
             att = r.attribution_meur[pid]
             base = att["base"]
@@ -251,6 +252,28 @@ def project_statistics(a: Assumptions, r: SimulationResult) -> dict[str, dict]:
             d["political_events"] = _event_probabilities(a, r, pid)
         out[pid] = d
     return out
+
+
+def option_statistics(s: dict[str, np.ndarray], groups) -> dict:
+    """The project with its investment and operating options (:mod:`fundmodel.operating_options`).
+
+    All at the asset rate: ``npv_committed_mean_meur`` is today's rigid plan (the same figure as
+    ``npv_market_mean_meur``), ``npv_options_mean_meur`` the value with the fitted policies, and
+    ``option_value_meur`` their difference, with its standard error over the scenario groups
+    (common random numbers). None where the options were not valued (``fund.yaml:
+    simulation.operating_options: false``), except the committed figure.
+    """
+    names = ("npv_committed_mean_meur", "npv_options_mean_meur", "option_value_meur", "option_value_se_meur",
+             "option_value_fid_meur", "option_value_operating_meur", "prob_development", "prob_temporary_closure",
+             "prob_abandonment")
+    with_options = s.get("npv_options_market_meur")
+    if with_options is None or not np.isfinite(with_options).all():
+        return {**dict.fromkeys(names), "npv_committed_mean_meur": float(s["project_npv_market_meur"].mean())}
+    gain = with_options - s["project_npv_market_meur"]
+    return dict(zip(names, (
+        float(s["project_npv_market_meur"].mean()), float(with_options.mean()), float(gain.mean()), groups.se(gain),
+        float(s["option_value_fid_meur"].mean()), float(s["option_value_operating_meur"].mean()),
+        float(s["option_developed"].mean()), float(s["option_closed"].mean()), float(s["option_abandoned"].mean()))))
 
 
 #: Years after financial close over which ``prob_debt_default_10y`` counts defaults (Moody's horizon).
@@ -355,6 +378,11 @@ SUMMARY_COLUMNS = [
     # issue 14: long-run level of the primary material (real USD per tonne of its priced product, the
     # long-run median of markets.yaml's convention) at which npv_market_mean_meur is zero (fundmodel.breakeven)
     "breakeven_long_run_price", "breakeven_long_run_price_se", "long_run_price",
+    # issue 14: the project with its investment and operating options, at the asset rate
+    # (fundmodel.operating_options); npv_committed_mean_meur = npv_market_mean_meur
+    "npv_committed_mean_meur", "npv_options_mean_meur", "option_value_meur", "option_value_se_meur",
+    "option_value_fid_meur", "option_value_operating_meur",
+    "prob_development", "prob_temporary_closure", "prob_abandonment",
 ]
 
 

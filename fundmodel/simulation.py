@@ -30,6 +30,7 @@ import numpy as np
 from .assumptions import Assumptions
 from .assumptions.schema import Copula, SamplingMethod
 from .credit import credit_policies
+from .operating_options import OPTION_SCALARS, ProjectOptionPolicy, option_policies, option_values
 from .market import MarketPaths, price_ratio_law, simulate_market
 from .political import (
     EVENT_BITS,
@@ -258,6 +259,9 @@ SCALARS = {
     "default_claim_musd": float,  # lenders' claim at default (balance + the year's interest), 0 = none
     "default_recovery_musd": float,  # what they recover, 0 = no default
     "default_value_musd": float,  # going-concern value of the project at default (compensation at expropriation)
+    # issue 14: the project with its investment and operating options (fundmodel.operating_options);
+    # NaN / False when fund.yaml simulation.operating_options is false
+    **OPTION_SCALARS,
 }
 
 
@@ -329,7 +333,8 @@ def _block_sums(rows: np.ndarray) -> list[np.ndarray]:
 
 def run_chunk(a: Assumptions, settings: RunSettings, start: int, stop: int,
               scenario_dir: str | Path | None = None, streams: ScenarioStreams | None = None, *,
-              return_arrays: bool = False, credit: dict[str, CreditPolicy] | None = None) -> dict:
+              return_arrays: bool = False, credit: dict[str, CreditPolicy] | None = None,
+              options: dict[str, ProjectOptionPolicy] | None = None) -> dict:
     """Simulate scenarios ``[start, stop)`` and reduce them to what :func:`simulate` keeps.
 
     Runs the same way in the calling process, a worker process or a Dask worker:
@@ -373,6 +378,13 @@ def run_chunk(a: Assumptions, settings: RunSettings, start: int, stop: int,
             "default_recovery_musd": f.default_recovery_musd,
             "default_value_musd": f.default_value_musd,
         }
+        if options is not None:
+            out["scalars"][pid].update(option_values(a, pid, options[pid], chunk.market, pc.schedule, pc.politics, f,
+                                                     pc.market_npv["project_npv_market_meur"]))
+        else:
+            n_rows = stop - start
+            out["scalars"][pid].update({name: np.full(n_rows, np.nan) if dtype is float else np.zeros(n_rows, bool)
+                                        for name, dtype in OPTION_SCALARS.items()})
         out["tonnes"][pid] = {
             material: {"produced": _block_sums(f.tonnes_produced_t[k]), "eu": _block_sums(f.tonnes_eu_t[k])}
             for k, material in enumerate(a.projects[pid].products)
@@ -435,9 +447,11 @@ def process_streams(seed: int, sampling: SamplingMethod) -> ScenarioStreams:
 
 
 def _chunk_task(shared: tuple, bounds: tuple[int, int]) -> dict:
-    """One chunk as an engine task (:mod:`fundmodel.engine`): ``shared = (a, settings, dir, return_arrays, credit)``."""
-    a, settings, scenario_dir, return_arrays, credit = shared
-    return run_chunk(a, settings, bounds[0], bounds[1], scenario_dir, return_arrays=return_arrays, credit=credit)
+    """One chunk as an engine task (:mod:`fundmodel.engine`): ``shared = (a, settings, dir, return_arrays, credit,
+    options)``."""
+    a, settings, scenario_dir, return_arrays, credit, options = shared
+    return run_chunk(a, settings, bounds[0], bounds[1], scenario_dir, return_arrays=return_arrays, credit=credit,
+                     options=options)
 
 
 def simulate(
@@ -528,7 +542,11 @@ def simulate(
         # machine, a local cluster, a shared file system); otherwise the rows travel back here
         direct = scenario_dir is None or eng.sees_path(scenario_dir)
         writer = None if direct else ScenarioWriter.open(scenario_dir)
-        shared = (a, settings, scenario_dir if direct else None, not direct, credit)
+        # the option policies likewise (fundmodel.operating_options), when fund.yaml switches them on
+        options = (option_policies(a, settings.seed, settings.sampling, copula=settings.copula,
+                                   copula_dof=settings.copula_dof, engine=eng)
+                   if a.fund.simulation.operating_options else None)
+        shared = (a, settings, scenario_dir if direct else None, not direct, credit, options)
         for first, last in batches:
             bounds = [(lo, min(lo + step, last)) for lo in range(first, last, step)]
             for res in eng.map(_chunk_task, shared, bounds):  # in scenario order, wherever they ran

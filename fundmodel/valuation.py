@@ -272,6 +272,10 @@ class ProjectCashFlows:
     default_value_musd: np.ndarray | None = None
     credit_record: CreditRecord | None = None
     loan_draws_musd: np.ndarray | None = None
+    #: parts of ``capex_musd`` (n_scenarios, n_years) the operating options need: sustaining capex
+    #: (while operating) and the closure cost (the year after depletion)
+    sustaining_musd: np.ndarray | None = None
+    closure_musd: np.ndarray | None = None
 
 
 def spread_over(total: np.ndarray, t0: np.ndarray, t1: np.ndarray, n_years: int) -> np.ndarray:
@@ -787,6 +791,8 @@ def project_cash_flows(
         default_recovery_musd=default_recovery,
         default_value_musd=default_value,
         credit_record=record_out,
+        sustaining_musd=sustaining.T,
+        closure_musd=closure.T,
     )
 
 

@@ -174,6 +174,10 @@ class SimulationSettings(_Model):
     #: draw each scenario's long-run level and mean reversion of every material with an estimated
     #: (or sourced) covariance: fundmodel.market.draw_price_parameters
     parameter_uncertainty: bool = True
+    #: value each project's investment decision and operating options (care and maintenance,
+    #: reopening, abandonment) by least-squares Monte Carlo on top of the committed plan:
+    #: fundmodel.operating_options (summary.csv option_value_meur, prob_development, ...)
+    operating_options: bool = True
     risk_attribution: bool = True
     attribution_scenarios: Annotated[int, Field(
         ge=1, le=10_000_000, description="scenarios of the risk attribution, 1 to 1e7")] = 4096
@@ -1164,6 +1168,39 @@ class Offtake(_Model):
     eu_share: Share
 
 
+class ProjectOptions(_Model):
+    """Terms of a project's real options (:mod:`fundmodel.operating_options`), real USD m of the valuation date.
+
+    Left out, a figure takes its default from the project's own costs (labelled assumptions of
+    the model team, ``docs/operating_options.md``): care and maintenance 30 % of the fixed opex
+    per year, closing 50 % and reopening 100 % of one year's fixed opex, licence holding cost
+    0.5 % of the initial capex per year, and the investment decision (FID) deferrable for 5
+    years after the earliest date (studies, permits and finance done). Closure on abandonment
+    is ``capex.closure_musd``; the investment is the development capex of the project's plan.
+    """
+
+    care_maintenance_musd_per_year: MusdPerYear | None = None
+    closing_cost_musd: Musd | None = None
+    reopening_cost_musd: Musd | None = None
+    holding_cost_musd_per_year: MusdPerYear | None = None
+    licence_years: Annotated[int, Field(
+        ge=0, le=30, description="years after the earliest investment date during which the investment "
+                                 "decision can still be taken, 0 (now or never) to 30")] = 5
+    source: Source = "Assumption of the model team (defaults from the project's costs, docs/operating_options.md)."
+
+    def resolved(self, operations: "Operations", capex: "Capex") -> dict[str, float]:
+        """Every figure, defaults filled from the project's costs (real USD m)."""
+        fixed = operations.fixed_opex_musd_per_year
+        pick = lambda v, d: float(d if v is None else v)  # noqa: E731
+        return {
+            "care_maintenance_musd_per_year": pick(self.care_maintenance_musd_per_year, 0.3 * fixed),
+            "closing_cost_musd": pick(self.closing_cost_musd, 0.5 * fixed),
+            "reopening_cost_musd": pick(self.reopening_cost_musd, 1.0 * fixed),
+            "holding_cost_musd_per_year": pick(self.holding_cost_musd_per_year, 0.005 * capex.initial_musd),
+            "licence_years": int(self.licence_years),
+        }
+
+
 class Project(_Model):
     """One candidate mine project (``projects/<id>.yaml``)."""
 
@@ -1179,6 +1216,7 @@ class Project(_Model):
     debt: Debt
     offtake: Offtake
     entry: EquityEntry | None = None
+    options: ProjectOptions = ProjectOptions()
     sources: dict[Key, Source]
 
     @model_validator(mode="after")

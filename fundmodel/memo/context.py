@@ -214,6 +214,20 @@ def _breakeven_figure(a: Assumptions, results: RunResults, pid: str, fmt: Format
              "key": "breakeven_long_run_price"}]
 
 
+def _options_figure(results: RunResults, pid: str, fmt: Formatter, L: dict) -> list[dict[str, str]]:
+    """Committed NPV vs NPV with options at the asset rate, option value ± SE and the probabilities."""
+    s = results.summary.loc[pid]
+    value = _value(s, "option_value_meur")
+    if value is None:  # options off, or results of an older run
+        return []
+    text = L["options_value"].format(
+        committed=fmt.meur(_value(s, "npv_committed_mean_meur")), options=fmt.meur(_value(s, "npv_options_mean_meur")),
+        value=fmt.meur(value), se=fmt.num(_value(s, "option_value_se_meur")),
+        develop=fmt.pct(_value(s, "prob_development")), closure=fmt.pct(_value(s, "prob_temporary_closure")),
+        abandon=fmt.pct(_value(s, "prob_abandonment")))
+    return [{"label": L["options"], "value": text, "key": "option_value_meur"}]
+
+
 def _breakeven_note(a: Assumptions, results: RunResults, pid: str, fmt: Formatter, L: dict) -> str:
     """What the break-even is: the NPV zeroed, the unit, the sample; or why there is none."""
     s = results.summary.loc[pid]
@@ -526,7 +540,8 @@ def project_context(a: Assumptions, results: RunResults, pid: str, lang: str = "
         "positions": position_rows,
         "no_position_reason": L["no_position_reason"],
         "conditions": _conditions(a, results, pid, positions, fmt, L),
-        "key_figures": _key_figures(results, pid, fmt, L) + _breakeven_figure(a, results, pid, fmt, L),
+        "key_figures": (_key_figures(results, pid, fmt, L) + _breakeven_figure(a, results, pid, fmt, L)
+                        + _options_figure(results, pid, fmt, L)),
         "breakeven_note": _breakeven_note(a, results, pid, fmt, L),
         "parameter_note": _parameter_note(a, results, L),
         "facts": [{"label": k, "value": v} for k, v in facts],

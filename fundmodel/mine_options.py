@@ -437,7 +437,7 @@ class SwitchingResult:
 def fit_switching(states: np.ndarray, flows: ModeFlows, costs: SwitchCosts, discount, *, life: int | None = None,
                   develop: bool = False, licence_expiry: int | None = None, terms: Terms | None = None,
                   knots: int = 8, hinge_var: int = 0, martingale: np.ndarray | None = None, ridge: float = 1e-6,
-                  min_samples: int | None = None) -> SwitchingPolicy:
+                  min_samples: int | None = None, decision_flows: ModeFlows | None = None) -> SwitchingPolicy:
     """Fit the switching policy by the Longstaff-Schwartz backward induction on pilot paths.
 
     Parameters
@@ -478,6 +478,13 @@ def fit_switching(states: np.ndarray, flows: ModeFlows, costs: SwitchCosts, disc
         Ridge penalty per observation (no penalty on the intercept).
     min_samples : int, optional
         Fewer pilot paths than this: intercept only (default twice the basis size).
+    decision_flows : ModeFlows, optional
+        The flows as known when the date's decision is taken (default ``flows``: the period's
+        flow is known at its decision, as in Brennan and Schwartz, where the price is
+        observed). When a period's flow is only known after the decision (an annual model
+        deciding at the start of the year on last year's price), pass its conditional
+        expectation given the state here: decisions then use these, values the realised
+        ``flows`` (no foresight).
 
     Returns
     -------
@@ -512,10 +519,11 @@ def fit_switching(states: np.ndarray, flows: ModeFlows, costs: SwitchCosts, disc
     with threadpool_limits(1):
         return _fit_switching(states, flows, costs, d, k, depletes, licence_expiry, develop,
                               (fit_o, fit_c, fit_u), min_samples, None if martingale is None else
-                              np.asarray(martingale, dtype=float))
+                              np.asarray(martingale, dtype=float), flows if decision_flows is None else decision_flows)
 
 
-def _fit_switching(states, flows, costs, d, k, depletes, licence_expiry, develop, fitters, min_samples, martingale):
+def _fit_switching(states, flows, costs, d, k, depletes, licence_expiry, develop, fitters, min_samples, martingale,
+                   known):
     n_dates, n, _ = states.shape
     life = k if depletes else None
     fit_o, fit_c, fit_u = fitters
@@ -537,6 +545,8 @@ def _fit_switching(states, flows, costs, d, k, depletes, licence_expiry, develop
             if hedge is not None:
                 yu = yu - hedge[0]
         fo, fc, fu = _at(flows.open, t, n), _at(flows.closed, t, n), _at(flows.undeveloped, t, n)
+        # what the decision sees of this date's flows (the realised ones unless they are unknown then)
+        ko, kcf, kuf = _at(known.open, t, n), _at(known.closed, t, n), _at(known.undeveloped, t, n)
         kc, kr, ka = _at(costs.close, t, n), _at(costs.reopen, t, n), _at(costs.abandon, t, n)
         grid_c = c_c.predict_levels(t, x)                               # C_c(x, l), (k, n)
         grid_o = c_o.predict_levels(t, x)                               # C_o(x, l)
@@ -544,12 +554,13 @@ def _fit_switching(states, flows, costs, d, k, depletes, licence_expiry, develop
         nka = -ka
         if depletes:
             produce_est, produce_real = np.empty((k, n)), np.empty((k, n))
-            produce_est[0] = produce_real[0] = fo + nka
-            np.add(grid_o[:-1], fo, out=produce_est[1:])
+            produce_est[0] = ko + nka
+            produce_real[0] = fo + nka
+            np.add(grid_o[:-1], ko, out=produce_est[1:])
             np.add(yo[:-1], fo, out=produce_real[1:])
         else:
-            produce_est, produce_real = np.add(grid_o, fo, out=grid_o), yo + fo
-        wait_est, wait_real = np.add(grid_c, fc, out=grid_c), yc + fc
+            produce_est, produce_real = np.add(grid_o, ko, out=grid_o), yo + fo
+        wait_est, wait_real = np.add(grid_c, kcf, out=grid_c), yc + fc
         # OPEN at t: produce, close (pay kc), abandon (pay ka)
         close_est = wait_est - kc
         close = (close_est > produce_est) & (close_est > nka)
@@ -567,7 +578,7 @@ def _fit_switching(states, flows, costs, d, k, depletes, licence_expiry, develop
             else:
                 ki, kl = _at(costs.invest, t, n), _at(costs.relinquish, t, n)
                 est_inv, real_inv = produce_est[k - 1] - ki, produce_real[k - 1] - ki
-                est_wait = fu + c_u.predict(t, x, 1)
+                est_wait = kuf + c_u.predict(t, x, 1)
                 real_wait = fu + yu
                 inv = (est_inv > est_wait) & (est_inv > -kl)
                 rel = ~inv & (-kl > est_wait)
@@ -581,8 +592,8 @@ def _fit_switching(states, flows, costs, d, k, depletes, licence_expiry, develop
 
 
 def apply_switching(policy: SwitchingPolicy, states: np.ndarray, flows: ModeFlows, costs: SwitchCosts, discount,
-                    *, initial_mode: int | np.ndarray = Mode.OPEN, initial_life: int | np.ndarray | None = None
-                    ) -> SwitchingResult:
+                    *, initial_mode: int | np.ndarray = Mode.OPEN, initial_life: int | np.ndarray | None = None,
+                    decision_flows: ModeFlows | None = None) -> SwitchingResult:
     """Follow ``policy`` on (fresh) paths and record the realised value and modes.
 
     Parameters
@@ -594,6 +605,9 @@ def apply_switching(policy: SwitchingPolicy, states: np.ndarray, flows: ModeFlow
         Mode before the decision at date 0 (OPEN, CLOSED or UNDEVELOPED).
     initial_life : int or ndarray of int, optional
         Producing periods left at date 0 (default: the full ``policy.life``).
+    decision_flows : ModeFlows, optional
+        As in :func:`fit_switching`: what the decisions see of each date's flows (default
+        ``flows``); the values accrue the realised ``flows``.
 
     Returns
     -------
@@ -613,15 +627,17 @@ def apply_switching(policy: SwitchingPolicy, states: np.ndarray, flows: ModeFlow
     growth = np.ones(n)
     modes = np.empty((n_dates, n), dtype=np.int8)
     lives = np.empty((n_dates, n), dtype=np.int64)
+    known = flows if decision_flows is None else decision_flows
     for t in range(n_dates):  # loop over dates, forwards
         fo, fc, fu = _at(flows.open, t, n), _at(flows.closed, t, n), _at(flows.undeveloped, t, n)
+        ko, kcf, kuf = _at(known.open, t, n), _at(known.closed, t, n), _at(known.undeveloped, t, n)
         kc, kr, ka = _at(costs.close, t, n), _at(costs.reopen, t, n), _at(costs.abandon, t, n)
         ki, kl = _at(costs.invest, t, n), _at(costs.relinquish, t, n)
         new = np.array(mode)
         active = np.flatnonzero((mode != Mode.ABANDONED) & (mode != Mode.EXHAUSTED))
         if active.size:
             new[active] = policy.decide(t, states[t][active], mode[active], level[active],
-                                        ModeFlows(fo[active], fc[active], fu[active]),
+                                        ModeFlows(ko[active], kcf[active], kuf[active]),
                                         SwitchCosts(kc[active], kr[active], ka[active], ki[active], kl[active]))
         flow = np.zeros(n)
         was_open, was_closed, was_und = mode == Mode.OPEN, mode == Mode.CLOSED, mode == Mode.UNDEVELOPED

@@ -104,11 +104,41 @@ class ProjectOptionPolicy:
         Per delay ``k``: level 1 = value of investing now, level 2 = value of waiting
         (money of the decision date, EUR m); None: no investment decision.
     licence_years : int
+    expected_open : LevelRegression or None
+        ``E[OPEN flow of year t | X_t]`` per year: a year's cash flow is known only at its end,
+        so the decision at its start sees this, not the realised flow (no foresight).
     """
 
     operating: SwitchingPolicy
     fid: LevelRegression | None
     licence_years: int
+    expected_open: LevelRegression | None = None
+
+
+def _fit_expected_open(states: np.ndarray, mode_flows: ModeFlows, window: np.ndarray) -> LevelRegression:
+    """Per year, the regression of the realised OPEN flow on the state known at the year's start."""
+    n_years, _, n_vars = states.shape
+    fitter = _LevelFitter(n_years, 1, n_vars, OPERATING_TERMS, KNOTS, 0, 1e-6)
+    with threadpool_limits(1):
+        for t in range(n_years):  # loop over years
+            rows = np.flatnonzero(window[t])
+            if rows.size:
+                fitter.fit(t, states[t][rows], mode_flows.open[t][rows][None, :], 2 * (len(OPERATING_TERMS) + KNOTS))
+    return fitter.result()
+
+
+def _decision_flows(expected: LevelRegression, states: np.ndarray, mode_flows: ModeFlows, window: np.ndarray,
+                    at_end: np.ndarray) -> ModeFlows:
+    """What the start-of-year decision knows: the expected OPEN flow where the mine can switch
+    (and in the plan's closure year, where both modes pay it), the known care-and-maintenance cost."""
+    n_years = states.shape[0]
+    expect = np.array(mode_flows.open, dtype=float)
+    for t in range(n_years):  # loop over years
+        rows = np.flatnonzero(window[t] | at_end[t])
+        if rows.size and expected.n_fit[t] > 0:
+            expect[t, rows] = expected.predict(t, states[t][rows], 1)
+    closed = np.where(at_end, expect, mode_flows.closed)
+    return ModeFlows(open=expect, closed=closed)
 
 
 def has_fid_option(p) -> bool:
@@ -172,7 +202,7 @@ def _operating_problem(a, p, flows, fx: np.ndarray, politics, price_x: np.ndarra
     ka = np.where(window, p.capex.closure_musd * unit, _NEVER)
     years_left = np.clip(end[None, :] - jj, 0, n_years).astype(float)
     states = np.stack([price_x, years_left, (years_left <= 1.0).astype(float)], axis=-1)
-    return ModeFlows(open=fo, closed=fc), SwitchCosts(close=kc, reopen=kr, abandon=ka), states, window
+    return ModeFlows(open=fo, closed=fc), SwitchCosts(close=kc, reopen=kr, abandon=ka), states, window, at_end
 
 
 def _fid_states(a, p, schedule, price_x: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
@@ -194,9 +224,12 @@ def fit_option_policy(a, project_id: str, market, schedule, politics) -> Project
     df = _discount(rate, n_years)
     price_x = _price_state(a, p, market)
     flows = project_cash_flows(p, a.fund.inflation, market, schedule, politics, None)
-    mode_flows, costs, states, _ = _operating_problem(a, p, flows, fx, politics, price_x, rate)
+    mode_flows, costs, states, window, at_end = _operating_problem(a, p, flows, fx, politics, price_x, rate)
+    # the year's flow is known at its end: decisions at its start see its expectation given the state
+    expected_open = _fit_expected_open(states, mode_flows, window | at_end)
     operating = fit_switching(states, mode_flows, costs, 1.0 / (1.0 + rate), knots=KNOTS, hinge_var=0,
-                              terms=OPERATING_TERMS)
+                              terms=OPERATING_TERMS,
+                              decision_flows=_decision_flows(expected_open, states, mode_flows, window, at_end))
     licence = p.options.resolved(p.operations, p.capex)["licence_years"]
     fid = None
     if has_fid_option(p) and licence > 0:
@@ -223,7 +256,7 @@ def fit_option_policy(a, project_id: str, market, schedule, politics) -> Project
                 give_up = ~invest & (0.0 > e_wait)
                 value = np.where(live, np.where(invest, gain, np.where(give_up, 0.0, value - h)), 0.0)
         fid = fitter.result()
-    return ProjectOptionPolicy(operating=operating, fid=fid, licence_years=licence)
+    return ProjectOptionPolicy(operating=operating, fid=fid, licence_years=licence, expected_open=expected_open)
 
 
 def _pilot_draws(a, seed: int, sampling, copula, copula_dof: float, n_pilot: int, projects):
@@ -352,8 +385,10 @@ def option_values(a, project_id: str, policy: ProjectOptionPolicy, market, sched
         plan = project_cash_flows(p, a.fund.inflation, market, _shifted(schedule, delay, invested), politics, None)
         plan_pv = _pv(plan.project_fcf_musd / fx, df)
         fid_value = plan_pv - held - _pv(flows.project_fcf_musd / fx, df)
-    mode_flows, costs, states, window = _operating_problem(a, p, plan, fx, politics, price_x, rate)
-    res = apply_switching(policy.operating, states, mode_flows, costs, 1.0 / (1.0 + rate))
+    mode_flows, costs, states, window, at_end = _operating_problem(a, p, plan, fx, politics, price_x, rate)
+    known = (None if policy.expected_open is None
+             else _decision_flows(policy.expected_open, states, mode_flows, window, at_end))
+    res = apply_switching(policy.operating, states, mode_flows, costs, 1.0 / (1.0 + rate), decision_flows=known)
     # the plan's value on the same per-path sum as apply_switching (bit-equal where nothing switches)
     base = np.zeros(n)
     growth = np.ones(n)

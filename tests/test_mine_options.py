@@ -280,3 +280,26 @@ def test_brennan_schwartz_lsm_matches_the_finite_difference_solution(bs_fd):
         assert abs(mean - raw) < 3 * raw_se, (s0, name, mean, raw, raw_se)  # the control variates are unbiased
         assert se < 0.015 * mean, (s0, name, se)  # 0.50 $/lb: ~1 %; 0.75 and 1.00: ~0.2-0.3 %
         assert mean == pytest.approx(bs_fd.value(s0, name), rel=0.02), (s0, name, mean, se, bs_fd.value(s0, name))
+
+
+def test_decisions_do_not_see_realised_flows_they_are_told_are_unknown():
+    """With ``decision_flows`` (what is known at the decision), the realised flows only accrue: the
+    same policy on paths whose realised flows are shuffled within each date takes the same decisions."""
+    rng = np.random.default_rng(7)
+    n_dates, n = 12, 4000
+    x = np.cumsum(0.3 * rng.standard_normal((n_dates, n)), axis=0)
+    expected = 5.0 * x                                  # E[flow | state]
+    realised = expected + 20.0 * rng.standard_normal((n_dates, n))
+    flows = mo.ModeFlows(open=realised, closed=-2.0)
+    known = mo.ModeFlows(open=expected, closed=-2.0)
+    costs = mo.SwitchCosts(close=1.0, reopen=1.0, abandon=5.0)
+    policy = mo.fit_switching(x[..., None], flows, costs, 0.95, decision_flows=known, knots=4)
+    first = mo.apply_switching(policy, x[..., None], flows, costs, 0.95, decision_flows=known)
+    shuffled = mo.ModeFlows(open=rng.permuted(realised, axis=1), closed=-2.0)
+    second = mo.apply_switching(policy, x[..., None], shuffled, costs, 0.95, decision_flows=known)
+    assert np.array_equal(first.modes, second.modes)
+    assert (first.modes == mo.Mode.CLOSED).any(), "the test needs closures to compare"
+    # told nothing, the policy would use the realised flows, and shuffling them changes decisions
+    peek = mo.fit_switching(x[..., None], flows, costs, 0.95, knots=4)
+    assert not np.array_equal(mo.apply_switching(peek, x[..., None], flows, costs, 0.95).modes,
+                              mo.apply_switching(peek, x[..., None], shuffled, costs, 0.95).modes)

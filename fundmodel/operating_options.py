@@ -70,6 +70,9 @@ from .valuation import project_cash_flows
 PILOT_SCENARIOS = 4096
 #: Stream key from which the pilot's seed is derived.
 PILOT_STREAM = "options/pilot"
+#: Scenarios of the validation sample (own stream) on which a fitted policy must beat the plan.
+VALIDATION_SCENARIOS = 2048
+VALIDATION_STREAM = "options/validation"
 #: Hinge knots of the regressions (in the price).
 KNOTS = 8
 #: Monomials of the operating regressions (state: price, years left to the plan's closure, last-year
@@ -107,12 +110,16 @@ class ProjectOptionPolicy:
     expected_open : LevelRegression or None
         ``E[OPEN flow of year t | X_t]`` per year: a year's cash flow is known only at its end,
         so the decision at its start sees this, not the realised flow (no foresight).
+    operating_adopted : bool
+        False when the fitted operating policy did not beat running the plan on the validation
+        sample (:func:`fit_option_policies`): the mine then runs as planned.
     """
 
     operating: SwitchingPolicy
     fid: LevelRegression | None
     licence_years: int
     expected_open: LevelRegression | None = None
+    operating_adopted: bool = True
 
 
 def _fit_expected_open(states: np.ndarray, mode_flows: ModeFlows, window: np.ndarray) -> LevelRegression:
@@ -259,8 +266,9 @@ def fit_option_policy(a, project_id: str, market, schedule, politics) -> Project
     return ProjectOptionPolicy(operating=operating, fid=fid, licence_years=licence, expected_open=expected_open)
 
 
-def _pilot_draws(a, seed: int, sampling, copula, copula_dof: float, n_pilot: int, projects):
-    streams = ScenarioStreams(pilot_seed(seed), sampling)
+def _pilot_draws(a, seed: int, sampling, copula, copula_dof: float, n_pilot: int, projects,
+                 stream: str = PILOT_STREAM):
+    streams = ScenarioStreams(pilot_seed(seed, stream), sampling)
     n_years = a.fund.horizon_years
     geo_params = a.countries.geopolitical_factor
     geo = geopolitical_factor(streams, geo_params, 0, n_pilot, n_years)
@@ -277,9 +285,9 @@ def _pilot_draws(a, seed: int, sampling, copula, copula_dof: float, n_pilot: int
         yield pid, market, schedule, politics
 
 
-def pilot_seed(seed: int) -> int:
-    """Seed of a run's option pilot sample: derived from the run seed and :data:`PILOT_STREAM`."""
-    ss = np.random.SeedSequence(int(seed), spawn_key=(stream_key(PILOT_STREAM),))
+def pilot_seed(seed: int, stream: str = PILOT_STREAM) -> int:
+    """Seed of a run's option pilot (or validation) sample: derived from the run seed and the stream."""
+    ss = np.random.SeedSequence(int(seed), spawn_key=(stream_key(stream),))
     return int(ss.generate_state(1, dtype=np.uint64)[0] >> np.uint64(1))
 
 
@@ -287,11 +295,32 @@ def fit_option_policies(a, seed: int, sampling: SamplingMethod | str = SamplingM
                         copula: Copula | str = Copula.GAUSSIAN, copula_dof: float = 5.0,
                         n_pilot: int = PILOT_SCENARIOS, projects: list[str] | None = None
                         ) -> dict[str, ProjectOptionPolicy]:
-    """Fit the option policies of the projects on the run's pilot sample (own streams)."""
+    """Fit the option policies of the projects on the run's pilot sample (own streams).
+
+    A fitted policy is adopted only where it beats the committed plan on an independent
+    validation sample (:data:`VALIDATION_SCENARIOS` scenarios of their own stream): a least-squares
+    policy is an estimate, and where the true option is worth about nothing its regression
+    errors make it worse than the plan; management would not follow such a policy. The
+    investment-timing and the operating policy are checked separately (mean value added over the
+    validation sample not positive: dropped).
+    """
     out = {}
+    wanted = projects if projects is not None else list(a.projects)
     for pid, market, schedule, politics in _pilot_draws(a, seed, SamplingMethod(sampling), copula, copula_dof,
-                                                        n_pilot, projects if projects is not None else list(a.projects)):
+                                                        n_pilot, wanted):
         out[pid] = fit_option_policy(a, pid, market, schedule, politics)
+    for pid, market, schedule, politics in _pilot_draws(a, seed, SamplingMethod(sampling), copula, copula_dof,
+                                                        VALIDATION_SCENARIOS, wanted, VALIDATION_STREAM):
+        p = a.projects[pid]
+        flows = project_cash_flows(p, a.fund.inflation, market, schedule, politics, None)
+        values = option_values(a, pid, out[pid], market, schedule, politics, flows,
+                               np.zeros(market.fx_usd_per_eur.shape[0]))
+        policy = out[pid]
+        if policy.fid is not None and not values["option_value_fid_meur"].mean() > 0.0:
+            policy = dataclasses.replace(policy, fid=None)
+        if not values["option_value_operating_meur"].mean() > 0.0:
+            policy = dataclasses.replace(policy, operating_adopted=False)
+        out[pid] = policy
     return out
 
 
@@ -386,6 +415,11 @@ def option_values(a, project_id: str, policy: ProjectOptionPolicy, market, sched
         plan_pv = _pv(plan.project_fcf_musd / fx, df)
         fid_value = plan_pv - held - _pv(flows.project_fcf_musd / fx, df)
     mode_flows, costs, states, window, at_end = _operating_problem(a, p, plan, fx, politics, price_x, rate)
+    if not policy.operating_adopted:
+        none = np.zeros(n, bool)
+        return {"npv_options_market_meur": committed_market_meur + fid_value,
+                "option_value_fid_meur": fid_value, "option_value_operating_meur": np.zeros(n),
+                "option_developed": developed, "option_closed": none, "option_abandoned": none}
     known = (None if policy.expected_open is None
              else _decision_flows(policy.expected_open, states, mode_flows, window, at_end))
     res = apply_switching(policy.operating, states, mode_flows, costs, 1.0 / (1.0 + rate), decision_flows=known)

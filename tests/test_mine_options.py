@@ -272,6 +272,11 @@ def test_brennan_schwartz_lsm_matches_the_finite_difference_solution(bs_fd):
     discrete-monitoring (BGK) correction; uncorrected, they match the monthly dynamic programme
     (``brennan_schwartz_fd.solve_periodic``: open 0.721, close 0.483, abandon 0.200; docs/options.md)."""
     _, th, values, _ = bs_lsm_run()
+    # raw monthly-decision thresholds vs the exact monthly dynamic programme (solve_periodic, 45 s:
+    # its figures, docs/options.md); the BGK-corrected ones vs the continuous FD below
+    monthly = {"open": 0.721, "close": 0.483, "abandon": 0.200}
+    for key in ("open", "close", "abandon"):
+        assert th[key] == pytest.approx(monthly[key], rel=0.02), (key, th, monthly)
     ref = bs_fd.thresholds()
     corrected = {"open": th["open"] * BGK, "close": th["close"] / BGK, "abandon": th["abandon"] / BGK}
     for key in ("open", "close", "abandon"):

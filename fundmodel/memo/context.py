@@ -222,10 +222,12 @@ def _options_figure(results: RunResults, pid: str, fmt: Formatter, L: dict) -> l
         return []
     text = L["options_value"].format(
         committed=fmt.meur(_value(s, "npv_committed_mean_meur")), options=fmt.meur(_value(s, "npv_options_mean_meur")),
-        value=fmt.meur(value), se=fmt.num(_value(s, "option_value_se_meur")),
+        value=fmt.meur(value), se=fmt.num(_value(s, "option_value_se_meur")))
+    probabilities = L["options_probabilities_value"].format(
         develop=fmt.pct(_value(s, "prob_development")), closure=fmt.pct(_value(s, "prob_temporary_closure")),
         abandon=fmt.pct(_value(s, "prob_abandonment")))
-    return [{"label": L["options"], "value": text, "key": "option_value_meur"}]
+    return [{"label": L["options"], "value": text, "key": "option_value_meur"},
+            {"label": L["options_probabilities"], "value": probabilities, "key": "prob_development"}]
 
 
 def _breakeven_note(a: Assumptions, results: RunResults, pid: str, fmt: Formatter, L: dict) -> str:

@@ -192,8 +192,9 @@ LABELS: dict[str, dict[str, str]] = {
         "note_valuation": "Scenarios without a defined IRR: {irr}. NPVs in EUR at the fund's nominal discount rate, valuation date {date}.",
         "breakeven": "Break-even long-run {material} price",
         "options": "NPV committed / with options (asset rate)",
-        "options_value": ("{committed} / {options}: option value {value} (± {se}); development {develop}, "
-                          "temporary closure {closure}, abandonment {abandon}"),
+        "options_value": "{committed} / {options} (option value {value} ± {se})",
+        "options_probabilities": "Development / temporary closure / abandonment (with options)",
+        "options_probabilities_value": "{develop} / {closure} / {abandon}",
         "breakeven_value": "USD {price}/t (± {se}; assumed USD {shipped}/t)",
         "note_breakeven": ("Break-even: the long-run {material} price (median of the benchmark price, in real USD "
                            "per tonne of the priced product, valuation-date money; product: {product}) at which the mean project NPV at its market "
@@ -421,8 +422,9 @@ LABELS: dict[str, dict[str, str]] = {
         "note_valuation": "Szenarien ohne definierten IRR: {irr}. Kapitalwerte in EUR zum nominalen Diskontsatz des Fonds, Stichtag {date}.",
         "breakeven": "Break-even-Preis {material} (langfristig)",
         "options": "Kapitalwert fest / mit Optionen (Kapitalkostensatz)",
-        "options_value": ("{committed} / {options}: Optionswert {value} (± {se}); Erschließung {develop}, "
-                          "vorübergehende Stilllegung {closure}, Aufgabe {abandon}"),
+        "options_value": "{committed} / {options} (Optionswert {value} ± {se})",
+        "options_probabilities": "Erschließung / vorübergehende Stilllegung / Aufgabe (mit Optionen)",
+        "options_probabilities_value": "{develop} / {closure} / {abandon}",
         "breakeven_value": "{price} USD/t (± {se}; angenommen {shipped} USD/t)",
         "note_breakeven": ("Break-even: der langfristige Preis von {material} (Median des Referenzpreises, in realen "
                            "USD je Tonne des bepreisten Produkts, Geld des Stichtags; Produkt: {product}), bei dem der mittlere Projektkapitalwert zum "

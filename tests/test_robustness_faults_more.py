@@ -43,11 +43,11 @@ def test_a_run_that_does_not_fit_on_the_disk_is_refused_before_writing(tmp_path,
                      "--out", str(out), "--quiet"])
     assert code == 2 and "does not fit on this machine (disk)" in err and "0.1 GB free on disk" in err, err
     # by hand: a scenario is 40 years x (8 prices + FX as float32 + a flag) = 1,480 bytes of market data
-    # and, per project, 40 x (5 float32 arrays + float32 tonnes per product + a byte) + 122 bytes of
-    # results (12 float64, 3 int64 years, 2 flags): 1,122 for one product (10 projects), 1,282 for two
-    # (2): 15,264 bytes; the 100 MiB free less 16 MiB for the other results hold
-    # (100 - 16) * 2**20 / 15,264 = 5,770 scenarios
-    assert "at most about 5,770 scenarios fit" in err, err
+    # and, per project, 40 x (5 float32 arrays + float32 tonnes per product + a byte) + 149 bytes of
+    # results (15 float64, 3 int64 years, 5 flags: 12 + 2 of the credit model, 3 + 3 of the options):
+    # 1,149 for one product (10 projects), 1,309 for two (2): 15,588 bytes; the 100 MiB free less
+    # 16 MiB for the other results hold (100 - 16) * 2**20 / 15,588 = 5,650 scenarios
+    assert "at most about 5,650 scenarios fit" in err, err
     assert not out.exists()
     # 10^9 scenarios: refused with the figures (13 TB of scenario files), not 13.8 TB of sparse files
     code, err = cli(["simulate", "--assumptions", str(REPO_ROOT / "assumptions"), "--scenarios", "1000000000",

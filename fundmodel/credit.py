@@ -53,6 +53,7 @@ import json
 
 import numpy as np
 
+from .assumptions.loader import content_fingerprint
 from .assumptions.schema import Copula, Project, SamplingMethod, SizedDebt, Stage
 from .lsm import fit_stopping, fit_value
 from .market import simulate_market
@@ -325,17 +326,6 @@ def fit_credit_policies(a, seed: int, sampling: SamplingMethod | str = SamplingM
     return out
 
 
-def _fingerprint(a) -> str:
-    """Content hash of what the credit policies depend on (assumption files as parsed)."""
-    h = hashlib.sha256()
-    for part in (a.fund, a.markets, a.countries):
-        h.update(part.model_dump_json().encode())
-    for pid, p in a.projects.items():
-        h.update(pid.encode())
-        h.update(p.model_dump_json().encode())
-    return h.hexdigest()
-
-
 _POLICIES: dict[tuple, dict[str, CreditPolicy]] = {}
 
 
@@ -356,7 +346,7 @@ def credit_policies(a, seed: int, sampling: SamplingMethod | str = SamplingMetho
     afterwards inherit them, others fit them once each (the same numbers: the fit is a pure
     function of the assumptions and these settings).
     """
-    key = (_fingerprint(a), int(seed), SamplingMethod(sampling).value, Copula(copula).value, float(copula_dof))
+    key = (content_fingerprint(a), int(seed), SamplingMethod(sampling).value, Copula(copula).value, float(copula_dof))
     hit = _POLICIES.get(key)
     if hit is None:
         shared = (a, int(seed), SamplingMethod(sampling), Copula(copula), float(copula_dof))

@@ -52,11 +52,11 @@ a difference on common random numbers.
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 
 import numpy as np
 from threadpoolctl import threadpool_limits
 
+from .assumptions.loader import content_fingerprint
 from .assumptions.schema import Copula, SamplingMethod, Stage
 from .lsm import polynomial_terms
 from .market import simulate_market
@@ -327,16 +327,6 @@ def fit_option_policies(a, seed: int, sampling: SamplingMethod | str = SamplingM
 _POLICIES: dict[tuple, dict[str, ProjectOptionPolicy]] = {}
 
 
-def _fingerprint(a) -> str:
-    h = hashlib.sha256()
-    for part in (a.fund, a.markets, a.countries):
-        h.update(part.model_dump_json().encode())
-    for pid, p in a.projects.items():
-        h.update(pid.encode())
-        h.update(p.model_dump_json().encode())
-    return h.hexdigest()
-
-
 def _fit_task(shared: tuple, projects: list[str]) -> dict[str, ProjectOptionPolicy]:
     a, seed, sampling, copula, copula_dof = shared
     return fit_option_policies(a, seed, sampling, copula=copula, copula_dof=copula_dof, projects=projects)
@@ -347,7 +337,7 @@ def option_policies(a, seed: int, sampling: SamplingMethod | str = SamplingMetho
                     engine=None) -> dict[str, ProjectOptionPolicy]:
     """:func:`fit_option_policies`, kept per process, spread over the engine's workers (as
     :func:`fundmodel.credit.credit_policies`; the grouping changes no number)."""
-    key = (_fingerprint(a), int(seed), SamplingMethod(sampling).value, Copula(copula).value, float(copula_dof))
+    key = (content_fingerprint(a), int(seed), SamplingMethod(sampling).value, Copula(copula).value, float(copula_dof))
     hit = _POLICIES.get(key)
     if hit is None:
         shared = (a, int(seed), SamplingMethod(sampling), Copula(copula), float(copula_dof))

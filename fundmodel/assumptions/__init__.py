@@ -1,6 +1,6 @@
 """Analyst-edited inputs: schemas (:mod:`.schema`) and validated loading (:mod:`.loader`)."""
 
-from .loader import Assumptions, load_assumptions
+from .loader import Assumptions, content_fingerprint, load_assumptions
 from .schema import (
     Copula,
     CountriesFile,
@@ -26,5 +26,6 @@ __all__ = [
     "Project",
     "SamplingMethod",
     "Stage",
+    "content_fingerprint",
     "load_assumptions",
 ]

@@ -604,6 +604,25 @@ def _names(source: Any, key: str, model: BaseModel | None) -> list[str] | None:
     return [k for k in source if isinstance(k, str)]
 
 
+def content_fingerprint(a: "Assumptions") -> str:
+    """SHA-256 of the parsed fund, markets, countries and project files: the key under which a
+    process keeps what it fitted on these assumptions (credit and option policies).
+
+    Examples
+    --------
+    >>> a = load_assumptions("assumptions")            # doctest: +SKIP
+    >>> content_fingerprint(a) == content_fingerprint(a)  # doctest: +SKIP
+    True
+    """
+    h = hashlib.sha256()
+    for part in (a.fund, a.markets, a.countries):
+        h.update(part.model_dump_json().encode())
+    for pid, p in a.projects.items():
+        h.update(pid.encode())
+        h.update(p.model_dump_json().encode())
+    return h.hexdigest()
+
+
 def load_assumptions(directory: str | Path = "assumptions") -> Assumptions:
     """Read and validate an assumptions directory.
 

@@ -207,7 +207,11 @@ def _operating_problem(a, p, flows, fx: np.ndarray, politics, price_x: np.ndarra
     kc = np.where(window, terms["closing_cost_musd"] * unit, _NEVER)
     kr = np.where(window, terms["reopening_cost_musd"] * unit, _NEVER)
     ka = np.where(window, p.capex.closure_musd * unit, _NEVER)
-    years_left = np.clip(end[None, :] - jj, 0, n_years).astype(float)
+    # years of nameplate output left in the reserve at the year's start (what the decision knows:
+    # the plan's closure year itself depends on future suspensions, unrest and expropriation)
+    ops = p.operations
+    mined_before = np.cumsum(flows.ore_mined_mt.T, axis=0) - flows.ore_mined_mt.T
+    years_left = np.clip((ops.ore_mtpa * ops.mine_life_years - mined_before) / ops.ore_mtpa, 0.0, float(n_years))
     states = np.stack([price_x, years_left, (years_left <= 1.0).astype(float)], axis=-1)
     return ModeFlows(open=fo, closed=fc), SwitchCosts(close=kc, reopen=kr, abandon=ka), states, window, at_end
 

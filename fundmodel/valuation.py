@@ -247,6 +247,8 @@ class ProjectCashFlows:
         the year: interest runs on half of them in the year of the draw, so a valuation
         discounts them from mid-year (:func:`fundmodel.rates.market_values`). Standby draws
         come at the year's end and are not in it. None without a loan.
+    ore_mined_mt : ndarray of shape (n_scenarios, n_years)
+        Ore mined each year (Mt): the reserve left at a year's start is known to a decision then.
     """
 
     revenue_musd: np.ndarray
@@ -272,6 +274,7 @@ class ProjectCashFlows:
     default_value_musd: np.ndarray | None = None
     credit_record: CreditRecord | None = None
     loan_draws_musd: np.ndarray | None = None
+    ore_mined_mt: np.ndarray | None = None
     #: parts of ``capex_musd`` (n_scenarios, n_years) the operating options need: sustaining capex
     #: (while operating) and the closure cost (the year after depletion)
     sustaining_musd: np.ndarray | None = None
@@ -777,6 +780,7 @@ def project_cash_flows(
         equity_cf_musd=equity.T,
         lender_cf_musd=lender.T,
         loan_draws_musd=loan_draws.T if has_debt else None,
+        ore_mined_mt=ore_mt.T,
         lender_loss_musd=written_off.T,
         insurable_loss_musd=insurable.T,
         debt_outstanding_musd=outstanding.T,

@@ -76,12 +76,16 @@ def _read_json(path: Path) -> dict | None:
 
 
 def previous_settings(a: Assumptions, out_dir: str | Path, **overrides) -> RunSettings:
-    """Settings of the run recorded in ``OUT/manifest.json`` (fund.yaml defaults if there is none).
+    """Settings of the run recorded in ``OUT/manifest.json``, else of the simulation recorded in
+    ``OUT/simulation/manifest.json`` (a ``fundmodel simulate`` alone, e.g. with ``--precision``),
+    else the fund.yaml defaults.
 
-    ``fundmodel memo`` repeats the previous run (same seed and scenario count) when the
-    results are stale, instead of silently switching to the defaults.
+    ``fundmodel memo`` repeats the previous run (same seed, scenario count and precision target)
+    when the results are stale or the portfolio is missing, instead of silently switching to the
+    defaults.
     """
-    top = _read_json(Path(out_dir) / "manifest.json") or {}
+    top = (_read_json(Path(out_dir) / "manifest.json")
+           or _read_json(Path(out_dir) / "simulation" / "manifest.json") or {})
     recorded = top.get("settings") if isinstance(top.get("settings"), dict) else {}
     precision = {k: recorded[k] for k in ("precision_meur", "precision_rel") if recorded.get(k) is not None}
     if precision and recorded.get("scenarios_max"):  # a --precision run: its target and maximum

@@ -23,7 +23,7 @@ from fundmodel.assumptions import load_assumptions
 from fundmodel.assumptions.schema import SamplingMethod
 from fundmodel.cli import main
 from fundmodel.market import simulate_market
-from fundmodel.pipeline import results_are_current
+from fundmodel.pipeline import previous_settings, results_are_current
 from fundmodel.political import geopolitical_factor
 from fundmodel.precision import PRECISION_BATCH, Replicates
 from fundmodel.results import SE_COLUMNS, SUMMARY_COLUMNS
@@ -159,6 +159,11 @@ def test_precision_stop_is_reached_and_reproducible(one_project, tmp_path, capsy
     assert results_are_current(a, same, runs[0].parent)
     assert not results_are_current(a, RunSettings.from_assumptions(a, scenarios=maximum, precision_meur=0.2),
                                    runs[0].parent)
+    # `fundmodel memo` on a folder holding only this simulation repeats its settings (target and
+    # maximum), so it reuses the simulation rather than re-simulating at the fund.yaml defaults
+    recorded = previous_settings(a, runs[0].parent)
+    assert recorded.precision_meur == 0.3 and recorded.scenarios == maximum
+    assert results_are_current(a, recorded, runs[0].parent)
     plain = tmp_path / "plain"
     assert _simulate(one_project, plain, "--scenarios", str(used)) == 0
     pd.testing.assert_frame_equal(pd.read_csv(runs[0] / "summary.csv"),

@@ -74,6 +74,10 @@ def fork_cli(argv: list[str], log: Path) -> int:
     pid = os.fork()
     if pid == 0:  # pragma: no cover - the child
         code = 99
+        # a command starts with Python's default handlers; the test worker it is forked from may
+        # have changed them (an earlier test in the same worker process), so restore them
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
         try:
             fd = os.open(log, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
             os.dup2(fd, 2)

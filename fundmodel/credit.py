@@ -55,6 +55,7 @@ import numpy as np
 
 from .assumptions.loader import content_fingerprint
 from .assumptions.schema import Copula, Project, SamplingMethod, SizedDebt, Stage
+from .engine import PerProcessCache, spread_by_project
 from .lsm import fit_stopping, fit_value
 from .market import simulate_market
 from .political import draw_political_events, geopolitical_factor, no_political_events
@@ -326,7 +327,7 @@ def fit_credit_policies(a, seed: int, sampling: SamplingMethod | str = SamplingM
     return out
 
 
-_POLICIES: dict[tuple, dict[str, CreditPolicy]] = {}
+_POLICIES = PerProcessCache()
 
 
 def _fit_task(shared: tuple, projects: list[str]) -> dict[str, CreditPolicy]:
@@ -347,22 +348,12 @@ def credit_policies(a, seed: int, sampling: SamplingMethod | str = SamplingMetho
     function of the assumptions and these settings).
     """
     key = (content_fingerprint(a), int(seed), SamplingMethod(sampling).value, Copula(copula).value, float(copula_dof))
-    hit = _POLICIES.get(key)
-    if hit is None:
-        shared = (a, int(seed), SamplingMethod(sampling), Copula(copula), float(copula_dof))
-        if engine is None:
-            from .engine import _single_threaded_call
 
-            hit = _single_threaded_call(_fit_task, shared, list(a.projects))
-        else:
-            with_debt = [pid for pid, p in a.projects.items() if p.debt.amount_musd]
-            groups = [with_debt[k::max(int(engine.workers), 1)] for k in range(max(int(engine.workers), 1))]
-            found: dict[str, CreditPolicy] = {}
-            for part in engine.map(_fit_task, shared, [g for g in groups if g]):
-                found.update(part)
-            empty = fit_credit_policies(a, seed, sampling, projects=[p for p in a.projects if p not in found])
-            hit = {pid: found.get(pid, empty.get(pid)) for pid in a.projects}
-        if len(_POLICIES) >= 8:
-            _POLICIES.clear()
-        _POLICIES[key] = hit
-    return hit
+    def fit() -> dict[str, CreditPolicy]:
+        shared = (a, int(seed), SamplingMethod(sampling), Copula(copula), float(copula_dof))
+        with_debt = [pid for pid, p in a.projects.items() if p.debt.amount_musd]
+        found = spread_by_project(_fit_task, shared, with_debt, engine)
+        empty = fit_credit_policies(a, seed, sampling, projects=[p for p in a.projects if p not in found])
+        return {pid: found.get(pid, empty.get(pid)) for pid in a.projects}
+
+    return _POLICIES.get_or_make(key, fit)

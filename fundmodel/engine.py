@@ -127,6 +127,39 @@ def _pool_call(task: Any) -> Any:
     return _single_threaded_call(_SHARED["fn"], _SHARED["shared"], task)
 
 
+def spread_by_project(task: Callable, shared: Any, projects: list[str], engine=None) -> dict:
+    """``task(shared, group)`` for groups of ``projects``, one group per worker of ``engine``
+    (one single-threaded call without an engine); the groups' dicts merged.
+
+    For fits that are a pure function of ``shared`` and each project's own draws (the credit and
+    option policies): the grouping changes no number. ``projects`` are dealt round-robin, so list
+    the costliest first.
+    """
+    if engine is None:
+        return _single_threaded_call(task, shared, list(projects))
+    w = max(int(engine.workers), 1)
+    groups = [g for g in (list(projects)[k::w] for k in range(w)) if g]
+    found: dict = {}
+    for part in engine.map(task, shared, groups):
+        found.update(part)
+    return found
+
+
+class PerProcessCache:
+    """A few results kept per process under a key (cleared when ``size`` keys are held)."""
+
+    def __init__(self, size: int = 8):
+        self.size, self._items = size, {}
+
+    def get_or_make(self, key: Any, make: Callable[[], Any]) -> Any:
+        if key not in self._items:
+            value = make()
+            if len(self._items) >= self.size:
+                self._items.clear()
+            self._items[key] = value
+        return self._items[key]
+
+
 # ----------------------------------------------------------------------------- local worker processes
 #: Seconds between two checks of a worker's watchdog on the processes it depends on.
 WATCHDOG_SECONDS = 0.25

@@ -60,6 +60,7 @@ from .assumptions.loader import content_fingerprint
 from .assumptions.schema import Copula, SamplingMethod, Stage
 from .lsm import polynomial_terms
 from .market import simulate_market
+from .engine import PerProcessCache, spread_by_project
 from .mine_options import LevelRegression, Mode, ModeFlows, SwitchCosts, SwitchingPolicy, _LevelFitter, apply_switching, fit_switching
 from .political import draw_political_events, geopolitical_factor
 from .sampling import ScenarioStreams, stream_key
@@ -224,16 +225,20 @@ def _fid_states(a, p, schedule, price_x: np.ndarray, k: int) -> tuple[np.ndarray
     return np.stack([x, schedule.construction_start + k], axis=-1), year
 
 
-def fit_option_policy(a, project_id: str, market, schedule, politics) -> ProjectOptionPolicy:
-    """Fit one project's option policies on given pilot draws (see the module docstring)."""
+def _setting(a, project_id: str, market):
+    """The project, its asset rate, the scenario and year counts, EUR/USD, discount factors and
+    the price state: what fitting and applying the policies share."""
     from .rates import market_rates
 
     p = a.projects[project_id]
     rate = market_rates(a, project_id).asset
     n, n_years = market.fx_usd_per_eur.shape
-    fx = market.fx_usd_per_eur
-    df = _discount(rate, n_years)
-    price_x = _price_state(a, p, market)
+    return (p, rate, n, n_years, market.fx_usd_per_eur, _discount(rate, n_years), _price_state(a, p, market))
+
+
+def fit_option_policy(a, project_id: str, market, schedule, politics) -> ProjectOptionPolicy:
+    """Fit one project's option policies on given pilot draws (see the module docstring)."""
+    p, rate, n, n_years, fx, df, price_x = _setting(a, project_id, market)
     flows = project_cash_flows(p, a.fund.inflation, market, schedule, politics, None)
     mode_flows, costs, states, window, at_end = _operating_problem(a, p, flows, fx, politics, price_x, rate)
     # the year's flow is known at its end: decisions at its start see its expectation given the state
@@ -328,7 +333,7 @@ def fit_option_policies(a, seed: int, sampling: SamplingMethod | str = SamplingM
     return out
 
 
-_POLICIES: dict[tuple, dict[str, ProjectOptionPolicy]] = {}
+_POLICIES = PerProcessCache()
 
 
 def _fit_task(shared: tuple, projects: list[str]) -> dict[str, ProjectOptionPolicy]:
@@ -342,27 +347,15 @@ def option_policies(a, seed: int, sampling: SamplingMethod | str = SamplingMetho
     """:func:`fit_option_policies`, kept per process, spread over the engine's workers (as
     :func:`fundmodel.credit.credit_policies`; the grouping changes no number)."""
     key = (content_fingerprint(a), int(seed), SamplingMethod(sampling).value, Copula(copula).value, float(copula_dof))
-    hit = _POLICIES.get(key)
-    if hit is None:
-        shared = (a, int(seed), SamplingMethod(sampling), Copula(copula), float(copula_dof))
-        pids = list(a.projects)
-        if engine is None:
-            from .engine import _single_threaded_call
 
-            hit = _single_threaded_call(_fit_task, shared, pids)
-        else:
-            w = max(int(engine.workers), 1)
-            # the investment decisions cost most: spread them first
-            order = sorted(pids, key=lambda q: not has_fid_option(a.projects[q]))
-            groups = [order[k::w] for k in range(w)]
-            hit = {}
-            for part in engine.map(_fit_task, shared, [g for g in groups if g]):
-                hit.update(part)
-            hit = {pid: hit[pid] for pid in pids}
-        if len(_POLICIES) >= 8:
-            _POLICIES.clear()
-        _POLICIES[key] = hit
-    return hit
+    def fit() -> dict[str, ProjectOptionPolicy]:
+        shared = (a, int(seed), SamplingMethod(sampling), Copula(copula), float(copula_dof))
+        # the investment decisions cost most: deal them out first
+        order = sorted(a.projects, key=lambda q: not has_fid_option(a.projects[q]))
+        found = spread_by_project(_fit_task, shared, order, engine)
+        return {pid: found[pid] for pid in a.projects}
+
+    return _POLICIES.get_or_make(key, fit)
 
 
 def option_values(a, project_id: str, policy: ProjectOptionPolicy, market, schedule, politics, flows,
@@ -372,14 +365,7 @@ def option_values(a, project_id: str, policy: ProjectOptionPolicy, market, sched
     ``flows`` are the committed cash flows of these scenarios and ``committed_market_meur`` their
     present value at the asset rate (``project_npv_market_meur``).
     """
-    from .rates import market_rates
-
-    p = a.projects[project_id]
-    rate = market_rates(a, project_id).asset
-    n, n_years = market.fx_usd_per_eur.shape
-    fx = market.fx_usd_per_eur
-    df = _discount(rate, n_years)
-    price_x = _price_state(a, p, market)
+    p, rate, n, n_years, fx, df, price_x = _setting(a, project_id, market)
     developed = schedule.developed.copy() if p.stage is not Stage.PRODUCTION else np.ones(n, bool)
     fid_value = np.zeros(n)
     plan = flows

@@ -49,7 +49,7 @@ def main() -> None:
     args = parser.parse_args()
 
     from fundmodel.assumptions import load_assumptions
-    from fundmodel.portfolio.cvar import efficient_frontier, efficient_frontiers
+    from fundmodel.portfolio import efficient_frontier, efficient_frontiers
     from fundmodel.portfolio.fund import build_fund_problem, frontier_job, optimize_fund
     from fundmodel.results import simulate_to_directory
     from fundmodel.simulation import RunSettings, load_scenarios

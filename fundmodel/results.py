@@ -98,6 +98,7 @@ import numpy as np
 import pandas as pd
 
 from .assumptions import Assumptions
+from .portfolio.measures import lower_tail_mean
 from .rates import market_rates
 from .precision import Replicates
 from .simulation import ATTRIBUTION, SimulationResult
@@ -108,19 +109,6 @@ PERCENTILES = (1, 5, 10, 25, 50, 75, 90, 95, 99)
 def _pct(x: np.ndarray, q: float) -> float | None:
     x = x[np.isfinite(x)]
     return float(np.percentile(x, q)) if x.size else None
-
-
-def cvar(x: np.ndarray, level: float = 0.05) -> float:
-    """Mean of the worst ``level`` share of outcomes (expected shortfall of a value).
-
-    Examples
-    --------
-    >>> cvar(np.arange(100.0), 0.05)
-    2.0
-    """
-    x = np.sort(np.asarray(x, dtype=float))
-    k = max(int(np.floor(level * x.size)), 1)
-    return float(x[:k].mean())
 
 
 def _pct_se(groups, x: np.ndarray, qs) -> dict[float, float | None]:
@@ -189,7 +177,7 @@ def project_statistics(a: Assumptions, r: SimulationResult) -> dict[str, dict]:
             "npv_mean_meur": float(npv.mean()),
             "npv_std_meur": float(npv.std()),
             **{f"npv_p{q}_meur": _pct(npv, q) for q in PERCENTILES},
-            "npv_cvar5_meur": cvar(npv, 0.05),
+            "npv_cvar5_meur": lower_tail_mean(npv, 0.05),
             "prob_npv_negative": float((npv < 0).mean()),
             "equity_npv_mean_meur": float(eq.mean()),
             **{f"equity_npv_p{q}_meur": _pct(eq, q) for q in PERCENTILES},
@@ -206,12 +194,12 @@ def project_statistics(a: Assumptions, r: SimulationResult) -> dict[str, dict]:
             # Monte Carlo standard errors (fundmodel.precision): RQMC replicates or batch means
             "npv_mean_se_meur": groups.se(npv),
             **{f"npv_p{q}_se_meur": npv_pct_se[q] for q in PERCENTILES},
-            "npv_cvar5_se_meur": groups.se(npv, lambda x: cvar(x, 0.05)),
+            "npv_cvar5_se_meur": groups.se(npv, lambda x: lower_tail_mean(x, 0.05)),
             "prob_npv_negative_se": groups.se(npv < 0),
             "equity_npv_mean_se_meur": groups.se(eq),
             **{f"equity_npv_p{q}_se_meur": eq_pct_se[q] for q in PERCENTILES},
-            "equity_npv_cvar5_meur": cvar(eq, 0.05),
-            "equity_npv_cvar5_se_meur": groups.se(eq, lambda x: cvar(x, 0.05)),
+            "equity_npv_cvar5_meur": lower_tail_mean(eq, 0.05),
+            "equity_npv_cvar5_se_meur": groups.se(eq, lambda x: lower_tail_mean(x, 0.05)),
             "prob_equity_npv_negative_se": groups.se(eq < 0),
             "npv_market_mean_se_meur": groups.se(s["project_npv_market_meur"]),
             "equity_npv_market_mean_se_meur": groups.se(s["equity_npv_market_meur"]),

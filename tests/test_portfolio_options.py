@@ -169,7 +169,7 @@ def test_blend_objective_trades_pv_for_supply(small):
 
 
 def test_supply_frontier_is_the_most_supply_at_each_cvar(small):
-    from fundmodel.portfolio.cvar import efficient_frontiers
+    from fundmodel.portfolio import efficient_frontiers
 
     a, problem = small
     job = frontier_job(a, problem, 6)

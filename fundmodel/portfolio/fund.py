@@ -1,7 +1,7 @@
 """The fund's allocation problem: instrument payoffs and fund limits -> a CVaR programme.
 
 Translates the fund's limits in ``fund.yaml`` (``portfolio``) into the linear constraints
-of the generic optimiser :func:`fundmodel.portfolio.cvar.optimize_cvar`; it is the only
+of the generic optimiser :func:`fundmodel.portfolio.optimize.optimize_cvar`; it is the only
 place that knows about mines and instruments. Decision variables are the units of each
 instrument on each project (:mod:`fundmodel.instruments`): shares of equity, of senior
 loans guaranteed, of equity insured, of output under a price floor.
@@ -59,7 +59,9 @@ import numpy as np
 from ..assumptions import Assumptions
 from ..errors import AssumptionError, Issue
 from ..instruments import InstrumentPayoff, entry_prices, project_payoffs
-from .cvar import CVaRResult, cvar_from_losses, optimize_cvar
+from .frontier import efficient_frontiers
+from .measures import cvar_from_losses, euler_contributions, var_from_losses
+from .optimize import CVaRResult, optimize_cvar
 
 #: Name of the probability-of-loss limit (a CVaR bound) in constraints and shadow prices.
 PROB_LOSS = "probability of loss"
@@ -431,7 +433,6 @@ def allocation_table(a: Assumptions, problem: FundProblem, result: CVaRResult):
     """
     import pandas as pd
 
-    from .cvar import euler_contributions
 
     contributions = euler_contributions(problem.values_meur, result.x, a.fund.portfolio.cvar_beta)
     mean_pv = problem.mean_values_meur
@@ -511,10 +512,9 @@ def entry_terms(problem: FundProblem) -> dict:
 
 
 def _frontier_task(job: dict) -> dict:
-    """:func:`fundmodel.portfolio.cvar.efficient_frontiers` on plain arrays (picklable job)."""
+    """:func:`fundmodel.portfolio.frontier.efficient_frontiers` on plain arrays (picklable job)."""
     from threadpoolctl import threadpool_limits
 
-    from .cvar import efficient_frontiers
 
     with threadpool_limits(1):
         return efficient_frontiers(**job)
@@ -562,7 +562,7 @@ class _Background:
 
 
 def frontier_job(a: Assumptions, problem: FundProblem, n_points: int, selection: dict[str, bool] | None = None) -> dict:
-    """Arguments of :func:`fundmodel.portfolio.cvar.efficient_frontiers` for the fund's frontiers.
+    """Arguments of :func:`fundmodel.portfolio.frontier.efficient_frontiers` for the fund's frontiers.
 
     Two frontiers under the fund's limits (the CVaR limit excepted, it is the frontier's axis;
     the probability-of-loss limit included): ``"pv"``, expected PV vs minimal CVaR, and, when
@@ -591,7 +591,6 @@ def evaluate_on(a: Assumptions, problem: FundProblem, result: CVaRResult) -> CVa
     The allocation, binding limits and shadow prices are those of the solve; expected PV,
     VaR, CVaR, losses and the objective value are recomputed on ``problem``.
     """
-    from .cvar import var_from_losses
 
     beta = a.fund.portfolio.cvar_beta
     losses = -(problem.values_meur @ result.x)
@@ -729,7 +728,6 @@ def portfolio_standard_errors(a: Assumptions, problem: FundProblem, result: CVaR
         (method and number of groups).
     """
     from ..precision import Replicates
-    from .cvar import var_from_losses
 
     beta = a.fund.portfolio.cvar_beta
     losses = -(problem.values_meur @ result.x)

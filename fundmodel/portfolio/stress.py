@@ -139,7 +139,7 @@ def stress_test(a: Assumptions, settings, names: list[str], x: np.ndarray, base_
     """
     import pandas as pd
 
-    from .cvar import cvar_from_losses
+    from .measures import cvar_from_losses
 
     n_stress = stress_scenario_count(a, settings)
     run = dataclasses.replace(settings, scenarios=n_stress, risk_attribution=False, workers=1, engine="serial",

@@ -1,0 +1,47 @@
+"""Errors of the CVaR optimiser (the command line maps each to its exit code)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from ..errors import FundmodelError
+
+__all__ = ["OptimizationError", "InfeasibleProblem", "UnboundedProblem", "SolverFailure"]
+
+
+class OptimizationError(FundmodelError):
+    """The optimisation problem as posed has no answer (the command line exits with 2)."""
+
+    exit_code = 2
+
+
+class InfeasibleProblem(OptimizationError):
+    """No allocation satisfies every constraint.
+
+    Attributes
+    ----------
+    relaxations : dict of str to float
+        For each conflicting constraint that can restore feasibility *on its own*, the
+        smallest relaxation that does so, in the constraint's units: how much to raise
+        the right-hand side of a ``<=`` row or the CVaR cap, how much to lower the mean
+        floor, or the signed change of an equality's right-hand side.
+    joint_relaxation : dict of str to float
+        One relaxation of several constraints together that restores feasibility (the
+        least total relaxation); the answer when no constraint suffices alone.
+    """
+
+    def __init__(self, message: str, relaxations: Mapping[str, float],
+                 joint_relaxation: Mapping[str, float]):
+        super().__init__(message)
+        self.relaxations = dict(relaxations)
+        self.joint_relaxation = dict(joint_relaxation)
+
+
+class UnboundedProblem(OptimizationError):
+    """The objective improves without limit: a bound or budget is missing."""
+
+
+class SolverFailure(FundmodelError):
+    """HiGHS stopped without a usable solution (numerical trouble, limits reached)."""
+
+    exit_code = 1

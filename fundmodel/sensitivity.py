@@ -35,7 +35,6 @@ schedule, valuation, simulation), never on the portfolio.
 
 from __future__ import annotations
 
-import dataclasses
 from dataclasses import dataclass
 from typing import Callable
 
@@ -43,191 +42,22 @@ import numpy as np
 import pandas as pd
 
 from .assumptions import Assumptions
-from .assumptions.schema import Copula, SamplingMethod, Stage, Triangular
+from .assumptions.schema import Copula, SamplingMethod, Stage
+from .perturb import (
+    scale_development_durations,
+    scale_fx_spot,
+    scale_initial_capex,
+    scale_opex,
+    scale_political_hazards,
+    scale_prices,
+    shift_discount_rate,
+)
 from .market import MarketPaths, price_ratio_law, simulate_market
 from .political import draw_political_events, geopolitical_factor
 from .sampling import BLOCK, ScenarioStreams
 from .schedule import SCHEDULE_DRAWS, draw_schedule
 from .simulation import Chunk, RunSettings, chunk_rows, simulate_chunk
 from .valuation import ProjectValues, project_cash_flows, value_cash_flows
-
-# ----------------------------------------------------------------------------- perturbations
-
-
-def scale_prices(a: Assumptions, m: float) -> Assumptions:
-    """Every material's spot and long-run price multiplied by ``m``.
-
-    Parameters
-    ----------
-    a : Assumptions
-    m : float
-        Multiplier (1.2 = +20 %).
-
-    Returns
-    -------
-    Assumptions
-        A changed copy; ``a`` is not modified.
-    """
-    materials = {mid: mat.model_copy(update={"spot_usd_per_t": mat.spot_usd_per_t * m,
-                                             "long_run_usd_per_t": mat.long_run_usd_per_t * m})
-                 for mid, mat in a.markets.materials.items()}
-    return dataclasses.replace(a, markets=a.markets.model_copy(update={"materials": materials}))
-
-
-def scale_initial_capex(a: Assumptions, m: float) -> Assumptions:
-    """Every project's initial capex budget (``capex.initial_musd``) multiplied by ``m``.
-
-    The senior debt keeps its amount (it is drawn pro rata to the budgeted capex profile).
-
-    Parameters
-    ----------
-    a : Assumptions
-    m : float
-        Multiplier (0.8 = -20 %).
-
-    Returns
-    -------
-    Assumptions
-        A changed copy.
-    """
-    projects = {pid: p.model_copy(update={"capex": p.capex.model_copy(
-        update={"initial_musd": p.capex.initial_musd * m})}) for pid, p in a.projects.items()}
-    return dataclasses.replace(a, projects=projects)
-
-
-def scale_opex(a: Assumptions, m: float) -> Assumptions:
-    """Every project's unit opex per tonne of ore and fixed opex per year multiplied by ``m``.
-
-    Parameters
-    ----------
-    a : Assumptions
-    m : float
-        Multiplier.
-
-    Returns
-    -------
-    Assumptions
-        A changed copy.
-    """
-    projects = {}
-    for pid, p in a.projects.items():
-        ops = p.operations.model_copy(update={
-            "opex_usd_per_t_ore": p.operations.opex_usd_per_t_ore * m,
-            "fixed_opex_musd_per_year": p.operations.fixed_opex_musd_per_year * m,
-        })
-        projects[pid] = p.model_copy(update={"operations": ops})
-    return dataclasses.replace(a, projects=projects)
-
-
-def scale_political_hazards(a: Assumptions, m: float) -> Assumptions:
-    """Every country's political-event intensities multiplied by ``m``.
-
-    An annual probability ``p`` becomes ``1 - (1 - p)^m`` (capped at 0.999), as in the stress
-    scenarios; ``m = 1`` leaves the assumptions as they are.
-
-    Parameters
-    ----------
-    a : Assumptions
-    m : float
-        Intensity multiplier (2 = hazards doubled).
-
-    Returns
-    -------
-    Assumptions
-        A changed copy (``a`` itself when ``m == 1``).
-
-    Examples
-    --------
-    >>> round(1 - (1 - 0.02) ** 2, 4)  # an annual probability of 2 % doubled
-    0.0396
-    """
-    if m == 1.0:
-        return a
-    countries = {}
-    for cid, c in a.countries.countries.items():
-        events = {}
-        for name in type(c.events).model_fields:
-            event = getattr(c.events, name)
-            p = event.annual_probability
-            events[name] = event.model_copy(update={"annual_probability": min(1.0 - (1.0 - p) ** m, 0.999)})
-        countries[cid] = c.model_copy(update={"events": c.events.model_copy(update=events)})
-    return dataclasses.replace(a, countries=a.countries.model_copy(update={"countries": countries}))
-
-
-def _scale_triangular(tri: Triangular | None, m: float) -> Triangular | None:
-    if tri is None:
-        return None
-    return tri.model_copy(update={"min": tri.min * m, "mode": tri.mode * m, "max": tri.max * m})
-
-
-def scale_development_durations(a: Assumptions, m: float) -> Assumptions:
-    """Exploration, permitting and construction durations (min, mode, max) multiplied by ``m``.
-
-    Covers the projects' own triangular durations and the countries' default permitting
-    times; ramp-up is unchanged. Only the phases a project still has to go through (by stage)
-    matter.
-
-    Parameters
-    ----------
-    a : Assumptions
-    m : float
-        Multiplier of every duration (1.25 = a quarter longer).
-
-    Returns
-    -------
-    Assumptions
-        A changed copy.
-    """
-    projects = {}
-    for pid, p in a.projects.items():
-        s = p.schedule
-        schedule = s.model_copy(update={
-            "exploration_years": _scale_triangular(s.exploration_years, m),
-            "permitting_years": _scale_triangular(s.permitting_years, m),
-            "construction_years": _scale_triangular(s.construction_years, m),
-        })
-        projects[pid] = p.model_copy(update={"schedule": schedule})
-    countries = {cid: c.model_copy(update={"permitting_years": _scale_triangular(c.permitting_years, m)})
-                 for cid, c in a.countries.countries.items()}
-    return dataclasses.replace(a, projects=projects,
-                               countries=a.countries.model_copy(update={"countries": countries}))
-
-
-def scale_fx_spot(a: Assumptions, m: float) -> Assumptions:
-    """EUR/USD spot (USD per EUR) multiplied by ``m``; the long-run level is unchanged.
-
-    Parameters
-    ----------
-    a : Assumptions
-    m : float
-        Multiplier (1.1 = a euro 10 % stronger today).
-
-    Returns
-    -------
-    Assumptions
-        A changed copy.
-    """
-    fx = a.markets.fx.model_copy(update={"spot": a.markets.fx.spot * m})
-    return dataclasses.replace(a, markets=a.markets.model_copy(update={"fx": fx}))
-
-
-def shift_discount_rate(a: Assumptions, d: float) -> Assumptions:
-    """Fund's nominal discount rate plus ``d`` (0.02 = +2 percentage points).
-
-    Parameters
-    ----------
-    a : Assumptions
-    d : float
-        Shift of the rate.
-
-    Returns
-    -------
-    Assumptions
-        A changed copy.
-    """
-    return dataclasses.replace(a, fund=a.fund.model_copy(
-        update={"discount_rate_nominal": a.fund.discount_rate_nominal + d}))
-
 
 # ----------------------------------------------------------------------------- drivers
 

@@ -122,7 +122,7 @@ def test_max_supply_secures_more_weighted_tonnes_under_the_return_floor(setup):
 
 
 def test_apply_stress_changes_only_what_it_names(setup):
-    from fundmodel.portfolio.stress import apply_stress
+    from fundmodel.perturb import apply_stress
 
     a, _ = setup
     crash = apply_stress(a, a.stress.scenarios["base_metal_crash_40"])

@@ -18,13 +18,12 @@ from fundmodel.results import (
     PRICE_FAN_COLUMNS,
     simulate_to_directory,
 )
+from fundmodel.perturb import scale_development_durations, scale_political_hazards
 from fundmodel.sampling import ScenarioStreams
 from fundmodel.sensitivity import (
     DRIVERS,
     SENSITIVITY_COLUMNS,
     default_variants,
-    scale_development_durations,
-    scale_political_hazards,
     sensitivity_chunk,
     sensitivity_table,
     variant_values,

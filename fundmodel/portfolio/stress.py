@@ -14,48 +14,8 @@ import tempfile
 import numpy as np
 
 from ..assumptions import Assumptions
-from ..assumptions.schema import StressScenario
+from ..perturb import apply_stress
 from .fund import build_fund_problem
-
-
-def apply_stress(a: Assumptions, stress: StressScenario) -> Assumptions:
-    """Assumptions with one stress applied (the input is not changed).
-
-    Notes
-    -----
-    A hazard multiplier ``m`` scales the event intensity: ``p -> 1 - (1 - p)^m``.
-
-    Examples
-    --------
-    >>> from fundmodel.assumptions import load_assumptions        # doctest: +SKIP
-    >>> a = load_assumptions("assumptions")                      # doctest: +SKIP
-    >>> s = apply_stress(a, a.stress.scenarios["base_metal_crash_40"])  # doctest: +SKIP
-    >>> s.markets.materials["copper"].spot_usd_per_t / a.markets.materials["copper"].spot_usd_per_t  # doctest: +SKIP
-    0.6
-    """
-    materials = {}
-    for mid, m in a.markets.materials.items():
-        materials[mid] = m.model_copy(update={
-            "spot_usd_per_t": m.spot_usd_per_t * stress.spot_price_multipliers.get(mid, 1.0),
-            "long_run_usd_per_t": m.long_run_usd_per_t * stress.long_run_price_multipliers.get(mid, 1.0),
-        })
-    regime = a.markets.export_restriction.model_copy(update={
-        "forced_years": sorted(set(a.markets.export_restriction.forced_years) | set(stress.export_restriction_years)),
-    })
-    fx = a.markets.fx.model_copy(update={"spot": a.markets.fx.spot * stress.fx_spot_multiplier})
-    markets = a.markets.model_copy(update={"materials": materials, "export_restriction": regime, "fx": fx})
-
-    countries = dict(a.countries.countries)
-    for cid, multiplier in stress.hazard_multipliers.items():
-        c = countries[cid]
-        events = {}
-        for name in type(c.events).model_fields:
-            event = getattr(c.events, name)
-            p = event.annual_probability
-            events[name] = event.model_copy(update={"annual_probability": min(1.0 - (1.0 - p) ** multiplier, 0.999)})
-        countries[cid] = c.model_copy(update={"events": c.events.model_copy(update=events)})
-    return dataclasses.replace(a, markets=markets,
-                               countries=a.countries.model_copy(update={"countries": countries}))
 
 
 def _position_values(a: Assumptions, settings, names: list[str], x: np.ndarray,

@@ -51,7 +51,7 @@ def main() -> None:
     from fundmodel.assumptions import load_assumptions
     from fundmodel.portfolio import efficient_frontier, efficient_frontiers
     from fundmodel.portfolio.fund import build_fund_problem, frontier_job, optimize_fund
-    from fundmodel.results import simulate_to_directory
+    from fundmodel.pipeline import simulate_to_directory
     from fundmodel.simulation import RunSettings, load_scenarios
 
     a = load_assumptions(ROOT / "assumptions")

@@ -1,3 +1,5 @@
 """fundmodel: risk and financing model of a state-backed critical raw-materials fund."""
 
-__version__ = "0.1.0"
+from ._version import __version__
+
+__all__ = ["__version__"]

@@ -48,7 +48,7 @@ from dataclasses import dataclass, replace
 import numpy as np
 from scipy.optimize import brentq
 
-from .assumptions import Assumptions
+from .assumptions.model import Assumptions
 from .assumptions.schema import Copula, PriceModel, SamplingMethod
 from .market import MarketPaths, price_ratio_law, simulate_market
 from .political import draw_political_events, geopolitical_factor, no_political_events

@@ -19,7 +19,7 @@ import time
 import traceback
 from pathlib import Path
 
-from . import __version__
+from ._version import __version__
 from .errors import FundmodelError, UsageError
 
 

@@ -53,7 +53,7 @@ import json
 
 import numpy as np
 
-from .assumptions.loader import content_fingerprint
+from .assumptions.model import content_fingerprint
 from .assumptions.schema import Copula, Project, SamplingMethod, SizedDebt, Stage
 from .engine import PerProcessCache, spread_by_project
 from .lsm import fit_stopping, fit_value

@@ -292,6 +292,55 @@ def pool_scope(pool) -> Iterator:
     stop_pool(pool, kill=False)
 
 
+class BackgroundTask:
+    """``fn(job)`` in one spawned process while the caller goes on (in this process when not ``enabled``).
+
+    Used for the fund's frontiers, traced while the main process solves the allocation and
+    runs the stresses. ``spawn``, not ``fork``: the job calls HiGHS, whose thread pool may
+    already exist in this process and would not survive a fork. If the worker cannot start or
+    dies (e.g. the main module cannot be re-imported), the job runs here instead: the numbers
+    are the same.
+
+    Parameters
+    ----------
+    fn : callable
+        Module-level function of one picklable argument.
+    job : object
+        Its argument.
+    enabled : bool
+        Start the process (else :meth:`get` runs ``fn(job)`` here).
+    """
+
+    def __init__(self, fn: Callable[[Any], Any], job: Any, enabled: bool):
+        self.fn, self.job, self.executor, self.future = fn, job, None, None
+        if enabled:
+            try:
+                self.executor = worker_pool(1, method="spawn")
+                self.future = self.executor.submit(fn, job)
+            except Exception:  # pragma: no cover - no processes available: run here later
+                self.cancel()
+
+    def get(self) -> Any:
+        """The job's result (waits for the process; runs the job here if the process is gone)."""
+        if self.future is None:
+            return self.fn(self.job)
+        from concurrent.futures.process import BrokenProcessPool
+
+        try:
+            return self.future.result()
+        except BrokenProcessPool:
+            return self.fn(self.job)
+        finally:
+            self.cancel()
+
+    def cancel(self) -> None:
+        """Stop the worker (it may be mid-solve) without waiting for it."""
+        if self.executor is None:
+            return
+        executor, self.executor, self.future = self.executor, None, None
+        stop_pool(executor, kill=True)
+
+
 class SerialEngine:
     """Tasks in this process (``workers=1``) or in ``workers`` forked local processes.
 
@@ -357,7 +406,7 @@ def _identity(x: Any) -> Any:
 def _versions() -> dict[str, str]:
     import numpy as np
 
-    from . import __version__
+    from ._version import __version__
 
     return {"fundmodel": __version__, "numpy": np.__version__}
 

@@ -49,7 +49,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .assumptions import Assumptions, Stage
+from .assumptions.model import Assumptions
+from .assumptions.schema import Stage
 from .rates import MarketRates, market_rates, present_value
 
 #: OECD Arrangement country-risk coefficients a_i, b_i by country category 1..7

@@ -12,6 +12,7 @@
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import re
@@ -478,3 +479,29 @@ class NonFiniteResult(FundmodelError):
     """A computed figure overflowed (exit 2: an input is beyond what the model can represent)."""
 
     exit_code = 2
+
+
+def reserve_file(path: str | Path) -> None:
+    """Allocate the blocks of an existing (sparse) file now, so writing it cannot hit a full disk.
+
+    Writes into a memory-mapped sparse file allocate blocks page by page; on a full disk the
+    kernel answers with ``SIGBUS``, which kills the process without a message. Reserving the
+    whole file first turns that into an ``ENOSPC`` error here. File systems that cannot
+    reserve (``EOPNOTSUPP``) keep the free-space check of :func:`check_resources`.
+
+    Raises
+    ------
+    OSError
+        ``ENOSPC`` / ``EDQUOT`` / ``EFBIG``: the file does not fit.
+    """
+    fd = os.open(path, os.O_RDWR | getattr(os, "O_CLOEXEC", 0))
+    try:
+        size = os.fstat(fd).st_size
+        if size and hasattr(os, "posix_fallocate"):
+            try:
+                os.posix_fallocate(fd, 0, size)
+            except OSError as exc:
+                if exc.errno not in (errno.EOPNOTSUPP, errno.EINVAL, errno.ENOSYS):
+                    raise OSError(exc.errno, exc.strerror, str(path)) from None
+    finally:
+        os.close(fd)

@@ -56,7 +56,7 @@ import dataclasses
 import numpy as np
 from threadpoolctl import threadpool_limits
 
-from .assumptions.loader import content_fingerprint
+from .assumptions.model import content_fingerprint
 from .assumptions.schema import Copula, SamplingMethod, Stage
 from .lsm import polynomial_terms
 from .market import simulate_market

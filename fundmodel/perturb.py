@@ -20,7 +20,7 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Mapping
 
-from .assumptions import Assumptions
+from .assumptions.model import Assumptions
 from .assumptions.schema import StressScenario, Triangular
 
 __all__ = ["MAX_ANNUAL_PROBABILITY", "scale_prices", "scale_initial_capex", "scale_opex", "scaled_annual_probability",

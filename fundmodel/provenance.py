@@ -15,7 +15,7 @@ import subprocess
 from functools import lru_cache
 from pathlib import Path
 
-from . import __version__
+from ._version import __version__
 
 _PACKAGE = Path(__file__).resolve().parent
 

@@ -42,7 +42,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .assumptions import Assumptions, Stage
+from .assumptions.model import Assumptions
+from .assumptions.schema import Stage
 
 
 @dataclass(frozen=True)

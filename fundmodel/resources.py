@@ -4,7 +4,7 @@ A run that fills the disk or the memory half-way is the worst way to fail: a mem
 write into a full disk is a ``SIGBUS`` (the process dies without a word) and an
 oversubscribed machine is killed by the kernel. So before simulating, the pipeline
 estimates what the run needs and refuses (exit 2, with the figures) a run this machine
-cannot hold; and the scenario files are preallocated (:func:`reserve_file`), so a disk that
+cannot hold; and the scenario files are preallocated (:func:`fundmodel.io.reserve_file`), so a disk that
 fills up anyway is an ``ENOSPC`` error, not a signal.
 
 The estimates are linear in scenarios and projects, with coefficients measured on the
@@ -165,31 +165,5 @@ def _existing_parent(path: Path) -> Path:
     return path
 
 
-def reserve_file(path: str | Path) -> None:
-    """Allocate the blocks of an existing (sparse) file now, so writing it cannot hit a full disk.
-
-    Writes into a memory-mapped sparse file allocate blocks page by page; on a full disk the
-    kernel answers with ``SIGBUS``, which kills the process without a message. Reserving the
-    whole file first turns that into an ``ENOSPC`` error here. File systems that cannot
-    reserve (``EOPNOTSUPP``) keep the free-space check of :func:`check_resources`.
-
-    Raises
-    ------
-    OSError
-        ``ENOSPC`` / ``EDQUOT`` / ``EFBIG``: the file does not fit.
-    """
-    fd = os.open(path, os.O_RDWR | getattr(os, "O_CLOEXEC", 0))
-    try:
-        size = os.fstat(fd).st_size
-        if size and hasattr(os, "posix_fallocate"):
-            try:
-                os.posix_fallocate(fd, 0, size)
-            except OSError as exc:
-                if exc.errno not in (errno.EOPNOTSUPP, errno.EINVAL, errno.ENOSYS):
-                    raise OSError(exc.errno, exc.strerror, str(path)) from None
-    finally:
-        os.close(fd)
-
-
-__all__ = ["Needs", "estimate", "check_resources", "reserve_file", "scenario_file_bytes",
+__all__ = ["Needs", "estimate", "check_resources", "scenario_file_bytes",
            "memory_available_bytes"]

@@ -97,7 +97,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from .assumptions import Assumptions
+from .assumptions.model import Assumptions
 from .portfolio.measures import lower_tail_mean
 from .rates import market_rates
 from .precision import Replicates
@@ -531,142 +531,46 @@ def format_console_table(summary: pd.DataFrame) -> str:
     return "Project NPV in EUR m at the fund rate\n" + view.to_string(index=False)
 
 
-def run_manifest(a: Assumptions, settings, command: str | None = None) -> dict:
-    """Provenance of a run: the code (version, hash, commit), settings and assumption hashes."""
-    import datetime as dt
-    import platform
-
-    from .provenance import code_identity
-
-    code = code_identity()
-    return {
-        "package": "fundmodel",
-        "version": code["version"],
-        "code_sha256": code["code_sha256"],
-        "git_commit": code["git_commit"],
-        "git_dirty": code["git_dirty"],
-        "python": platform.python_version(),
-        "numpy": np.__version__,
-        "command": command,
-        "created_utc": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
-        "assumptions_dir": str(a.directory),
-        "assumption_files_sha256": dict(sorted(a.file_sha256.items())),
-        "settings": {
-            "scenarios": settings.scenarios,
-            "seed": settings.seed,
-            "sampling": settings.sampling.value,
-            "chunk_size": settings.chunk_size,
-            "copula": settings.copula.value,
-            "copula_dof": settings.copula_dof,
-            "risk_attribution": settings.risk_attribution,
-            # --precision runs only: the target and the maximum ("scenarios": those used)
-            **({"precision_meur": settings.precision_meur, "precision_rel": settings.precision_rel,
-                "scenarios_max": settings.scenarios_max or settings.scenarios}
-               if getattr(settings, "precision_meur", None) is not None
-               or getattr(settings, "precision_rel", None) is not None else {}),
-        },
-        # where it ran; the numbers do not depend on it (fundmodel.engine)
-        "execution": {"engine": getattr(settings, "engine", "serial"), "workers": settings.workers,
-                      "scheduler": getattr(settings, "scheduler", None)},
-    }
-
-
-def simulate_to_directory(a: Assumptions, settings, out_dir, *, progress=None, command: str | None = None,
-                          keep_scenarios: bool = True, engine=None):
-    """Simulate and write ``OUT/simulation/`` atomically.
-
-    Writes ``summary.csv`` (one row per project), ``tonnes.csv`` (expected tonnes per
-    project, material and year), ``first_production.csv``, ``price_fan.csv`` (with the
-    scenario files), ``sensitivity.csv`` (when ``settings.risk_attribution`` and
-    ``fund.yaml: simulation.sensitivity``), ``metrics.json`` (all figures),
-    ``manifest.json`` (provenance) and ``scenarios/`` (year-by-scenario arrays, see
-    :class:`~fundmodel.simulation.ScenarioWriter`); the module docstring lists the formats.
+def simulation_metrics(a: Assumptions, settings, result: SimulationResult, stats: dict[str, dict]) -> dict:
+    """Every figure of ``metrics.json`` of a simulation (JSON-ready: non-finite floats become None).
 
     Parameters
     ----------
     a : Assumptions
     settings : RunSettings
-    out_dir : str or Path
-        Output root (``reports/`` by default on the command line).
-    progress : callable, optional
-        Called with the number of scenarios done after each chunk.
-    command : str, optional
-        Command line recorded in the manifest.
-    keep_scenarios : bool, default True
-        Write the scenario-level arrays.
-    engine : SerialEngine or DaskEngine, optional
-        Open engine (:mod:`fundmodel.engine`); default one made from ``settings``.
+        The run's settings (seed, sampling).
+    result : SimulationResult
+    stats : dict
+        :func:`project_statistics` of ``result`` (with break-evens added).
 
     Returns
     -------
-    result : SimulationResult
-    summary : pandas.DataFrame
+    dict
     """
-    from pathlib import Path
-
-    from .io import staged_directory, write_csv, write_json_atomic
-    from .simulation import simulate
-
-    from .engine import engine_for
-
-    target = Path(out_dir) / "simulation"
-    with staged_directory(target) as stage, engine_for(settings, engine) as engine:  # one engine for all steps
-        result = simulate(a, settings, scenario_dir=stage / "scenarios" if keep_scenarios else None,
-                          progress=progress, engine=engine)
-        if keep_scenarios:
-            for pid, values in result.scalars.items():  # per-scenario results beside the yearly arrays
-                for name, arr in values.items():
-                    np.save(stage / "scenarios" / pid / f"{name}.npy", arr)
-        stats = project_statistics(a, result)
-        if settings.risk_attribution and a.fund.simulation.breakeven:
-            from .breakeven import breakevens
-            from .credit import credit_policies
-
-            credit = credit_policies(a, settings.seed, settings.sampling, copula=settings.copula,
-                                     copula_dof=settings.copula_dof)  # the run's, kept in this process
-            base = {pid: v["project_npv_market_meur"] for pid, v in result.scalars.items()}
-            add_breakevens(a, stats, breakevens(a, settings, credit, engine=engine, base_npv=base))
-        else:
-            add_breakevens(a, stats, None, "not computed (fund.yaml simulation.breakeven off or --no-attribution)")
-        summary = summary_table(stats)
-        write_csv(summary, stage / "summary.csv")
-        write_csv(tonnes_table(a, result), stage / "tonnes.csv")
-        write_csv(first_production_table(a, result), stage / "first_production.csv")
-        if keep_scenarios:
-            market_dir = stage / "scenarios" / "market"
-            write_csv(price_fan_table(a, np.load(market_dir / "price_usd_per_t.npy", mmap_mode="r"),
-                                      np.load(market_dir / "fx_usd_per_eur.npy", mmap_mode="r"),
-                                      result.valuation_year), stage / "price_fan.csv")
-        if settings.risk_attribution and a.fund.simulation.sensitivity:
-            from .sensitivity import sensitivity_table
-
-            write_csv(sensitivity_table(a, result.settings, engine=engine), stage / "sensitivity.csv")
-        metrics = {
-            "valuation_date": a.fund.valuation_date.isoformat(),
-            "currency": a.fund.reporting_currency,
-            "discount_rate_nominal": a.fund.discount_rate_nominal,
-            "inflation": a.fund.inflation,
-            "horizon_years": a.fund.horizon_years,
-            "scenarios": result.settings.scenarios,
-            "seed": settings.seed,
-            "sampling": settings.sampling.value,
-            "standard_errors": Replicates(result.settings.scenarios, settings.sampling).describe(),
-            **(result.precision or {}),
-            "export_restriction_year_share": result.export_restriction_share,
-            "parameter_uncertainty": parameter_uncertainty_info(a),
-            "projects": stats,
-        }
-        write_json_atomic(stage / "metrics.json", _json_ready(metrics))
-        write_json_atomic(stage / "manifest.json", run_manifest(a, result.settings, command))
-    return result, summary
+    metrics = {
+        "valuation_date": a.fund.valuation_date.isoformat(),
+        "currency": a.fund.reporting_currency,
+        "discount_rate_nominal": a.fund.discount_rate_nominal,
+        "inflation": a.fund.inflation,
+        "horizon_years": a.fund.horizon_years,
+        "scenarios": result.settings.scenarios,
+        "seed": settings.seed,
+        "sampling": settings.sampling.value,
+        "standard_errors": Replicates(result.settings.scenarios, settings.sampling).describe(),
+        **(result.precision or {}),
+        "export_restriction_year_share": result.export_restriction_share,
+        "parameter_uncertainty": parameter_uncertainty_info(a),
+        "projects": stats,
+    }
+    return json_ready(metrics)
 
 
-def _json_ready(obj):
+def json_ready(obj):
     """Replace non-finite floats (never expected) by None so JSON stays standard."""
     if isinstance(obj, dict):
-        return {k: _json_ready(v) for k, v in obj.items()}
+        return {k: json_ready(v) for k, v in obj.items()}
     if isinstance(obj, (list, tuple)):
-        return [_json_ready(v) for v in obj]
+        return [json_ready(v) for v in obj]
     if isinstance(obj, float) and not np.isfinite(obj):
         return None
     return obj

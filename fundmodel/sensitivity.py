@@ -41,7 +41,7 @@ from typing import Callable
 import numpy as np
 import pandas as pd
 
-from .assumptions import Assumptions
+from .assumptions.model import Assumptions
 from .assumptions.schema import Copula, SamplingMethod, Stage
 from .perturb import (
     scale_development_durations,

@@ -27,7 +27,7 @@ from typing import Callable
 
 import numpy as np
 
-from .assumptions import Assumptions
+from .assumptions.model import Assumptions
 from .assumptions.schema import Copula, SamplingMethod
 from .credit import credit_policies
 from .operating_options import OPTION_SCALARS, ProjectOptionPolicy, option_policies, option_values
@@ -650,7 +650,7 @@ class ScenarioWriter:
         <project>/political_events.npy    uint8   (n_scenarios, n_years), bits of EVENT_BITS
         <project>/<scalar>.npy            (n_scenarios,) for each name in SCALARS (NPVs, IRR,
                                           default and first-production year index, ...),
-                                          written by results.simulate_to_directory
+                                          written by pipeline.simulate_to_directory
 
     Read them back with :func:`load_scenarios`.
     """
@@ -664,7 +664,7 @@ class ScenarioWriter:
         """Create the files, sized for ``n_scenarios``."""
         from numpy.lib.format import open_memmap
 
-        from .resources import reserve_file
+        from .io import reserve_file
 
         root = Path(directory)
         h = a.fund.horizon_years

@@ -103,7 +103,7 @@ import numpy as np
 import yaml
 
 from .assumptions import load_assumptions
-from .assumptions.loader import Assumptions
+from .assumptions.model import Assumptions
 from .assumptions.schema import Project, Stage, Triangular
 from .errors import AssumptionError, Issue, UsageError
 from .io import staged_directory

@@ -41,7 +41,7 @@ from fundmodel.political import (
     geopolitical_factor,
     hazard_scale,
 )
-from fundmodel.results import simulate_to_directory
+from fundmodel.pipeline import simulate_to_directory
 from fundmodel.sampling import ScenarioStreams
 from fundmodel.simulation import RunSettings
 

@@ -10,7 +10,7 @@ import pytest
 from fundmodel.assumptions import load_assumptions
 from fundmodel.portfolio import InfeasibleProblem, cvar_from_losses
 from fundmodel.portfolio.fund import build_fund_problem, fund_constraints, optimize_fund
-from fundmodel.results import simulate_to_directory
+from fundmodel.pipeline import simulate_to_directory
 from fundmodel.simulation import RunSettings, load_scenarios
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -180,7 +180,8 @@ def _secured(problem, x) -> dict:
 
 def test_supply_is_counted_once_in_every_solve_and_every_frontier_point(supply_setup):
     """All instruments on a project together never secure more than its EU-available output."""
-    from fundmodel.portfolio.fund import _frontier_task, frontier_job
+    from fundmodel.pipeline.stages import _frontier_task
+    from fundmodel.portfolio.fund import frontier_job
 
     a, problem, available = supply_setup
     supply = with_limits(a, objective="max_supply", return_floor_meur=-1e5)  # push every instrument to the cap

@@ -188,7 +188,7 @@ def test_primary_round_funds_the_cash_calls_and_dilutes(a):
 def test_zero_discount_stake_is_worth_zero_out_of_sample(a, tmp_path):
     """Priced on one seed, valued on another: at a zero discount the stake's expected PV is zero
     within its Monte Carlo standard error (no value from the entry)."""
-    from fundmodel.results import simulate_to_directory
+    from fundmodel.pipeline import simulate_to_directory
     from fundmodel.simulation import RunSettings, load_scenarios
 
     import dataclasses

@@ -27,7 +27,7 @@ from fundmodel.portfolio.fund import (
     project_exposures,
     supply_weights,
 )
-from fundmodel.results import simulate_to_directory
+from fundmodel.pipeline import simulate_to_directory
 from fundmodel.simulation import RunSettings, load_scenarios
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -193,12 +193,13 @@ def test_supply_frontier_is_the_most_supply_at_each_cvar(small):
 
 
 def test_frontier_in_a_second_process_gives_the_same_numbers(small, tmp_path):
-    from fundmodel.portfolio.fund import _Background
+    from fundmodel.engine import BackgroundTask
+    from fundmodel.pipeline.stages import _frontier_task
 
     a, problem = small
     job = frontier_job(a, problem, 4)
-    here = _Background(job, enabled=False).get()
-    there = _Background(job, enabled=True).get()
+    here = BackgroundTask(_frontier_task, job, enabled=False).get()
+    there = BackgroundTask(_frontier_task, job, enabled=True).get()
     for key in here:
         np.testing.assert_allclose(there[key].cvar, here[key].cvar, rtol=0, atol=1e-9)
         np.testing.assert_allclose(there[key].expected_value, here[key].expected_value, rtol=0, atol=1e-9)

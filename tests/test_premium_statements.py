@@ -42,7 +42,7 @@ import pytest
 
 from fundmodel.assumptions import load_assumptions
 from fundmodel.instruments import entry_prices, guarantee_pricing, project_payoffs
-from fundmodel.results import simulate_to_directory
+from fundmodel.pipeline import simulate_to_directory
 from fundmodel.simulation import RunSettings, load_scenarios
 
 N_SCENARIOS = 8192

@@ -13,11 +13,8 @@ import pandas as pd
 import pytest
 
 from fundmodel.assumptions import load_assumptions
-from fundmodel.results import (
-    FIRST_PRODUCTION_COLUMNS,
-    PRICE_FAN_COLUMNS,
-    simulate_to_directory,
-)
+from fundmodel.pipeline import simulate_to_directory
+from fundmodel.results import FIRST_PRODUCTION_COLUMNS, PRICE_FAN_COLUMNS
 from fundmodel.perturb import scale_development_durations, scale_political_hazards
 from fundmodel.sampling import ScenarioStreams
 from fundmodel.sensitivity import (

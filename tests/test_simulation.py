@@ -14,7 +14,8 @@ import pytest
 from fundmodel.assumptions import load_assumptions
 from fundmodel.cli import main
 from fundmodel.finance import npv
-from fundmodel.results import SUMMARY_COLUMNS, simulate_to_directory
+from fundmodel.pipeline import simulate_to_directory
+from fundmodel.results import SUMMARY_COLUMNS
 from fundmodel.simulation import RunSettings, load_scenarios, simulate
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -152,7 +153,7 @@ def test_failed_run_leaves_previous_results(small, tmp_path, monkeypatch):
     def boom(*args, **kwargs):
         raise RuntimeError("disk on fire")
 
-    monkeypatch.setattr("fundmodel.results.project_statistics", boom)
+    monkeypatch.setattr("fundmodel.pipeline.stages.project_statistics", boom)
     with pytest.raises(RuntimeError):
         simulate_to_directory(small, _settings(small, scenarios=2048, seed=99), tmp_path)
     assert (tmp_path / "simulation" / "summary.csv").read_bytes() == before, "previous results were damaged"

@@ -24,7 +24,6 @@ import os
 import re
 import stat
 import typing
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -34,6 +33,7 @@ from pydantic import BaseModel, ValidationError
 
 from ..errors import AssumptionError, Issue, excerpt, value_excerpt
 from ..errors import did_you_mean as _hint
+from .model import Assumptions
 from .schema import (FX_MAX, FX_MIN, MAX_ID_CHARS, MAX_PROJECT_MUSD_PER_YEAR, PRICE_MAX_USD_PER_T, PRICE_MIN_USD_PER_T,
                      CalibrationFile, CountriesFile, FundFile, InstrumentsFile, MarketsFile, Project, Stage,
                      StressFile)
@@ -43,47 +43,6 @@ FX_FACTOR = "EURUSD"
 MAX_FILE_BYTES = 5 * 2**20
 #: project files: ``<id>`` + one of these suffixes, compared without letter case
 PROJECT_SUFFIXES = (".yaml", ".yml")
-
-
-@dataclass(frozen=True)
-class Assumptions:
-    """Everything the simulation needs, validated.
-
-    Attributes
-    ----------
-    fund, markets, countries
-        Parsed ``fund.yaml``, ``markets.yaml`` and ``countries.yaml``.
-    instruments
-        Parsed ``instruments.yaml`` (terms of the fund's instruments), ``None`` when the
-        directory has none (the simulation does not need it).
-    stress
-        Parsed ``stress.yaml`` (named stress scenarios), ``None`` when absent.
-    calibration
-        Parsed ``calibration.yaml`` (settings of ``fundmodel calibrate``), ``None`` when absent.
-        Not part of ``file_sha256``: the simulation does not depend on it.
-    projects
-        Parsed ``projects/<id>.yaml`` files keyed by project id, sorted by id.
-    directory
-        The assumptions directory they were read from.
-    file_sha256
-        SHA-256 of every file read, keyed by path relative to ``directory``
-        (for the run manifest).
-    """
-
-    fund: FundFile
-    markets: MarketsFile
-    countries: CountriesFile
-    projects: dict[str, Project]
-    directory: Path
-    file_sha256: dict[str, str] = field(default_factory=dict)
-    instruments: InstrumentsFile | None = None
-    stress: StressFile | None = None
-    calibration: CalibrationFile | None = None
-
-    @property
-    def material_ids(self) -> list[str]:
-        """Materials in ``markets.yaml`` order."""
-        return list(self.markets.materials)
 
 
 class _UniqueKeyLoader(getattr(yaml, "CSafeLoader", yaml.SafeLoader)):
@@ -602,25 +561,6 @@ def _names(source: Any, key: str, model: BaseModel | None) -> list[str] | None:
     if not isinstance(source, dict):
         return None
     return [k for k in source if isinstance(k, str)]
-
-
-def content_fingerprint(a: "Assumptions") -> str:
-    """SHA-256 of the parsed fund, markets, countries and project files: the key under which a
-    process keeps what it fitted on these assumptions (credit and option policies).
-
-    Examples
-    --------
-    >>> a = load_assumptions("assumptions")            # doctest: +SKIP
-    >>> content_fingerprint(a) == content_fingerprint(a)  # doctest: +SKIP
-    True
-    """
-    h = hashlib.sha256()
-    for part in (a.fund, a.markets, a.countries):
-        h.update(part.model_dump_json().encode())
-    for pid, p in a.projects.items():
-        h.update(pid.encode())
-        h.update(p.model_dump_json().encode())
-    return h.hexdigest()
 
 
 def load_assumptions(directory: str | Path = "assumptions") -> Assumptions:

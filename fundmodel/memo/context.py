@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from ..assumptions import Assumptions
+from ..assumptions.model import Assumptions
 from . import charts
 from .data import RunResults
 from .labels import LABELS, STAGES, Formatter

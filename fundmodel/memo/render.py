@@ -16,7 +16,7 @@ from typing import Iterable
 import jinja2
 import markupsafe
 
-from ..assumptions import Assumptions
+from ..assumptions.model import Assumptions
 from ..errors import UsageError
 from .context import portfolio_context, project_context
 from .data import RunResults

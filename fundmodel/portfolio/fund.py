@@ -56,10 +56,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..assumptions import Assumptions
+from ..assumptions.model import Assumptions
 from ..errors import AssumptionError, Issue
 from ..instruments import InstrumentPayoff, entry_prices, project_payoffs
-from .frontier import efficient_frontiers
 from .measures import cvar_from_losses, euler_contributions, var_from_losses
 from .optimize import CVaRResult, optimize_cvar
 
@@ -511,56 +510,6 @@ def entry_terms(problem: FundProblem) -> dict:
     return out
 
 
-def _frontier_task(job: dict) -> dict:
-    """:func:`fundmodel.portfolio.frontier.efficient_frontiers` on plain arrays (picklable job)."""
-    from threadpoolctl import threadpool_limits
-
-
-    with threadpool_limits(1):
-        return efficient_frontiers(**job)
-
-
-class _Background:
-    """A frontier job run in one spawned process (or in this one when ``enabled`` is false).
-
-    ``spawn``, not ``fork``: the job calls HiGHS, whose thread pool may already exist in this
-    process and would not survive a fork. If the worker cannot start or dies (e.g. the main
-    module cannot be re-imported), the job runs here instead: the numbers are the same.
-    """
-
-    def __init__(self, job: dict, enabled: bool):
-        self.job, self.executor, self.future = job, None, None
-        if enabled:
-            from ..engine import worker_pool
-
-            try:
-                self.executor = worker_pool(1, method="spawn")
-                self.future = self.executor.submit(_frontier_task, job)
-            except Exception:  # pragma: no cover - no processes available: run here later
-                self.cancel()
-
-    def get(self) -> dict:
-        if self.future is None:
-            return _frontier_task(self.job)
-        from concurrent.futures.process import BrokenProcessPool
-
-        try:
-            return self.future.result()
-        except BrokenProcessPool:
-            return _frontier_task(self.job)
-        finally:
-            self.cancel()
-
-    def cancel(self) -> None:
-        """Stop the worker (it may be mid-solve) without waiting for it."""
-        if self.executor is None:
-            return
-        from ..engine import stop_pool
-
-        executor, self.executor, self.future = self.executor, None, None
-        stop_pool(executor, kill=True)
-
-
 def frontier_job(a: Assumptions, problem: FundProblem, n_points: int, selection: dict[str, bool] | None = None) -> dict:
     """Arguments of :func:`fundmodel.portfolio.frontier.efficient_frontiers` for the fund's frontiers.
 
@@ -631,87 +580,6 @@ def sample_gap(a: Assumptions, solved: tuple[FundProblem, CVaRResult], full: tup
         "gap": {k: big[k] - small[k] for k in small},
         "cvar_limit_met": None if limit is None else bool(full[1].cvar <= limit * (1 + 1e-9) + 1e-9),
     }
-
-
-def optimize_to_directory(a: Assumptions, scenarios: dict, out_dir, *, n_frontier: int = 15, settings=None,
-                          engine=None):
-    """Optimise and write ``OUT/portfolio/`` atomically.
-
-    Writes ``allocation.csv`` (see :func:`allocation_table`), ``frontier.csv`` (expected PV vs
-    minimal CVaR under the same limits, ``n_frontier`` points, and beside it the supply-vs-CVaR
-    frontier, see :func:`frontier_table`) and ``metrics.json`` (expected PV, VaR and CVaR,
-    limits used, supply secured per material, binding limits with shadow prices, premium vs
-    expected loss of every guarantee-like instrument, go/no-go decisions, probability of
-    loss, both frontiers) and, when the assumptions have ``stress.yaml`` and ``settings`` are
-    given, ``stress.csv`` (P&L of the optimal portfolio under every named stress, in total
-    and by instrument).
-
-    With ``settings.workers > 1`` the frontiers are traced in a second process while this
-    one solves the allocation and runs the stresses (on ``engine``, see
-    :mod:`fundmodel.engine`); the numbers do not depend on it.
-
-    Runs with more than ``portfolio.optimization_scenarios`` scenarios take the CVaR of the
-    solve on the first ``optimization_scenarios`` scenarios (:func:`first_scenarios`; every
-    expectation and limit uses all scenarios) and the allocation's VaR and CVaR are then
-    recomputed on all of them (:func:`evaluate_on`): ``allocation.csv`` and the headline
-    figures of ``metrics.json`` are those of all scenarios, ``metrics.json:
-    optimization_sample`` holds both and the gap (:func:`sample_gap`); the frontiers' CVaRs
-    are those of the solve sample.
-
-    Returns
-    -------
-    result : CVaRResult
-    allocation : pandas.DataFrame
-    """
-    from pathlib import Path
-
-    from ..io import staged_directory, write_csv, write_json_atomic
-
-    full = build_fund_problem(a, scenarios)
-    limits = a.fund.portfolio
-    n_all = full.values_meur.shape[0]
-    problem = full if n_all <= limits.optimization_scenarios else first_scenarios(full, limits.optimization_scenarios)
-    parallel = settings is not None and settings.workers > 1
-    background = None
-    if not limits.go_no_go:  # the frontiers do not depend on the optimum: start them now
-        background = _Background(frontier_job(a, problem, n_frontier), parallel)
-    try:
-        result = optimize_fund(a, problem)
-        if background is None:
-            selection = _selected(problem, result.x)
-            background = _Background(frontier_job(a, problem, n_frontier, selection), parallel)
-        solved = result
-        if problem is not full:
-            result = evaluate_on(a, full, solved)
-        allocation = allocation_table(a, full, result)
-        stress = None
-        if a.stress is not None and settings is not None:
-            from .stress import stress_scenario_count, stress_test
-
-            n_stress = stress_scenario_count(a, settings)
-            base = full.values_meur[:n_stress] if n_all >= n_stress else None
-            stress = stress_test(a, settings, full.names, result.x, base_values=base, engine=engine,
-                                 entry=full.entry)
-        frontiers = background.get()
-    except BaseException:
-        if background is not None:
-            background.cancel()
-        raise
-    metrics = fund_metrics(a, full, result, frontiers)
-    metrics.update(portfolio_standard_errors(a, full, result, settings.sampling if settings is not None
-                                             else a.fund.simulation.sampling))
-    if problem is not full:
-        metrics["optimization_sample"] = sample_gap(a, (problem, solved), (full, result))
-    if stress is not None:
-        metrics["stress"] = stress.drop(columns=["description"]).to_dict(orient="records")
-    with staged_directory(Path(out_dir) / "portfolio") as stage:
-        write_csv(allocation, stage / "allocation.csv")
-        write_csv(supply_table(full, result), stage / "supply.csv")
-        if stress is not None:
-            write_csv(stress, stage / "stress.csv")
-        write_csv(frontier_table(a, problem, frontiers), stage / "frontier.csv")
-        write_json_atomic(stage / "metrics.json", metrics)
-    return result, allocation
 
 
 def portfolio_standard_errors(a: Assumptions, problem: FundProblem, result: CVaRResult, sampling) -> dict:

@@ -13,7 +13,7 @@ import tempfile
 
 import numpy as np
 
-from ..assumptions import Assumptions
+from ..assumptions.model import Assumptions
 from ..perturb import apply_stress
 from .fund import build_fund_problem
 

@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 
 from fundmodel.assumptions import load_assumptions
-from fundmodel.portfolio import InfeasibleProblem, cvar_from_losses
-from fundmodel.portfolio.fund import build_fund_problem, fund_constraints, optimize_fund
+from fundmodel.portfolio import InfeasibleProblem
+from fundmodel.portfolio.fund import build_fund_problem, optimize_fund
 from fundmodel.pipeline import simulate_to_directory
 from fundmodel.simulation import RunSettings, load_scenarios
 
@@ -36,19 +36,157 @@ def with_limits(a, **changes):
     return a.__class__(**{**a.__dict__, "fund": a.fund.model_copy(update={"portfolio": portfolio})})
 
 
+#: Every field of ``fund.yaml: portfolio`` (:class:`~fundmodel.assumptions.schema.PortfolioSettings`),
+#: sorted into the limits :func:`_limits_by_hand` recomputes and the settings that are not limits
+#: on an allocation (objective and its weights, the CVaR level, the solve sample, the source).
+#: A new field fails ``test_every_limit_holds_in_the_optimum`` until it is sorted in here.
+PORTFOLIO_LIMITS = {"budget_meur", "contingent_limit_meur", "cvar_limit_meur", "return_floor_meur",
+                    "max_country_share", "max_material_share", "min_supply_t_per_year", "concession_budget_meur",
+                    "go_no_go", "min_ticket_meur", "min_ticket_by_project_meur", "max_projects", "max_prob_loss",
+                    "prob_loss_threshold_meur"}
+PORTFOLIO_SETTINGS = {"objective", "cvar_beta", "supply_weights", "blend_supply_value_meur_per_t",
+                      "optimization_scenarios", "source"}
+
+
+def _cvar_by_enumeration(losses: np.ndarray, beta: float) -> float:
+    """CVaR of equally likely losses as the Rockafellar-Uryasev minimum, by brute force.
+
+    Parameters
+    ----------
+    losses : ndarray of shape (n_scenarios,)
+        Loss per scenario [EUR m, loss positive].
+    beta : float
+        Confidence level.
+
+    Returns
+    -------
+    float
+        ``min_alpha alpha + E[(L - alpha)^+] / (1 - beta)`` (Rockafellar & Uryasev 2002,
+        Theorem 10). The function of ``alpha`` is convex and piecewise linear with its kinks at
+        the sample losses, so its minimum is attained at one of them: it is evaluated at every
+        loss and the smallest value taken. Independent of the sorted-tail formula of
+        :func:`fundmodel.portfolio.cvar_from_losses` (no sorting, no fractional atom).
+    """
+    losses = np.asarray(losses, dtype=float)
+    best = np.inf
+    for chunk in np.array_split(losses, max(1, losses.size // 256)):
+        excess = np.maximum(losses[None, :] - chunk[:, None], 0.0).mean(axis=1)
+        best = min(best, float((chunk + excess / (1.0 - beta)).min()))
+    return best
+
+
+def _limits_by_hand(a, problem, x: np.ndarray) -> dict[str, tuple[float, float, float]]:
+    """Every fund limit of ``fund.yaml: portfolio``, recomputed from the allocation alone.
+
+    Nothing here calls :func:`fundmodel.portfolio.fund.fund_constraints` or reads the problem's
+    aggregated per-unit arrays: each figure is summed from the instruments' own payoffs
+    (``problem.columns``: per-scenario capital, the contingent exposure, per-scenario tonnes,
+    the EU-available output, the PVs at market and policy rate), the project's host country and
+    primary material (first product) come from the project assumptions, and every limit value
+    from ``a.fund.portfolio``.
+
+    Parameters
+    ----------
+    a : Assumptions
+    problem : FundProblem
+    x : ndarray of shape (n_columns,)
+        Units of every column.
+
+    Returns
+    -------
+    dict of str to (float, float, float)
+        ``name -> (lhs, rhs, tol)``: the limit holds when ``lhs <= rhs + tol``; ``tol`` is
+        1e-6 x the limit's size in ``fund.yaml`` (at least 1e-6 EUR m or t). Names are those the
+        optimiser uses in ``binding`` and shadow prices.
+    """
+    limits = a.fund.portfolio
+    cols = problem.columns
+    x = np.asarray(x, dtype=float)
+
+    def tol(size: float) -> float:
+        return 1e-6 * max(1.0, abs(float(size)))
+
+    capital = np.array([float(np.mean(c.capital_meur)) for c in cols])   # expected capital per unit
+    contingent = np.array([float(c.contingent_meur) for c in cols])      # largest exposure per unit
+    exposure = (capital + contingent) * x                                # EUR m held per column
+    projects = [a.projects[c.project] for c in cols]
+    out = {"capital budget": (float(capital @ x), limits.budget_meur, tol(limits.budget_meur)),
+           "contingent limit": (float(contingent @ x), limits.contingent_limit_meur, tol(limits.contingent_limit_meur))}
+    # concentration: the group's share of the fund's exposure (capital + contingent) at most the limit
+    for label, group_of, share in (("country", lambda p: p.country, limits.max_country_share),
+                                   ("material", lambda p: next(iter(p.products)), limits.max_material_share)):
+        if share >= 1.0:
+            continue  # a share of 1 limits nothing (every group is at most the whole)
+        groups = [group_of(p) for p in projects]
+        for g in sorted(set(groups)):
+            held = sum(e for e, grp in zip(exposure, groups) if grp == g)
+            out[f"{label} concentration {g}"] = (held, share * exposure.sum(), tol(share))
+    # tonnes a year secured per material: per unit, the mean over the scenarios of each instrument's tonnes
+    tonnes = [{m: float(np.mean(t)) for m, t in c.tonnes_t.items()} for c in cols]
+    for material, minimum in limits.min_supply_t_per_year.items():
+        secured = sum(size * t.get(material, 0.0) for size, t in zip(x, tonnes))
+        out[f"min supply {material}"] = (minimum, secured, tol(minimum))
+    # supply counted once: all instruments on a project together, at most its EU-available output
+    for pid in dict.fromkeys(c.project for c in cols):
+        ks = [k for k, c in enumerate(cols) if c.project == pid]
+        for material in sorted({m for k in ks for m in tonnes[k] if tonnes[k][m] > 0}):
+            available = cols[ks[0]].eu_available_t[material]
+            secured = sum(x[k] * tonnes[k].get(material, 0.0) for k in ks)
+            out[f"supply cap {pid} {material}"] = (secured, available, tol(available))
+    if limits.concession_budget_meur is not None:  # value at the policy rate minus market value
+        granted = sum(size * (c.policy_pv_meur - float(np.mean(c.pv_meur))) for size, c in zip(x, cols))
+        out["concession budget"] = (granted, limits.concession_budget_meur, tol(limits.concession_budget_meur))
+    if limits.objective in ("max_supply", "blend") and limits.return_floor_meur is not None:
+        expected = sum(size * float(np.mean(c.pv_meur)) for size, c in zip(x, cols))
+        out["return floor"] = (limits.return_floor_meur, expected, tol(limits.return_floor_meur))
+    losses = -sum(size * np.asarray(c.pv_meur, dtype=float) for size, c in zip(x, cols))
+    if limits.cvar_limit_meur is not None:
+        out["cvar cap"] = (_cvar_by_enumeration(losses, limits.cvar_beta), limits.cvar_limit_meur, 1e-6)
+    if limits.max_prob_loss is not None:  # imposed as CVaR_(1 - a)(L) <= t, which implies P(L > t) <= a
+        t = limits.prob_loss_threshold_meur
+        out["probability of loss"] = (_cvar_by_enumeration(losses, 1.0 - limits.max_prob_loss), t, tol(t))
+        out["probability of loss (realised)"] = (float(np.mean(losses > t)), limits.max_prob_loss, 1e-12)
+    if limits.go_no_go:  # a project is out (no exposure) or in with at least its ticket; at most max_projects in
+        held = {pid: sum(e for e, c in zip(exposure, cols) if c.project == pid) for pid in dict.fromkeys(
+            c.project for c in cols)}
+        chosen = {pid: any(size > 1e-7 * max(c.max_units, 1e-12) for size, c in zip(x, cols) if c.project == pid)
+                  for pid in held}
+        for pid, e in held.items():
+            ticket = limits.min_ticket_by_project_meur.get(pid, limits.min_ticket_meur)
+            # in: at least the ticket; out: no exposure at all
+            out[f"min ticket {pid}"] = (ticket, e, tol(ticket)) if chosen[pid] else (e, 0.0, tol(ticket))
+        if limits.max_projects is not None:
+            out["max projects"] = (float(sum(chosen.values())), float(limits.max_projects), 0.0)
+    return out
+
+
 def test_every_limit_holds_in_the_optimum(setup):
+    """Each limit of ``fund.yaml: portfolio`` recomputed by hand from the optimum (not from the
+    constraint rows the optimiser was given), the CVaR by brute-force Rockafellar-Uryasev."""
     a, problem = setup
+    limits = a.fund.portfolio
+    fields = set(type(limits).model_fields)
+    assert fields == PORTFOLIO_LIMITS | PORTFOLIO_SETTINGS, (
+        f"fund.yaml portfolio fields not sorted into limits or settings here: {fields ^ (PORTFOLIO_LIMITS | PORTFOLIO_SETTINGS)}")
     result = optimize_fund(a, problem)
-    A, b, names = fund_constraints(a, problem)
-    slack = b - A @ result.x
-    assert (slack > -1e-6 * np.maximum(1, np.abs(b))).all(), dict(zip(names, slack))
+    by_hand = _limits_by_hand(a, problem, result.x)
+    slack = {name: rhs - lhs for name, (lhs, rhs, _) in by_hand.items()}
+    broken = {name: slack[name] for name, (_, _, t) in by_hand.items() if slack[name] < -t}
+    assert not broken, f"limits broken (slack by hand, EUR m or t): {broken}"
     caps = np.array([c.max_units for c in problem.columns])
     assert (result.x >= -1e-9).all() and (result.x <= caps + 1e-9).all(), "instrument caps"
-    losses = -problem.values_meur @ result.x
-    cvar = cvar_from_losses(losses, a.fund.portfolio.cvar_beta)
-    assert cvar <= a.fund.portfolio.cvar_limit_meur + 1e-6, "CVaR limit"
-    assert result.cvar == pytest.approx(cvar, abs=1e-6), "reported CVaR = CVaR of the sorted losses"
-    assert result.expected_value == pytest.approx(float(problem.values_meur.mean(axis=0) @ result.x), rel=1e-9)
+    # the limits the optimiser reports binding are at their value by hand; some bind (else this proves little)
+    unknown = set(result.binding) - set(by_hand)
+    assert not unknown, f"binding limits the hand recomputation does not know: {unknown}"
+    assert all(abs(slack[name]) <= by_hand[name][2] for name in result.binding), {n: slack[n] for n in result.binding}
+    assert any(abs(slack[name]) <= t for name, (_, _, t) in by_hand.items()), "no limit binds: the test has no power"
+    losses = -sum(size * np.asarray(c.pv_meur, dtype=float) for size, c in zip(result.x, problem.columns))
+    cvar = _cvar_by_enumeration(losses, limits.cvar_beta)
+    assert cvar <= limits.cvar_limit_meur + 1e-6, "CVaR limit"
+    np.testing.assert_allclose(result.losses, losses, rtol=1e-12, atol=1e-9, err_msg="the fund's loss per scenario")
+    assert result.cvar == pytest.approx(cvar, abs=1e-6), "reported CVaR = Rockafellar-Uryasev minimum by enumeration"
+    expected = sum(size * float(np.mean(c.pv_meur)) for size, c in zip(result.x, problem.columns))
+    assert result.expected_value == pytest.approx(expected, rel=1e-9)
 
 
 def test_conflicting_supply_target_is_named(setup):

@@ -16,6 +16,7 @@ import dataclasses
 
 import numpy as np
 import pytest
+import yaml
 
 from fundmodel.assumptions import load_assumptions
 from fundmodel.instruments import (
@@ -35,6 +36,21 @@ FX = 1.25
 @pytest.fixture(scope="module")
 def a():
     return load_assumptions(ROOT / "assumptions")
+
+
+@pytest.fixture(scope="module")
+def sheet():
+    """The published inputs as the YAML files write them, read without the loader.
+
+    ``instruments`` (the term sheet), ``countries`` (by code), ``fx_spot`` (markets.yaml) and
+    ``projects`` (the project files of the projects these tests price).
+    """
+    def read(rel: str) -> dict:
+        return yaml.safe_load((ROOT / "assumptions" / rel).read_text(encoding="utf-8"))
+
+    return {"instruments": read("instruments.yaml"), "countries": read("countries.yaml")["countries"],
+            "fx_spot": float(read("markets.yaml")["fx"]["spot"]),
+            "projects": {pid: read(f"projects/{pid}.yaml") for pid in (PID, "gh_lithium")}}
 
 
 def df(rate: float, n_years: int) -> np.ndarray:
@@ -90,6 +106,23 @@ def by_instrument(payoffs):
     return {(x.instrument, x.material): x for x in payoffs}
 
 
+def hand_guarantee(sheet, scen, rate_debt: float, h: int):
+    """Premium and covered write-off of one unit of the loan guarantee, PV per scenario (EUR m).
+
+    From the term sheet (``instruments.yaml``: the premium rate of the host country's OECD
+    category in ``countries.yaml``) on the hand-built balances: the premium on the balance
+    outstanding at the start of each year, the lenders' write-off when it happens, both
+    converted at the scenario's EUR/USD and discounted at the loan's market rate.
+    """
+    category = sheet["countries"][sheet["projects"][PID]["country"]]["oecd_category"]
+    rate = sheet["instruments"]["loan_guarantee"]["premium_rate_by_oecd_category"][category]
+    n = scen[PID]["debt_outstanding_musd"].shape[0]
+    opening = np.concatenate([np.zeros((n, 1)), scen[PID]["debt_outstanding_musd"][:, :-1]], axis=1)
+    premium = rate * opening / FX @ df(rate_debt, h)
+    loss = scen[PID]["lender_loss_musd"] / FX @ df(rate_debt, h)
+    return premium, loss
+
+
 def test_market_rates_are_built_from_the_published_inputs(a):
     for pid in ("kz_tungsten", "mn_ree", "au_nickel"):
         r, want = market_rates(a, pid), hand_rates(a, pid)
@@ -101,12 +134,12 @@ def test_market_rates_are_built_from_the_published_inputs(a):
     assert market_rates(a, "au_nickel").equity == market_rates(a, "au_nickel").asset  # no debt
 
 
-def test_loan_guarantee_at_the_loans_market_rate(a):
+def test_loan_guarantee_at_the_loans_market_rate(a, sheet):
     scen = hand_built(a)
     g = by_instrument(project_payoffs(a, scen, PID))[("loan_guarantee", "")]
     r = hand_rates(a, PID)
     h = a.fund.horizon_years
-    rate = a.instruments.loan_guarantee.premium_rate_by_oecd_category[5]  # Kazakhstan: OECD category 5
+    rate = sheet["instruments"]["loan_guarantee"]["premium_rate_by_oecd_category"][5]  # Kazakhstan: OECD category 5
     assert a.countries.countries[a.projects[PID].country].oecd_category == 5
     opening = np.concatenate([np.zeros((3, 1)), scen[PID]["debt_outstanding_musd"][:, :-1]], axis=1)
     premium = rate * opening / FX @ df(r["debt"], h)
@@ -265,13 +298,56 @@ def test_price_floor_runs_from_first_delivery_on_payable_tonnes(a):
         scen[PID]["tonnes_eu_t"][0][1][5:min(15, window)].sum() / window), "contained tonnes under contract"
 
 
-def test_oecd_minimum_premium_and_subsidy_flag(a):
+#: OECD Arrangement on Officially Supported Export Credits, Annex VI: country-risk coefficient
+#: ``a_i`` and constant ``b_i`` of the minimum premium rate, per country-risk category 1..7
+#: (MPR in % of principal, upfront, 95 % cover: ``a_i HOR + b_i``).
+OECD_ANNEX_VI = {1: (0.090, 0.350), 2: (0.200, 0.350), 3: (0.350, 0.350), 4: (0.550, 0.350),
+                 5: (0.740, 0.750), 6: (0.900, 1.200), 7: (1.100, 1.800)}
+
+
+def test_oecd_minimum_premium_and_subsidy_flag(a, sheet):
+    """``guarantee_pricing`` of the loan guarantee against figures computed here: premium and
+    covered write-off from the term sheet on the hand-built balances, the OECD minimum premium
+    from the Arrangement's published coefficients and the loan's own horizon of risk, and the
+    subsidy flag from those two PVs, with and without the default in scenario 1."""
     assert oecd_minimum_premium_rate(None, 10) is None and oecd_minimum_premium_rate(0, 10) is None
     assert oecd_minimum_premium_rate(7, 8.0) == pytest.approx((1.1 * 8 + 1.8) / 100)
-    rows = guarantee_pricing(a, project_payoffs(a, hand_built(a), PID))
-    g = next(r for r in rows if r["instrument"] == "loan_guarantee")
-    assert g["oecd_category"] == 5 and g["oecd_minimum_premium_pv_meur_per_unit"] > 0
-    assert g["subsidised"] == (g["premium_pv_meur_per_unit"] < g["expected_loss_pv_meur_per_unit"])
+    for category, (coef, const) in OECD_ANNEX_VI.items():
+        for hor in (2.0, 8.75, 14.0):
+            assert oecd_minimum_premium_rate(category, hor) == pytest.approx((coef * hor + const) / 100), category
+    project = sheet["projects"][PID]
+    category = sheet["countries"][project["country"]]["oecd_category"]
+    assert category == 5
+    # horizon of risk: half the disbursement (construction) period plus the repayment period
+    hor = project["schedule"]["construction_years"]["mode"] / 2 + (
+        project["debt"]["tenor_years"] - project["debt"]["grace_years"])
+    assert hor == pytest.approx(1.5 / 2 + 8)
+    coef, const = OECD_ANNEX_VI[category]
+    principal_eur = a.projects[PID].debt.amount_musd / sheet["fx_spot"]  # the sized loan (debt.sizing)
+    r = hand_rates(a, PID)
+    h = a.fund.horizon_years
+    flags = []
+    for defaults in (True, False):
+        scen = hand_built(a)
+        if not defaults:  # scenario 1 repays: no write-off, the balance runs like the others
+            scen[PID]["lender_loss_musd"][:] = 0.0
+            scen[PID]["debt_outstanding_musd"][1] = scen[PID]["debt_outstanding_musd"][0]
+        premium, loss = hand_guarantee(sheet, scen, r["debt"], h)
+        rows = guarantee_pricing(a, project_payoffs(a, scen, PID))
+        g = next(row for row in rows if row["instrument"] == "loan_guarantee")
+        assert g["oecd_category"] == category
+        assert g["premium_pv_meur_per_unit"] == pytest.approx(premium.mean(), rel=1e-12)
+        assert g["expected_loss_pv_meur_per_unit"] == pytest.approx(loss.mean(), rel=1e-12, abs=1e-15)
+        assert g["oecd_minimum_premium_pv_meur_per_unit"] == pytest.approx(
+            (coef * hor + const) / 100 * principal_eur, rel=1e-12)
+        assert g["oecd_minimum_premium_pv_meur_per_unit"] > 0
+        assert g["subsidised"] is bool(premium.mean() < loss.mean()), (defaults, premium.mean(), loss.mean())
+        if defaults:
+            assert g["premium_to_expected_loss"] == pytest.approx(premium.mean() / loss.mean(), rel=1e-12)
+        else:
+            assert g["premium_to_expected_loss"] is None, "no expected loss: no ratio"
+        flags.append(g["subsidised"])
+    assert flags == [True, False], "the hand scenarios put the flag on both sides"
 
 
 def test_premium_rate_graded_by_oecd_category(a):

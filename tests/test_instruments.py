@@ -164,7 +164,7 @@ def test_secondary_stake_is_bought_at_the_discounted_pre_money_value(a):
     eq = by_instrument(project_payoffs(a, scen, PID))[("equity", "")]
     assert eq.entry.kind == "secondary" and eq.entry.price_meur == pytest.approx(price)
     np.testing.assert_allclose(eq.pv_meur, value - price, rtol=1e-12)
-    assert eq.pv_meur.mean() == pytest.approx(d * value.mean()), "the fund earns its negotiated discount"
+    # (that the fund earns its negotiated discount: test_the_fund_earns_its_negotiated_discount)
     cash_calls = np.maximum(-scen[PID]["equity_cf_meur"], 0) @ df(r["risk_free"], h)
     np.testing.assert_allclose(eq.capital_meur, price + cash_calls, err_msg="capital = price + cash calls (risk-free)")
     assert eq.max_units == 0.5
@@ -207,15 +207,70 @@ def test_primary_round_funds_the_cash_calls_and_dilutes(a):
     # post-money = pre-money + the cash raised, at face (Modigliani-Miller): per scenario
     np.testing.assert_allclose(eq.pv_meur, stake * (scen[pid]["equity_cf_meur"] @ df(r["equity"], h) + raise_eur)
                                - raise_eur, rtol=1e-12)
-    # so the expected PV is the negotiated discount on the stake's pre-money share ...
-    assert eq.pv_meur.mean() == pytest.approx(stake * p.entry.discount * pre_money, rel=1e-9)
-    # ... and zero at a zero discount, on the scenarios the price was set on
+    # (the expected PV is the negotiated discount on the stake's pre-money share:
+    # test_the_fund_earns_its_negotiated_discount) and zero at a zero discount, on the scenarios
+    # the price was set on
     zero = {**scen, pid: scen[pid]}
     fair = dataclasses.replace(a, projects={**a.projects, pid: p.model_copy(update={
         "entry": p.entry.model_copy(update={"discount": 0.0})})})
     eq0 = by_instrument(project_payoffs(fair, zero, pid))[("equity", "")]
     assert abs(eq0.pv_meur.mean()) < 1e-9 * raise_eur
     assert eq.max_units == pytest.approx(min(1.0, 0.5 / stake))
+
+
+ROUND_VALUES = np.array([100.0, 200.0, 300.0])  # EUR m: 100 % of the equity at the cost of equity, per scenario
+
+
+def round_value_scenarios(a, pid: str, r_equity: float, year: int = 3) -> dict:
+    """The hand-built scenarios with one equity flow per scenario, worth exactly ``ROUND_VALUES``.
+
+    A single distribution at the end of year ``year`` of ``V (1 + r_e)^(year + 1)`` is worth
+    ``V`` at the cost of equity ``r_e``, so the pre-money value is 200 (the mean of 100, 200
+    and 300) by construction, with no discounting left to the code.
+    """
+    scen = hand_built(a)
+    if pid != PID:
+        scen[pid] = scen.pop(PID)
+        scen[pid]["tonnes_eu_t"] = np.repeat(scen[pid]["tonnes_eu_t"], len(a.projects[pid].products), axis=0)
+    cf = np.zeros_like(scen[pid]["equity_cf_meur"])
+    cf[:, year] = ROUND_VALUES * (1.0 + r_equity) ** (year + 1)
+    scen[pid]["equity_cf_meur"] = cf
+    return scen
+
+
+@pytest.mark.parametrize("discount", [0.0, "yaml", 0.3])
+@pytest.mark.parametrize("pid", [PID, "gh_lithium"])  # a secondary and a primary entry
+def test_the_fund_earns_its_negotiated_discount(a, sheet, pid, discount):
+    """Expected PV of one unit of the equity column on scenarios whose values are 100, 200, 300.
+
+    By hand (pre-money value ``V = 200``, discount ``d``; the round ``R`` of a primary entry):
+
+    - secondary: the fund pays ``(1 - d) V`` for 100 % of the equity worth ``V``: it earns ``d V``
+      (0, 20 and 60 at d = 0, 0.1, 0.3);
+    - primary: ``R`` buys new shares at the discounted pre-money value, a stake
+      ``s = R / ((1 - d) V + R)`` of the post-money equity; the fund earns ``s d V``, the
+      discount on its share of the pre-money value, and nothing at ``d = 0``.
+    """
+    entry = sheet["projects"][pid]["entry"]
+    d = float(entry["discount"]) if discount == "yaml" else discount
+    p = a.projects[pid]
+    sub = dataclasses.replace(a, projects={**a.projects, pid: p.model_copy(update={
+        "entry": p.entry.model_copy(update={"discount": d})})})
+    scen = round_value_scenarios(sub, pid, hand_rates(a, pid)["equity"])
+    eq = by_instrument(project_payoffs(sub, scen, pid))[("equity", "")]
+    value = 200.0
+    if entry["kind"] == "secondary":
+        assert eq.entry.price_meur == pytest.approx((1 - d) * value, rel=1e-12)
+        want = d * value
+    else:
+        assert entry["kind"] == "primary"
+        raise_eur = entry["raise_musd"] / sheet["fx_spot"]
+        stake = raise_eur / ((1 - d) * value + raise_eur)
+        assert eq.entry.stake_per_unit == pytest.approx(stake, rel=1e-12)
+        want = stake * d * value
+    assert eq.entry.pre_money_meur == pytest.approx(value, rel=1e-12)
+    assert eq.pv_meur.mean() == pytest.approx(want, rel=1e-9, abs=1e-9 * value), (
+        f"{pid} ({entry['kind']}) at a {d:.0%} discount: the fund earns its negotiated discount")
 
 
 def test_zero_discount_stake_is_worth_zero_out_of_sample(a, tmp_path):

@@ -19,8 +19,7 @@ from fundmodel.assumptions import load_assumptions
 from fundmodel.assumptions.schema import OverrunEvidence, SamplingMethod, ScheduleEvidence, Stage, Triangular
 from fundmodel.sampling import ScenarioStreams
 from fundmodel.schedule import (DEFAULT_EVIDENCE, SCHEDULE_DRAWS, ScheduleParameterError, delay_law, draw_schedule,
-                                lead_time_years, overrun_law, resolve_project, schedule_parameters, size_class,
-                                triangular_ppf)
+                                lead_time_years, overrun_law, resolve_project, schedule_parameters, size_class)
 
 N = 2**16
 METHODS = list(SamplingMethod)
@@ -51,6 +50,18 @@ def _draw(assumptions, pid, method=SamplingMethod.LHS, n=N, **kw):
     project = assumptions.projects[pid] if isinstance(pid, str) else pid
     country = assumptions.countries.countries[project.country]
     return draw_schedule(project, country.permitting_years, _uniforms(method, n), **kw)
+
+
+def _triangular_quantile(u: np.ndarray, tri: Triangular) -> np.ndarray:
+    """Quantiles of the triangular law ``tri`` at ``u``, by SciPy (not the model's inverse CDF).
+
+    ``scipy.stats.triang`` with shape ``c = (mode - min) / (max - min)``, ``loc = min`` and
+    ``scale = max - min``; a degenerate triangle (``min == max``) is that constant.
+    """
+    width = tri.max - tri.min
+    if width == 0:
+        return np.full(np.shape(u), float(tri.min))
+    return stats.triang.ppf(u, (tri.mode - tri.min) / width, loc=tri.min, scale=width)
 
 
 def _law_moment(law, power: int, lo: float = 0.0, hi: float = 1.0) -> float:
@@ -273,7 +284,7 @@ def test_financing_wait_is_lognormal_and_heavy_tailed(assumptions, evidence, met
     p = assumptions.projects["pe_copper"]  # feasibility stage, own permitting triangle
     u = _uniforms(method)
     d = draw_schedule(p, assumptions.countries.countries["PE"].permitting_years, u, evidence=evidence)
-    permitting = triangular_ppf(u[:, COL["permitting"]], p.schedule.permitting_years)
+    permitting = _triangular_quantile(u[:, COL["permitting"]], p.schedule.permitting_years)
     np.testing.assert_allclose(d.studies_end - permitting, d.financing_wait, atol=1e-12,
                                err_msg="FID = permitting + financing wait for a feasibility project")
     fw = evidence.financing_wait
@@ -364,8 +375,8 @@ def test_durations_and_risk_off(assumptions, method):
     before_wait = d.studies_end - d.financing_wait
     lo, hi = sched.exploration_years.min + perm.min, sched.exploration_years.max + perm.max
     assert (before_wait >= lo - 1e-12).all() and (before_wait <= hi + 1e-12).all(), f"studies outside [{lo}, {hi}]"
-    np.testing.assert_allclose(before_wait, triangular_ppf(u[:, COL["exploration"]], sched.exploration_years)
-                               + triangular_ppf(u[:, COL["permitting"]], perm), rtol=1e-12)
+    np.testing.assert_allclose(before_wait, _triangular_quantile(u[:, COL["exploration"]], sched.exploration_years)
+                               + _triangular_quantile(u[:, COL["permitting"]], perm), rtol=1e-12)
     r = sched.rampup_years
     assert (d.rampup_years >= r.min).all() and (d.rampup_years <= r.max).all(), "ramp-up outside its triangle"
 
@@ -412,7 +423,7 @@ def test_stage_rules_for_construction_and_feasibility(assumptions):
     assert (off.studies_end == 2.0).all(), "feasibility stage should permit for the country default's mode"
     on = draw_schedule(feas, default, u)
     np.testing.assert_allclose(on.studies_end - on.financing_wait,
-                               triangular_ppf(u[:, COL["permitting"]], default))
+                               _triangular_quantile(u[:, COL["permitting"]], default))
     own = assumptions.projects["kz_gallium"]
     off = draw_schedule(own, default, u, risk_on=False)
     assert (off.studies_end == own.schedule.permitting_years.mode).all(), "project permitting override ignored"

@@ -25,7 +25,6 @@ from fundmodel.portfolio.fund import (
     fund_metrics,
     optimize_fund,
     project_exposures,
-    supply_weights,
 )
 from fundmodel.pipeline import simulate_to_directory
 from fundmodel.simulation import RunSettings, load_scenarios
@@ -47,6 +46,22 @@ def small(tmp_path_factory):
 def with_limits(a, **changes):
     portfolio = a.fund.portfolio.model_copy(update=changes)
     return dataclasses.replace(a, fund=a.fund.model_copy(update={"portfolio": portfolio}))
+
+
+def weighted_tonnes_by_hand(a, problem) -> np.ndarray:
+    """Weighted tonnes a year secured by one unit of each column, from the instruments' own tonnes.
+
+    Returns
+    -------
+    ndarray of shape (n_columns,)
+        ``sum_m w_m E[tonnes of m per unit]``: the weights ``w_m`` of ``fund.yaml:
+        portfolio.supply_weights`` times the mean over the scenarios of each column's tonnes a
+        year of material ``m`` (``InstrumentPayoff.tonnes_t``), summed here rather than taken from
+        :func:`fundmodel.portfolio.fund.supply_weights`, the function under test.
+    """
+    w = a.fund.portfolio.supply_weights
+    return np.array([sum(w.get(m, 0.0) * float(np.mean(t)) for m, t in c.tonnes_t.items())
+                     for c in problem.columns])
 
 
 def brute_force_best(a, problem, tickets: dict[str, float], max_projects: int | None = None) -> float:
@@ -148,7 +163,8 @@ def test_probability_of_loss_limit_holds_on_the_scenarios(small):
 
 def test_blend_objective_trades_pv_for_supply(small):
     a, problem = small
-    weights = supply_weights(a, problem)
+    weights = weighted_tonnes_by_hand(a, problem)
+    assert (weights > 0).sum() >= 3, "supply must weigh in, else the blend is the PV objective"
     mean_pv = problem.values_meur.mean(axis=0)
     pv = optimize_fund(a, problem)
     results = [optimize_fund(with_limits(a, objective="blend", blend_supply_value_meur_per_t=v), problem)
@@ -175,7 +191,7 @@ def test_supply_frontier_is_the_most_supply_at_each_cvar(small):
     job = frontier_job(a, problem, 6)
     fronts = efficient_frontiers(**job)
     supply, pv = fronts["supply"], fronts["pv"]
-    weights = supply_weights(a, problem)
+    weights = weighted_tonnes_by_hand(a, problem)
     assert np.all(np.diff(supply.expected_value) >= -1e-6) and np.all(np.diff(supply.cvar) >= -1e-6)
     np.testing.assert_allclose(supply.expected_value, supply.x @ weights, rtol=1e-9)
     np.testing.assert_allclose(supply.cvar, cvar_from_losses(-problem.values_meur @ supply.x.T, 0.95), atol=1e-9)

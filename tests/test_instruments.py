@@ -302,11 +302,19 @@ def test_zero_discount_stake_is_worth_zero_out_of_sample(a, tmp_path):
     assert 3 * se < 0.10 * priced[PID].price_meur, (se, priced[PID].price_meur)
 
 
-def test_political_risk_cover_is_a_policy_in_force(a):
+@pytest.mark.parametrize("boost", [1.0, 2.0], ids=["no-stake-bought", "stake-bought"])
+def test_political_risk_cover_is_a_policy_in_force(a, sheet, boost):
     """MIGA terms: premium on the net investment while in force; at expropriation the insured
-    amount (purchase + contributions - distributions, the compensation being one) less claims paid."""
+    amount (purchase + contributions - distributions, the compensation being one) less claims paid.
+
+    At ``boost = 1`` the scenarios' pre-money value at the cost of equity is negative (about
+    EUR -5 m): no stake can be bought and the net investment is the contributions less the
+    distributions. ``boost = 2`` doubles the healthy scenario's distributions (pre-money about
+    EUR +43 m): the stake is bought at its discount and its price is part of the insured amount.
+    """
     scen = hand_built(a)
     s = scen[PID]
+    s["equity_cf_meur"][0, 1:] *= boost  # scenario 0: the healthy mine's distributions
     s["equity_cf_meur"][2, 1:6] = 5.0    # scenario 2: small distributions, then ...
     s["equity_cf_meur"][2, 6] = 20.0     # ... compensation of 20 at the expropriation in year 6
     s["insurable_loss_musd"][2, 3] = 11.0  # an inconvertibility loss in year 3 (a claim paid before)
@@ -314,15 +322,20 @@ def test_political_risk_cover_is_a_policy_in_force(a):
     pri, eq = x[("political_risk_cover", "")], x[("equity", "")]
     r = hand_rates(a, PID)
     h = a.fund.horizon_years
-    c = a.instruments.political_risk_cover
-    rate = c.premium_rate_by_oecd_category[5]
-    price = eq.entry.price_meur
+    c = sheet["instruments"]["political_risk_cover"]
+    rate = c["premium_rate_by_oecd_category"][5]  # Kazakhstan: OECD category 5
+    # the purchase: the secondary stake at its discount to the pre-money value of these scenarios,
+    # none when that value is not positive (no seller would accept the price)
+    pre_money = (s["equity_cf_meur"] @ df(r["equity"], h)).mean()
+    price = (1 - sheet["projects"][PID]["entry"]["discount"]) * pre_money if pre_money > 0 else 0.0
+    assert eq.entry.available is bool(pre_money > 0) is (boost > 1)
+    assert eq.entry.price_meur == pytest.approx(price, rel=1e-12)
     expected = []
     for i, end in enumerate((10, 5, 7)):  # in force until the last flow (9), the default (4), the claim (6)
         cf = s["equity_cf_meur"][i]
         insured = np.maximum(price - np.cumsum(cf), 0.0)  # purchase and contributions less distributions
         opening = np.concatenate([[price], insured[:-1]])
-        premium = sum(rate * opening[t] * (1 + r["country"]) ** -(t + 1) for t in range(min(end, c.tenor_years)))
+        premium = sum(rate * opening[t] * (1 + r["country"]) ** -(t + 1) for t in range(min(end, c["tenor_years"])))
         losses = s["insurable_loss_musd"][i, :end] / FX
         if i == 2:  # the expropriation claim replaces the year-6 book loss
             losses[6] = max(insured[6] - losses[:6].sum(), 0.0)
@@ -334,18 +347,19 @@ def test_political_risk_cover_is_a_policy_in_force(a):
     assert pri.market_rate == pytest.approx(r["country"])
 
 
-def test_price_floor_runs_from_first_delivery_on_payable_tonnes(a):
+def test_price_floor_runs_from_first_delivery_on_payable_tonnes(a, sheet):
     scen = hand_built(a)
     floor = by_instrument(project_payoffs(a, scen, PID))[("price_floor", "tungsten")]
-    terms = a.instruments.price_floor
+    terms = sheet["instruments"]["price_floor"]
+    assert terms["contract_start"] == "first_delivery"
     h = a.fund.horizon_years
     r = hand_rates(a, PID)
-    payability = a.projects[PID].products["tungsten"].payability
-    f = terms.floors_usd_per_t["tungsten"] * (1 + a.fund.inflation) ** np.arange(h)
+    payability = sheet["projects"][PID]["products"]["tungsten"]["payability"]
+    f = terms["floors_usd_per_t"]["tungsten"] * (1 + a.fund.inflation) ** np.arange(h)
     for i, (price, first) in enumerate(((60000.0, 2), (20000.0, 5), (60000.0, 2))):
         years = np.arange(h)
-        contracted = scen[PID]["tonnes_eu_t"][0][i] * ((years >= first) & (years < first + terms.tenor_years))
-        cash = contracted * payability * (terms.upside_share * np.maximum(price - f, 0) - np.maximum(f - price, 0))
+        contracted = scen[PID]["tonnes_eu_t"][0][i] * ((years >= first) & (years < first + terms["tenor_years"]))
+        cash = contracted * payability * (terms["upside_share"] * np.maximum(price - f, 0) - np.maximum(f - price, 0))
         assert floor.pv_meur[i] == pytest.approx(cash / 1e6 / FX @ df(r["risk_free"], h)), f"scenario {i}"
     assert floor.pv_meur[1] < 0 < floor.pv_meur[0], "below the floor the fund pays, above it earns"
     window = a.instruments.supply_window_years
@@ -405,10 +419,13 @@ def test_oecd_minimum_premium_and_subsidy_flag(a, sheet):
     assert flags == [True, False], "the hand scenarios put the flag on both sides"
 
 
-def test_premium_rate_graded_by_oecd_category(a):
+def test_premium_rate_graded_by_oecd_category(a, sheet):
     g = a.instruments.loan_guarantee
-    assert g.rate_for(None) == g.premium_rate_per_year and g.rate_for(0) == g.premium_rate_per_year
-    assert g.rate_for(6) == g.premium_rate_by_oecd_category[6]
+    terms = sheet["instruments"]["loan_guarantee"]  # the term sheet as written, not the loaded model
+    assert g.rate_for(None) == terms["premium_rate_per_year"] and g.rate_for(0) == terms["premium_rate_per_year"]
+    for category, rate in terms["premium_rate_by_oecd_category"].items():
+        assert g.rate_for(category) == rate, category
+    assert g.rate_for(6) == terms["premium_rate_by_oecd_category"][6]
     rates = [g.rate_for(c) for c in (3, 4, 5, 6)]
     assert rates == sorted(rates), "riskier categories pay at least as much (3..6)"
 

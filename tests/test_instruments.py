@@ -5,7 +5,9 @@ figures, discounting with explicit ``(1 + r) ** -(t + 1)``), never read back fro
 under test: the market rates (asset, levered cost of equity, loan, country), a guarantee's
 premium and write-off at the loan's rate, a secondary and a primary equity entry at the
 discounted pre-money value, MIGA-style cover in force, a floor from first delivery on
-payable tonnes, and the concession.
+payable tonnes, and the concession. Terms are read from the YAML files as written
+(``sheet``, not through the loader); the OECD minimum premium from the Arrangement's
+published coefficients; the negotiated discount on scenarios whose value is known exactly.
 """
 
 from __future__ import annotations

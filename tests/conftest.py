@@ -11,6 +11,36 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 SHIPPED_ASSUMPTIONS = REPO_ROOT / "assumptions"
 
 
+def slow_fixture(*args, **kwargs):
+    """``@pytest.fixture`` for a fixture that simulates or optimises (seconds, not milliseconds).
+
+    Every test that uses it, directly or through another fixture, is marked ``slow``
+    (:func:`pytest_collection_modifyitems`), so the edit-loop lane ``pytest -m "not slow"``
+    never pays for its set-up.
+    """
+    def mark(func):
+        func._fundmodel_slow = True
+        return pytest.fixture(*args, **kwargs)(func)
+
+    if len(args) == 1 and callable(args[0]) and not kwargs:
+        func, args = args[0], ()
+        return mark(func)
+    return mark
+
+
+def pytest_collection_modifyitems(config, items):
+    """Mark ``slow`` every test that uses a :func:`slow_fixture`."""
+    for item in items:
+        info = getattr(item, "_fixtureinfo", None)
+        if info is None or item.get_closest_marker("slow"):
+            continue
+        for name in item.fixturenames:
+            defs = info.name2fixturedefs.get(name) or ()
+            if any(getattr(d.func, "_fundmodel_slow", False) for d in defs):
+                item.add_marker(pytest.mark.slow)
+                break
+
+
 @pytest.fixture(scope="session")
 def shipped_assumptions_dir() -> Path:
     """The assumptions directory shipped with the repository (read-only: never edit it)."""

@@ -129,6 +129,7 @@ def tmp_assumptions(tmp_path):
     return target
 
 
+@pytest.mark.slow
 def test_write_prices_round_trips(tmp_assumptions, tmp_path, capsys):
     before = (tmp_assumptions / "markets.yaml").read_text()
     old = load_assumptions(tmp_assumptions)
@@ -165,6 +166,7 @@ def test_write_prices_round_trips(tmp_assumptions, tmp_path, capsys):
         assert (report / name).is_file(), name
 
 
+@pytest.mark.slow
 def test_write_countries_round_trips(tmp_assumptions, tmp_path, capsys):
     before = (tmp_assumptions / "countries.yaml").read_text()
     rc = main(["calibrate", "countries", "--write", "--assumptions", str(tmp_assumptions),

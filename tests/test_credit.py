@@ -298,6 +298,7 @@ def three(tmp_path_factory):
                                              ["br_ree", "cd_cobalt", "mn_ree"]))
 
 
+@pytest.mark.slow
 def test_results_do_not_depend_on_chunk_size_or_scenario_count(three):
     def run(n, chunk):
         return simulate(three, RunSettings.from_assumptions(three, scenarios=n, chunk_size=chunk, seed=5,
@@ -312,6 +313,7 @@ def test_results_do_not_depend_on_chunk_size_or_scenario_count(three):
         assert (small.scalars[pid]["default_year"] < small.n_years).any(), f"{pid}: no default to compare"
 
 
+@pytest.mark.slow
 def test_policies_fitted_once_are_the_same_in_another_process(three):
     """The pilot fit is a pure function of the assumptions and settings (what a worker refits)."""
     fitted = fit_credit_policies(three, 5, "sobol")

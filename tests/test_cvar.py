@@ -102,6 +102,7 @@ def test_cvar_with_probabilities_equals_repeated_scenarios():
         assert var_from_losses(losses, beta, weights=p) == var_from_losses(np.repeat(losses, counts), beta)
 
 
+@pytest.mark.slow
 def test_cvar_of_a_normal_sample_matches_closed_form():
     """Loss ~ N(mu, sigma^2): CVaR_beta = mu + sigma * phi(z_beta) / (1 - beta)."""
     mu, sigma, n = 1.0, 2.0, 1_000_000

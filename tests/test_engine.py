@@ -25,7 +25,7 @@ from fundmodel.engine import DaskEngine, SerialEngine, open_engine
 from fundmodel.errors import UsageError
 from fundmodel.simulation import RunSettings, load_scenarios, simulate
 
-from conftest import copy_assumptions
+from conftest import copy_assumptions, slow_fixture
 
 PROJECTS = ["mn_ree", "cd_cobalt", "cl_lithium"]
 RESULT_FILES = ["simulation/summary.csv", "simulation/tonnes.csv", "simulation/first_production.csv",
@@ -49,7 +49,7 @@ def work(tmp_path_factory) -> Path:
         "stress.yaml": lambda d: d.update(stress_scenarios=128)})
 
 
-@pytest.fixture(scope="module")
+@slow_fixture(scope="module")
 def cluster():
     """A local Dask cluster started by the engine itself (no scheduler address)."""
     engine = DaskEngine(workers=2)
@@ -70,6 +70,7 @@ def _same_scalars(r1, r2) -> None:
                 np.testing.assert_array_equal(arr, r2.tonnes_mean_t[pid][m][kind])
 
 
+@pytest.mark.slow
 def test_serial_and_dask_cluster_give_identical_files(work, cluster, tmp_path):
     """simulate + optimize (attribution, sensitivity, stresses) through the CLI: byte-identical.
 
@@ -97,6 +98,7 @@ def test_serial_and_dask_cluster_give_identical_files(work, cluster, tmp_path):
     assert execution == {"engine": "dask", "workers": 2, "scheduler": cluster.address}
 
 
+@pytest.mark.slow
 def test_chunk_count_and_result_transport_do_not_change_dask_results(work, cluster, tmp_path, monkeypatch):
     """3 chunks vs 1 chunk; workers writing the files vs rows sent back (no shared file system)."""
     a = load_assumptions(work)
@@ -120,6 +122,7 @@ def _scenario_dir(path: Path) -> Path:
     return path
 
 
+@pytest.mark.slow
 def test_worker_killed_mid_run_is_retried_and_results_are_identical(work, cluster):
     """SIGKILL one worker process after the first chunk: Dask re-runs its tasks, same numbers."""
     a = load_assumptions(work)
@@ -161,6 +164,7 @@ def test_engine_map_keeps_task_order_and_serial_map_equals_builtin():
     assert list(SerialEngine(1).map(divmod, 17, [2, 3, 5])) == [divmod(17, 2), divmod(17, 3), divmod(17, 5)]
 
 
+@pytest.mark.slow
 def test_dask_map_returns_results_in_task_order_with_a_small_window(cluster):
     """Results come back in task order even when later tasks finish first."""
     window = cluster.in_flight_per_worker
@@ -176,6 +180,7 @@ def _sleep_then_return(unit_s: float, k: int) -> int:
     return k
 
 
+@pytest.mark.slow
 def test_bad_engine_options_exit_2_before_any_work(work, tmp_path, monkeypatch):
     code, err = _cli(["simulate", "--assumptions", str(work), "--scheduler", "tcp://127.0.0.1:1", "--out",
                       str(tmp_path)])

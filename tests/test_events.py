@@ -21,6 +21,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import slow_fixture
 
 from fundmodel.assumptions import load_assumptions
 from fundmodel.assumptions.schema import SamplingMethod
@@ -59,6 +60,7 @@ def _batch_se(per_scenario: np.ndarray, blocks: int = BLOCKS) -> tuple[float, fl
 
 
 # --------------------------------------------------------------------------- stationary law
+@pytest.mark.slow
 def test_regime_share_is_the_renewal_share_without_loading_and_matches_simulation_with_it():
     a = load_assumptions(ROOT / "assumptions")
     regime = a.markets.export_restriction
@@ -92,6 +94,7 @@ def test_regime_share_is_the_renewal_share_without_loading_and_matches_simulatio
     assert abs(got - expected) < 4 * se, f"E[G 1{{R}}] simulated {got:.4f} vs chain {expected:.4f} (4 SE {4 * se:.4f})"
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("material, elasticity", [("ndpr", 1.5), ("tungsten", 1.0), ("copper", 1.5),
                                                   ("gallium", 1.5)])
 def test_mean_price_factor_closed_form_and_simulated(material, elasticity):
@@ -152,6 +155,7 @@ def test_hazard_scale_solves_the_mean_probability_equation():
 
 
 # --------------------------------------------------------------------------- (a) mean annual probability
+@pytest.mark.slow
 def test_mean_annual_probability_equals_p_for_every_project_and_event():
     """Shipped assumptions, factor + price term + regime on: stationary trigger rate = p (within 4 SE)."""
     a = load_assumptions(ROOT / "assumptions")
@@ -209,7 +213,7 @@ def _no_factor_no_price(data: dict) -> None:
                 event["price_elasticity"] = 0.0
 
 
-@pytest.fixture(scope="module")
+@slow_fixture(scope="module")
 def independent_run(tmp_path_factory):
     """All shipped projects, geopolitical factor and price term off, 8,192 scenarios, metrics.json."""
     import yaml
@@ -228,6 +232,7 @@ def independent_run(tmp_path_factory):
     return a, result, metrics
 
 
+@pytest.mark.slow
 def test_first_occurrence_within_n_years_is_one_minus_one_minus_p_to_the_n(independent_run):
     a, result, metrics = independent_run
     n_scen = result.settings.scenarios
@@ -286,6 +291,7 @@ def test_first_occurrence_counts_of_a_bitmask():
 
 
 # --------------------------------------------------------------------------- price convention (item 8)
+@pytest.mark.slow
 @pytest.mark.parametrize("material", ["ndpr", "gallium", "tungsten", "copper"])
 def test_long_run_level_is_the_stationary_median_of_the_benchmark(material):
     """Outside restrictions, half the stationary years lie below long_run; the mean is long_run e^{v/2}."""

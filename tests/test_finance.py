@@ -81,6 +81,7 @@ def test_irr_numpy_financial_docstring_examples(flows, expected):
     assert got == pytest.approx(npf.irr(flows), abs=IRR_TOL), f"irr({flows}) = {got} != npf.irr = {npf.irr(flows)}"
 
 
+@pytest.mark.slow
 def test_irr_conventional_flows_match_numpy_financial():
     """(a) 2,000 rows: investment first, positive flows after (one sign change, unique root)."""
     rng = np.random.default_rng(11)
@@ -103,6 +104,7 @@ def test_irr_conventional_flows_match_numpy_financial():
     assert ref.min() < 0.0 < 0.2 < ref.max(), f"test flows cover IRRs {ref.min():.3f}..{ref.max():.3f} only"
 
 
+@pytest.mark.slow
 def test_irr_random_normal_flows_match_numpy_financial_and_nan_pattern():
     """(b) i.i.d. normal flows: several sign changes, roots near zero; NaN exactly where npf is NaN.
 
@@ -131,6 +133,7 @@ def test_irr_random_normal_flows_match_numpy_financial_and_nan_pattern():
     )
 
 
+@pytest.mark.slow
 def test_irr_with_closure_cost_picks_root_closest_to_zero():
     """(c) investment, operating inflows, then a negative closure cost: two IRRs, the one nearest 0 wins."""
     rng = np.random.default_rng(13)

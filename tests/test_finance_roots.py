@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from conftest import slow_fixture
 from numpy.polynomial import polynomial as P
 
 from fundmodel.finance import irr
@@ -183,7 +184,7 @@ def _highest_falls(cf: np.ndarray, owner: np.ndarray, rate: np.ndarray) -> np.nd
     return _first_per_row(len(cf), rows[::-1], falls[::-1])
 
 
-@pytest.fixture(scope="module")
+@slow_fixture(scope="module")
 def rows_and_reference():
     cf = _test_rows()
     owner, v = _polynomial_roots(cf)
@@ -199,6 +200,7 @@ def rows_and_reference():
 
 
 # --------------------------------------------------------------------------- tests
+@pytest.mark.slow
 def test_reference_roots_are_numpy_roots(rows_and_reference):
     """The batched companion eigenvalues are numpy.roots' roots (a sample of rows)."""
     cf, rates, _, _ = rows_and_reference
@@ -208,6 +210,7 @@ def test_reference_roots_are_numpy_roots(rows_and_reference):
         np.testing.assert_allclose(rates[i], expected, atol=1e-8, err_msg=f"row {i}")
 
 
+@pytest.mark.slow
 def test_test_rows_exercise_several_and_close_roots(rows_and_reference):
     cf, rates, _, _ = rows_and_reference
     n_roots = np.array([r.size for r in rates])

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import slow_fixture
 
 from fundmodel.assumptions import load_assumptions
 from fundmodel.portfolio import InfeasibleProblem
@@ -25,7 +26,7 @@ def _shipped_scenarios(tmp_path_factory, scenarios: int):
     return a, load_scenarios(out / "simulation" / "scenarios")
 
 
-@pytest.fixture(scope="module")
+@slow_fixture(scope="module")
 def setup(tmp_path_factory):
     a, scenarios = _shipped_scenarios(tmp_path_factory, 2048)
     return a, build_fund_problem(a, scenarios)
@@ -160,6 +161,7 @@ def _limits_by_hand(a, problem, x: np.ndarray) -> dict[str, tuple[float, float, 
     return out
 
 
+@pytest.mark.slow
 def test_every_limit_holds_in_the_optimum(setup):
     """Each limit of ``fund.yaml: portfolio`` recomputed by hand from the optimum (not from the
     constraint rows the optimiser was given), the CVaR by brute-force Rockafellar-Uryasev."""
@@ -189,6 +191,7 @@ def test_every_limit_holds_in_the_optimum(setup):
     assert result.expected_value == pytest.approx(expected, rel=1e-9)
 
 
+@pytest.mark.slow
 def test_conflicting_supply_target_is_named(setup):
     a, problem = setup
     huge = with_limits(a, min_supply_t_per_year={"ndpr": 1e7})
@@ -207,6 +210,7 @@ def test_more_budget_never_lowers_expected_pv(setup):
         assert gain <= low.shadow_prices["capital budget"] * 200.0 + 1e-6, "LP value is concave in the budget"
 
 
+@pytest.mark.slow
 def test_cli_optimize_writes_outputs_and_reuses_the_simulation(tmp_path, capsys):
     from fundmodel.cli import main
 
@@ -233,6 +237,7 @@ def test_cli_optimize_writes_outputs_and_reuses_the_simulation(tmp_path, capsys)
     assert "reused simulation" in capsys.readouterr().out
 
 
+@pytest.mark.slow
 def test_cli_optimize_infeasible_exits_2_naming_the_limit(tmp_path, capsys):
     import shutil
 
@@ -277,6 +282,7 @@ def test_apply_stress_changes_only_what_it_names(setup):
     assert a.markets.export_restriction.forced_years == [], "the input assumptions are not changed"
 
 
+@pytest.mark.slow
 def test_stress_pnl_of_a_portfolio(setup):
     import dataclasses
 
@@ -301,7 +307,7 @@ def _eu_available(a, scenarios) -> dict:
             for pid, p in a.projects.items() for k, m in enumerate(p.products)}
 
 
-@pytest.fixture(scope="module")
+@slow_fixture(scope="module")
 def supply_setup(tmp_path_factory):
     a, scenarios = _shipped_scenarios(tmp_path_factory, 1024)
     return a, build_fund_problem(a, scenarios), _eu_available(a, scenarios)
@@ -316,6 +322,7 @@ def _secured(problem, x) -> dict:
     return out
 
 
+@pytest.mark.slow
 def test_supply_is_counted_once_in_every_solve_and_every_frontier_point(supply_setup):
     """All instruments on a project together never secure more than its EU-available output."""
     from fundmodel.pipeline.stages import _frontier_task

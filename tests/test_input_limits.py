@@ -339,6 +339,7 @@ def _corner(work: Path, variant: str) -> None:
         edit(work, f"projects/{pid}.yaml", project)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("variant", ["ou", "gbm"])
 def test_values_at_the_bounds_simulate_and_optimise_to_finite_numbers(work, tmp_path, variant):
     """The bounds are tight enough for the engine: no inf/NaN, no internal error, no wrong diagnosis."""

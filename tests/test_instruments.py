@@ -275,6 +275,7 @@ def test_the_fund_earns_its_negotiated_discount(a, sheet, pid, discount):
         f"{pid} ({entry['kind']}) at a {d:.0%} discount: the fund earns its negotiated discount")
 
 
+@pytest.mark.slow
 def test_zero_discount_stake_is_worth_zero_out_of_sample(a, tmp_path):
     """Priced on one seed, valued on another: at a zero discount the stake's expected PV is zero
     within its Monte Carlo standard error (no value from the entry)."""

@@ -17,6 +17,7 @@ from pathlib import Path
 import pandas as pd
 import pypdf
 import pytest
+from conftest import slow_fixture
 import yaml
 
 from fundmodel.assumptions import load_assumptions
@@ -60,7 +61,7 @@ def readme_commands() -> list[str]:
     return [b.split("```", 1)[0].strip() for b in text.split("```bash")[1:3]]
 
 
-@pytest.fixture(scope="module")
+@slow_fixture(scope="module")
 def run_dir(tmp_path_factory) -> Path:
     """The README's first command (the main job), on a small scenario count."""
     out = tmp_path_factory.mktemp("run")
@@ -72,6 +73,7 @@ def run_dir(tmp_path_factory) -> Path:
     return out
 
 
+@pytest.mark.slow
 def test_readme_starts_with_the_two_commands(run_dir):
     first, second = readme_commands()
     assert first.startswith("pip install .") and "fundmodel run" in first, "the first command runs the main job"
@@ -102,6 +104,7 @@ def test_run_writes_the_manifest_with_every_assumption_hash(run_dir):
     assert sorted(p.name for p in run_dir.iterdir() if p.name.startswith(".")) == [MARKER, ".lock"]
 
 
+@pytest.mark.slow
 def test_project_memo_numbers_equal_summary_csv(run_dir):
     summary = pd.read_csv(run_dir / "simulation" / "summary.csv").set_index("project")
     for pid in ("br_ree", "kz_tungsten", "au_nickel"):
@@ -116,6 +119,7 @@ def test_project_memo_numbers_equal_summary_csv(run_dir):
         assert f"{int(s['first_production_year_p50'])}" in text
 
 
+@pytest.mark.slow
 def test_project_memo_states_breakeven_and_parameter_uncertainty(run_dir):
     """Issue 14: the break-even long-run price (summary.csv, USD/t) and whether parameters were drawn."""
     summary = pd.read_csv(run_dir / "simulation" / "summary.csv").set_index("project")
@@ -128,6 +132,7 @@ def test_project_memo_states_breakeven_and_parameter_uncertainty(run_dir):
         assert "Parameter uncertainty is on" in text and "Copper, Nickel" in text
 
 
+@pytest.mark.slow
 def test_project_memo_positions_equal_allocation_csv(run_dir):
     import html as html_lib
 
@@ -148,6 +153,7 @@ def test_project_memo_positions_equal_allocation_csv(run_dir):
         assert "Do not invest" in pdf_text(run_dir / "memos" / f"{pid}.pdf")
 
 
+@pytest.mark.slow
 def test_portfolio_memo_numbers_equal_metrics_json(run_dir):
     m = json.loads((run_dir / "portfolio" / "metrics.json").read_text())
     text = pdf_text(run_dir / "memos" / "portfolio.pdf")
@@ -164,6 +170,7 @@ def test_portfolio_memo_numbers_equal_metrics_json(run_dir):
     assert re.search(r"\b1 / \d+\b", text)
 
 
+@pytest.mark.slow
 def test_no_unrendered_template_syntax_and_footer_manifest(run_dir):
     manifest = json.loads((run_dir / "manifest.json").read_text())
     for pdf in (run_dir / "memos").glob("*.pdf"):
@@ -174,6 +181,7 @@ def test_no_unrendered_template_syntax_and_footer_manifest(run_dir):
         assert manifest["assumption_files_sha256"]["fund.yaml"] in text
 
 
+@pytest.mark.slow
 def test_same_results_render_the_same_html(run_dir):
     from fundmodel.memo.context import portfolio_context, project_context
     from fundmodel.memo.render import render_html
@@ -186,6 +194,7 @@ def test_same_results_render_the_same_html(run_dir):
         run_dir / "memos" / "portfolio.html").read_text()
 
 
+@pytest.mark.slow
 def test_german_memo_has_german_headings_and_number_format(run_dir, tmp_path):
     a = load_assumptions(ROOT / "assumptions")
     results = load_results(run_dir)
@@ -202,6 +211,7 @@ def test_german_memo_has_german_headings_and_number_format(run_dir, tmp_path):
     assert "Inhalt" in html and "Contents" not in html
 
 
+@pytest.mark.slow
 def test_baseline_section_lists_changes(run_dir, tmp_path):
     baseline = tmp_path / "baseline"
     shutil.copytree(run_dir, baseline)
@@ -221,6 +231,7 @@ def test_baseline_section_lists_changes(run_dir, tmp_path):
     assert "No baseline given" in (run_dir / "memos" / "portfolio.html").read_text()
 
 
+@pytest.mark.slow
 def test_failed_rendering_leaves_previous_memos_intact(run_dir, tmp_path, monkeypatch):
     out = tmp_path / "out"
     shutil.copytree(run_dir, out)
@@ -247,6 +258,7 @@ HOSTILE = ('<b>Bold</b> & <script>alert(1)</script> {{ 7*7 }} {% raw %} $x^2$ 10
            'url(file:///etc/passwd) <img src="http://example.com/x.png"> <style>body{display:none}</style>')
 
 
+@pytest.mark.slow
 def test_hostile_text_prints_literally_and_loads_nothing(run_dir, tmp_path, monkeypatch):
     work = tmp_path / "assumptions"
     shutil.copytree(ROOT / "assumptions", work)
@@ -328,6 +340,7 @@ def test_a_second_run_into_the_same_folder_is_refused(tmp_path):
     assert [p.name for p in out.iterdir()] == [".lock"]
 
 
+@pytest.mark.slow
 def test_cli_memo_reuses_current_results_and_repeats_the_run_when_stale(run_dir, tmp_path, capsys):
     out = tmp_path / "out"
     shutil.copytree(run_dir, out)

@@ -11,6 +11,7 @@ import pickle
 
 import numpy as np
 import pytest
+from conftest import slow_fixture
 
 from fundmodel import lsm
 from fundmodel import mine_options as mo
@@ -81,6 +82,7 @@ def test_policy_pickles_and_gives_the_same_decisions():
     assert np.array_equal(a.value, b.value)
 
 
+@pytest.mark.slow
 def test_martingale_control_and_bases_give_consistent_policies():
     """The control variate changes the noise, not the target; hinge and cubic bases agree closely."""
     rng = np.random.default_rng(8)
@@ -129,7 +131,7 @@ LIFE_BS = int(round(P.life / DT))  # 180 producing months
 DISC_BS = float(np.exp(-(P.rate + P.property_tax) * DT))  # property tax on value = extra discount
 
 
-@pytest.fixture(scope="module")
+@slow_fixture(scope="module")
 def bs_fd() -> fd.FDSolution:
     return fd.solve(P)
 

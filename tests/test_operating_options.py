@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from pydantic import ValidationError
 
-from conftest import copy_assumptions
+from conftest import copy_assumptions, slow_fixture
 from fundmodel.assumptions import load_assumptions
 from fundmodel.errors import FundmodelError
 from fundmodel.results import option_statistics
@@ -26,11 +26,12 @@ def subset(tmp_path_factory):
     return load_assumptions(copy_assumptions(tmp_path_factory.mktemp("opt") / "assumptions", SUBSET))
 
 
-@pytest.fixture(scope="module")
+@slow_fixture(scope="module")
 def run(subset):
     return _run(subset)
 
 
+@pytest.mark.slow
 def test_option_value_not_negative_and_probabilities_consistent(subset, run):
     for pid in SUBSET:
         s = run.scalars[pid]
@@ -46,6 +47,7 @@ def test_option_value_not_negative_and_probabilities_consistent(subset, run):
         assert np.isfinite(s["npv_options_market_meur"]).all()
 
 
+@pytest.mark.slow
 def test_every_shipped_project_option_value_not_negative(shipped_assumptions_dir):
     a = load_assumptions(shipped_assumptions_dir)
     r = _run(a, n=512, chunk=512)
@@ -71,6 +73,7 @@ def test_independent_of_scenario_count(subset, run):
                                       fewer.scalars[pid]["npv_options_market_meur"])
 
 
+@pytest.mark.slow
 def test_no_option_in_the_money_gives_zero(tmp_path):
     """No operating cost (every operating year pays), prohibitive switching costs, no deferral of the
     investment: no option is ever in the money and the value with options is the committed value, exactly."""
@@ -96,6 +99,7 @@ def test_no_option_in_the_money_gives_zero(tmp_path):
         assert s["option_abandoned"].mean() < 0.01, pid
 
 
+@pytest.mark.slow
 def test_options_off(tmp_path):
     a = load_assumptions(copy_assumptions(tmp_path / "assumptions", ["cd_cobalt"],
                                           {"fund.yaml": lambda f: f["simulation"].update(operating_options=False)}))

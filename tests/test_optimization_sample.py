@@ -17,7 +17,7 @@ from fundmodel.cli import main
 from fundmodel.portfolio.fund import build_fund_problem
 from fundmodel.simulation import load_scenarios
 
-from conftest import copy_assumptions
+from conftest import copy_assumptions, slow_fixture
 
 PROJECTS = ["mn_ree", "cd_cobalt", "cl_lithium"]
 
@@ -29,7 +29,7 @@ def _cli(argv: list[str]) -> None:
     assert code == 0, err.getvalue()
 
 
-@pytest.fixture(scope="module")
+@slow_fixture(scope="module")
 def runs(tmp_path_factory):
     """A 3,072-scenario run whose CVaR limit is imposed on its first 1,024 scenarios.
 
@@ -75,6 +75,7 @@ def _fund_pv(work: Path, out: Path) -> tuple[np.ndarray, dict, pd.DataFrame, flo
     return problem.values_meur @ x, metrics, allocation, capital
 
 
+@pytest.mark.slow
 def test_cvar_limit_on_the_solve_sample_and_the_portfolio_evaluated_on_every_scenario(runs):
     work, large = runs
     pv, metrics, allocation, capital = _fund_pv(work, large)
@@ -114,6 +115,7 @@ def test_cvar_limit_on_the_solve_sample_and_the_portfolio_evaluated_on_every_sce
     assert capital <= load_assumptions(work).fund.portfolio.budget_meur * (1 + 1e-9)
 
 
+@pytest.mark.slow
 def test_portfolio_memo_states_the_solve_sample_and_the_gap(runs):
     from fundmodel.memo import Formatter, load_results
     from fundmodel.memo.context import portfolio_context

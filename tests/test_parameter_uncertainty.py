@@ -29,7 +29,7 @@ from fundmodel.market import KAPPA_FLOOR, draw_price_parameters, parameter_law, 
 from fundmodel.sampling import ScenarioStreams
 from fundmodel.simulation import simulate_chunk
 
-from conftest import SHIPPED_ASSUMPTIONS, copy_assumptions
+from conftest import SHIPPED_ASSUMPTIONS, copy_assumptions, slow_fixture
 
 SEED = 20260101
 
@@ -76,7 +76,7 @@ def _truncated_moments(mean: np.ndarray, cov: np.ndarray) -> tuple[np.ndarray, n
     return np.array([ea, ek]), np.array([[va, beta * vk], [beta * vk, vk]])
 
 
-@pytest.fixture(scope="module")
+@slow_fixture(scope="module")
 def fitted(shipped):
     """Per fitted material: independent (alpha, kappa) estimates and covariance from the Pink Sheet."""
     from fundmodel.calibration.prices import calibrate_prices
@@ -169,6 +169,7 @@ def test_draws_chunk_invariant(shipped):
             np.testing.assert_array_equal(w[1100:2500], p)
 
 
+@pytest.mark.slow
 def test_switch_off_is_the_fixed_parameter_model(shipped):
     """Off: bit-for-bit the simulation without any parameter law; on: only copper and nickel paths move."""
     from fundmodel.credit import credit_policies
@@ -210,7 +211,7 @@ def one_project(tmp_path_factory):
     return load_assumptions(d)
 
 
-@pytest.fixture(scope="module")
+@slow_fixture(scope="module")
 def breakeven_run(one_project):
     from fundmodel.breakeven import breakevens
     from fundmodel.credit import credit_policies
@@ -242,6 +243,7 @@ def _evaluator(a, st, credit, pid: str, n: int = 2048):
     return _Evaluator(a, pid, streams, n, market, geo, credit[pid])
 
 
+@pytest.mark.slow
 def test_breakeven_zeroes_mean_npv_when_resimulated(breakeven_run):
     from fundmodel.breakeven import XTOL_LOG
 
@@ -268,6 +270,7 @@ def test_breakeven_zeroes_mean_npv_when_resimulated(breakeven_run):
         assert abs(fresh) < 4 * math.hypot(se_same, se_fresh), (pid, fresh, se_same, se_fresh)
 
 
+@pytest.mark.slow
 def test_mean_npv_rises_with_long_run_price(breakeven_run):
     a, st, credit, found = breakeven_run
     for pid, b in found.items():
@@ -278,6 +281,7 @@ def test_mean_npv_rises_with_long_run_price(breakeven_run):
         assert means[0] < 0 < means[-1]
 
 
+@pytest.mark.slow
 def test_npv_range_widens_with_parameter_uncertainty(shipped):
     """P95 - P5 of the project NPV is wider on than off for every project with a drawn primary price."""
     n = 4096

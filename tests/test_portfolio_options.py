@@ -13,6 +13,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import slow_fixture
 
 from fundmodel.assumptions import load_assumptions
 from fundmodel.portfolio import cvar_from_losses, optimize_cvar
@@ -33,7 +34,7 @@ ROOT = Path(__file__).resolve().parent.parent
 KEEP = ["br_ree", "kz_gallium", "cl_lithium", "kz_tungsten", "gh_lithium"]
 
 
-@pytest.fixture(scope="module")
+@slow_fixture(scope="module")
 def small(tmp_path_factory):
     """Five projects, 256 scenarios: small enough to enumerate every project selection."""
     a = load_assumptions(ROOT / "assumptions")
@@ -88,6 +89,7 @@ def brute_force_best(a, problem, tickets: dict[str, float], max_projects: int | 
     return best
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("ticket, max_projects", [(300.0, None), (60.0, 3)])
 def test_go_no_go_matches_brute_force_and_respects_tickets(small, ticket, max_projects):
     a, problem = small
@@ -109,6 +111,7 @@ def test_go_no_go_matches_brute_force_and_respects_tickets(small, ticket, max_pr
     assert res.expected_value <= lp.expected_value + 1e-6, "binaries can only cost expected PV"
 
 
+@pytest.mark.slow
 def test_per_project_ticket_overrides_and_lp_shortcut(small):
     a, problem = small
     base = with_limits(a, cvar_limit_meur=150.0)
@@ -208,6 +211,7 @@ def test_supply_frontier_is_the_most_supply_at_each_cvar(small):
     np.testing.assert_allclose(table["supply_expected_pv_meur"], supply.x @ problem.values_meur.mean(axis=0))
 
 
+@pytest.mark.slow
 def test_frontier_in_a_second_process_gives_the_same_numbers(small, tmp_path):
     from fundmodel.engine import BackgroundTask
     from fundmodel.pipeline.stages import _frontier_task
@@ -242,6 +246,7 @@ def test_bad_portfolio_options_exit_2_naming_the_field(assumptions_copy, tmp_pat
     assert code == 2 and "fund.yaml" in err and message in err, err
 
 
+@pytest.mark.slow
 def test_stress_in_worker_processes_and_from_base_values_gives_the_same_table(small):
     from fundmodel.portfolio.stress import stress_test
 

@@ -49,6 +49,7 @@ def _discounted_price(a, seed: int, method: SamplingMethod, n: int) -> np.ndarra
     return market.price_usd_per_t[0, :, 5] / (1 + a.fund.discount_rate_nominal) ** 5
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("method, n", [(SamplingMethod.SOBOL, 2048), (SamplingMethod.PSEUDO, 2048),
                                        (SamplingMethod.LHS, 10 * BLOCK)], ids=lambda v: getattr(v, "value", v))
 def test_reported_se_matches_spread_of_independent_runs(shipped, method, n):
@@ -116,6 +117,7 @@ def _simulate(assumptions, out, *extra) -> int:
                  "--out", str(out), *extra])
 
 
+@pytest.mark.slow
 def test_summary_carries_standard_errors_of_a_pseudo_run(one_project, tmp_path):
     """Every SE column is there, and a probability's SE is close to binomial on a real run."""
     assert _simulate(one_project, tmp_path, "--scenarios", "4096", "--sampling", "pseudo") == 0
@@ -134,6 +136,7 @@ def test_summary_carries_standard_errors_of_a_pseudo_run(one_project, tmp_path):
     assert "precision_reached" not in m
 
 
+@pytest.mark.slow
 def test_precision_stop_is_reached_and_reproducible(one_project, tmp_path, capsys):
     """Same seed and target: same number of scenarios (whole batches, below the maximum), identical
     summary.csv, and the same numbers as a plain run of that many scenarios."""
@@ -172,6 +175,7 @@ def test_precision_stop_is_reached_and_reproducible(one_project, tmp_path, capsy
                                   np.load(plain / "simulation" / "scenarios" / "market" / "price_usd_per_t.npy"))
 
 
+@pytest.mark.slow
 def test_precision_maximum_reached_exits_0_with_one_line(one_project, tmp_path, capsys):
     assert _simulate(one_project, tmp_path, "--scenarios", "3000", "--precision-rel", "1e-6") == 0
     lines = [line for line in capsys.readouterr().out.splitlines() if "precision" in line.split(" -> ")[0]]

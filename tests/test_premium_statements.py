@@ -39,6 +39,7 @@ import math
 
 import numpy as np
 import pytest
+from conftest import slow_fixture
 
 from fundmodel.assumptions import load_assumptions
 from fundmodel.instruments import entry_prices, guarantee_pricing, project_payoffs
@@ -63,7 +64,7 @@ def _without_premiums(a):
     return a.__class__(**{**a.__dict__, "instruments": a.instruments.model_copy(update=terms)})
 
 
-@pytest.fixture(scope="module")
+@slow_fixture(scope="module")
 def priced(shipped_assumptions_dir, tmp_path_factory):
     """Per (project, instrument, material): the guarantee_pricing row and the per-scenario PVs."""
     a = load_assumptions(shipped_assumptions_dir)

@@ -34,7 +34,7 @@ import pytest
 from fundmodel.cli import main
 from fundmodel.outdir import MARKER, output_folder
 
-from conftest import REPO_ROOT, copy_assumptions
+from conftest import REPO_ROOT, copy_assumptions, slow_fixture
 
 PROJECTS = ["mn_ree", "cd_cobalt", "cl_lithium"]
 
@@ -97,7 +97,7 @@ def work(tmp_path_factory) -> Path:
         "stress.yaml": lambda d: d.update(stress_scenarios=128)})
 
 
-@pytest.fixture(scope="module")
+@slow_fixture(scope="module")
 def previous(work, tmp_path_factory) -> Path:
     """A complete earlier output folder (3 project memos and the portfolio memo)."""
     out = tmp_path_factory.mktemp("previous") / "out"
@@ -107,6 +107,7 @@ def previous(work, tmp_path_factory) -> Path:
 
 
 # ----------------------------------------------------------------------------- 1. kill and lock-out
+@pytest.mark.slow
 @pytest.mark.parametrize("sig, step", [(signal.SIGKILL, "simulation"), (signal.SIGTERM, "simulation"),
                                        (signal.SIGTERM, "memos")])
 def test_a_killed_run_leaves_no_process_behind_and_the_next_run_proceeds(work, tmp_path, sig, step):
@@ -177,6 +178,7 @@ def _hold(out: Path, *, write: bool = True, command: str = "fundmodel run") -> s
     return holder
 
 
+@pytest.mark.slow
 def test_a_refused_command_names_who_holds_the_folder(tmp_path):
     out = tmp_path / "out"
     holder = _hold(out, command="fundmodel run --seed 7")
@@ -193,6 +195,7 @@ def test_a_refused_command_names_who_holds_the_folder(tmp_path):
 
 
 # ----------------------------------------------------------------------------- 2. files the tool did not write
+@pytest.mark.slow
 def test_user_files_beside_the_results_survive_every_command(work, previous, tmp_path):
     out = tmp_path / "out"
     shutil.copytree(previous, out)
@@ -218,6 +221,7 @@ def test_user_files_beside_the_results_survive_every_command(work, previous, tmp
     assert sorted(p.name for p in (out / "memos").glob("*.pdf")) == sorted(before)
 
 
+@pytest.mark.slow
 def test_a_folder_that_is_not_a_fundmodel_output_is_refused(tmp_path):
     foreign = tmp_path / "documents"
     foreign.mkdir()
@@ -293,6 +297,7 @@ def test_an_installed_copy_outside_the_work_tree_records_no_commit(tmp_path):
     assert res.stdout.strip() == "(None, None)", res.stdout + res.stderr
 
 
+@pytest.mark.slow
 def test_memos_kept_beside_newer_results_are_named(work, previous, tmp_path):
     """`--project` keeps the other memos (as asked) but says they come from other results."""
     out = tmp_path / "out"
@@ -363,6 +368,7 @@ def _package_sha256() -> str:
     return digest.hexdigest()
 
 
+@pytest.mark.slow
 def test_results_of_other_code_are_never_reused(work, previous, tmp_path):
     """A copy of the package with a changed model (prices x 1.5) must not reuse the results."""
     manifest = json.loads((previous / "simulation" / "manifest.json").read_text())
@@ -388,6 +394,7 @@ def test_results_of_other_code_are_never_reused(work, previous, tmp_path):
     assert str(changed) in other.stdout and other.stdout.split()[-1] == "False", (other.stdout, other.stderr)
 
 
+@pytest.mark.slow
 def test_a_run_by_other_code_simulates_again(work, previous, tmp_path, monkeypatch):
     out = tmp_path / "out"
     shutil.copytree(previous, out)

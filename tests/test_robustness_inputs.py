@@ -107,6 +107,7 @@ def simulate_and_optimize(work: Path, out: Path, scenarios: int, what: str, attr
 
 
 # ----------------------------------------------------------------------------- degenerate input
+@pytest.mark.slow
 def test_one_project_one_scenario(tmp_path):
     work = make_assumptions(tmp_path, ["mn_ree"])
 
@@ -121,6 +122,7 @@ def test_one_project_one_scenario(tmp_path):
     assert row["npv_p5_meur"] == row["npv_p95_meur"] == row["npv_mean_meur"] == row["npv_cvar5_meur"]
 
 
+@pytest.mark.slow
 def test_zero_hazards_production_stage_and_no_debt(tmp_path):
     # cd_cobalt is in production; au_nickel (exploration) has no debt; mn_ree (feasibility) loses its debt
     work = make_assumptions(tmp_path, ["cd_cobalt", "au_nickel", "mn_ree"])
@@ -149,6 +151,7 @@ def test_zero_hazards_production_stage_and_no_debt(tmp_path):
         assert all(share == 0.0 for share in m["event_year_share"].values()), (pid, m["event_year_share"])
 
 
+@pytest.mark.slow
 def test_one_project_portfolio_that_must_stay_empty(tmp_path):
     """One project and a 35 % country cap: the only feasible portfolio is empty, and that is a result.
 
@@ -179,6 +182,7 @@ def _optimize(tmp_path: Path, change, name: str) -> tuple[int, str, str]:
                     "--out", str(out)])
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name, change, fragments", [
     pytest.param("budget0", lambda p: p.update(budget_meur=0),
                  ["fund.yaml", "portfolio.budget_meur", "must be > 0"], id="budget-0"),

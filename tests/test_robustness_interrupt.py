@@ -34,6 +34,7 @@ from pathlib import Path
 
 import pypdf
 import pytest
+from conftest import slow_fixture
 import yaml
 
 from fundmodel.assumptions import load_assumptions
@@ -157,7 +158,7 @@ class Victim:
             self.rival.wait()
 
 
-@pytest.fixture(scope="module")
+@slow_fixture(scope="module")
 def interrupted(tmp_path_factory):
     base = tmp_path_factory.mktemp("interrupt")
     work = base / "assumptions"
@@ -206,6 +207,7 @@ def interrupted(tmp_path_factory):
     yield {"before": before, "victims": victims, "assumptions": work}
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", ["sigkill-simulation", "sigint-simulation", "sigkill-optimize", "sigkill-memos",
                                   "sigint-memos"])
 def test_interrupted_run_leaves_previous_results_intact_and_readable(interrupted, name):
@@ -240,6 +242,7 @@ def test_second_run_into_the_same_folder_is_refused_while_the_first_holds_it(int
     assert "another fundmodel process (pid " in err and "is writing to this folder" in err and "Traceback" not in err
 
 
+@pytest.mark.slow
 def test_a_later_run_removes_what_a_killed_run_left(interrupted):
     out = interrupted["victims"]["sigkill-memos"].out
     left = hidden(out)
@@ -288,6 +291,7 @@ def test_remove_stale_staging_touches_only_abandoned_folders_of_our_patterns(tmp
     assert (tmp_path / "simulation" / "summary.csv").read_text() == "the only copy"
 
 
+@pytest.mark.slow
 def test_killed_simulate_leaves_a_stage_that_the_next_simulate_removes(tmp_path):
     """``fundmodel simulate``: its stage is locked while alive, stale once killed, removed by the next."""
     out = tmp_path / "out"

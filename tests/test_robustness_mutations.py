@@ -427,6 +427,7 @@ def check_finite_outputs(sim: Path, what: str) -> None:
 
 
 # ----------------------------------------------------------------------------- the property
+@pytest.mark.slow
 def test_every_mutation_validates_and_runs_or_is_refused_with_file_and_key(tmp_path, monkeypatch, capsys):
     work = tmp_path / "assumptions"
     for rel in BASE_FILES:

@@ -21,6 +21,7 @@ import json
 import shutil
 from pathlib import Path
 
+import pytest
 import yaml
 
 from fundmodel.assumptions import load_assumptions
@@ -70,6 +71,7 @@ def _memo_html(work: Path, out: Path, pid: str) -> str:
     return html.replace(results.manifest["created_utc"][:10], "DATE")
 
 
+@pytest.mark.slow
 def test_same_seed_is_byte_identical_across_chunks_and_workers_and_another_seed_differs(tmp_path, capsys):
     work = tmp_path / "assumptions"
     shutil.copytree(ROOT / "assumptions", work)

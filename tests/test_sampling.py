@@ -41,6 +41,7 @@ def test_stream_key_literal_values(name):
     assert 0 <= stream_key(name) < 2**63, "stream_key must fit 63 bits (SeedSequence spawn_key entry)"
 
 
+@pytest.mark.slow
 def test_stream_key_stable_across_processes_with_different_hash_seeds():
     code = "from fundmodel.sampling import stream_key; print(stream_key('market'), stream_key('schedule/mn_ree'))"
     outputs = set()

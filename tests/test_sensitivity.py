@@ -11,6 +11,7 @@ import numpy as np
 import numpy_financial as npf
 import pandas as pd
 import pytest
+from conftest import slow_fixture
 
 from fundmodel.assumptions import load_assumptions
 from fundmodel.pipeline import simulate_to_directory
@@ -52,7 +53,7 @@ def _settings(a, **kw) -> RunSettings:
     return RunSettings.from_assumptions(a, **base)
 
 
-@pytest.fixture(scope="module")
+@slow_fixture(scope="module")
 def run(small, tmp_path_factory):
     """One simulation of the small portfolio written to disk, with its new result files."""
     out = tmp_path_factory.mktemp("out")
@@ -89,6 +90,7 @@ def _row(df: pd.DataFrame, pid: str, driver: str) -> pd.Series:
 # ----------------------------------------------------------------------------- sensitivity.csv
 
 
+@pytest.mark.slow
 def test_sensitivity_csv_layout(run, small):
     df = run["sensitivity"]
     assert list(df.columns) == SENSITIVITY_COLUMNS
@@ -137,6 +139,7 @@ def test_signs_and_monotonicity(run):
     assert (df[df.driver == "price"].swing_meur > 10 * df[df.driver == "price"].se_meur).all()
 
 
+@pytest.mark.slow
 def test_discount_rate_variant_equals_revaluation_of_saved_flows(run, small, base_chunk):
     df, arrays = run["sensitivity"], run["arrays"]
     rate = small.fund.discount_rate_nominal
@@ -156,6 +159,7 @@ def test_discount_rate_variant_equals_revaluation_of_saved_flows(run, small, bas
             assert row[f"{which}_project_npv_meur"] == pytest.approx(project.mean(), rel=1e-9, abs=1e-9), (pid, which)
 
 
+@pytest.mark.slow
 def test_neutral_variant_reproduces_base_exactly(small, exact_chunk):
     streams, chunk = exact_chunk
     for key, d in DRIVERS.items():
@@ -167,6 +171,7 @@ def test_neutral_variant_reproduces_base_exactly(small, exact_chunk):
                                               err_msg=f"{key}: {pid} {name}")
 
 
+@pytest.mark.slow
 def test_shortcuts_equal_a_full_resimulation(small, exact_chunk):
     # the variants reuse the base chunk's pieces and draws: same numbers as re-simulating
     # the changed assumptions from scratch on the run's streams (with the run's credit
@@ -183,6 +188,7 @@ def test_shortcuts_equal_a_full_resimulation(small, exact_chunk):
                                           err_msg=f"{name}: {pid} equity NPV")
 
 
+@pytest.mark.slow
 def test_same_seed_same_file_whatever_the_workers(run, small):
     written = (run["dir"] / "sensitivity.csv").read_text()  # two worker processes
     again = sensitivity_table(small, _settings(small, workers=1))
@@ -210,6 +216,7 @@ def test_sensitivity_does_not_depend_on_the_portfolio():
     assert not [m for m in imported if "portfolio" in m or "instruments" in m or "memo" in m]
 
 
+@pytest.mark.slow
 def test_no_attribution_or_switched_off_means_no_sensitivity(small, tmp_path):
     simulate_to_directory(small, _settings(small, scenarios=1024, risk_attribution=False, workers=1), tmp_path / "a")
     assert not (tmp_path / "a" / "simulation" / "sensitivity.csv").exists()

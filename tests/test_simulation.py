@@ -54,6 +54,7 @@ def _assert_identical(r1, r2, what: str):
                                           err_msg=f"{what}: first occurrences of {pid}/{event} differ")
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("sampling", ["pseudo", "lhs", "sobol"])
 def test_same_seed_same_numbers_whatever_the_chunking(small, sampling):
     reference = simulate(small, _settings(small, sampling=sampling, chunk_size=1024, risk_attribution=True,
@@ -81,6 +82,7 @@ def _assert_identical_scalars(r1, r2, what):
                 assert np.array_equal(arr, r2.tonnes_mean_t[pid][mat][kind]), f"{what}: tonnes {pid}.{mat}.{kind}"
 
 
+@pytest.mark.slow
 def test_worker_processes_give_identical_results(small, tmp_path):
     serial = simulate(small, _settings(small, workers=1, risk_attribution=True), scenario_dir=tmp_path / "s1")
     parallel = simulate(small, _settings(small, workers=2, risk_attribution=True), scenario_dir=tmp_path / "s2")
@@ -91,6 +93,7 @@ def test_worker_processes_give_identical_results(small, tmp_path):
             assert np.array_equal(f1[group][name], f2[group][name]), f"scenario file {group}/{name} differs"
 
 
+@pytest.mark.slow
 def test_risk_attribution_signs_and_precision(small):
     r = simulate(small, _settings(small, risk_attribution=True, attribution_scenarios=2500, scenarios=2500))
     for pid, att in r.attribution_meur.items():
@@ -100,6 +103,7 @@ def test_risk_attribution_signs_and_precision(small):
         assert att["base"]["project_npv_meur"] == pytest.approx(r.scalars[pid]["project_npv_meur"].mean())
 
 
+@pytest.mark.slow
 def test_scenario_files_reproduce_npvs(small, tmp_path):
     settings = _settings(small, scenarios=1500)
     result, summary = simulate_to_directory(small, settings, tmp_path)
@@ -119,6 +123,7 @@ def test_scenario_files_reproduce_npvs(small, tmp_path):
             np.testing.assert_array_equal(arrays[pid][name], values, err_msg=f"stored {pid}/{name} differs")
 
 
+@pytest.mark.slow
 def test_summary_csv_columns_and_consistency(small, tmp_path):
     _, summary = simulate_to_directory(small, _settings(small, scenarios=3000, risk_attribution=True), tmp_path)
     csv = pd.read_csv(tmp_path / "simulation" / "summary.csv")
@@ -146,6 +151,7 @@ def test_summary_csv_columns_and_consistency(small, tmp_path):
     assert manifest["settings"]["seed"] == 11 and set(manifest["assumption_files_sha256"]) >= {"fund.yaml"}
 
 
+@pytest.mark.slow
 def test_failed_run_leaves_previous_results(small, tmp_path, monkeypatch):
     simulate_to_directory(small, _settings(small, scenarios=1024), tmp_path)
     before = (tmp_path / "simulation" / "summary.csv").read_bytes()
@@ -160,6 +166,7 @@ def test_failed_run_leaves_previous_results(small, tmp_path, monkeypatch):
     assert [p.name for p in tmp_path.iterdir()] == ["simulation"], "staging directories were left behind"
 
 
+@pytest.mark.slow
 def test_cli_simulate_prints_table_and_writes_outputs(small_assumptions, tmp_path, capsys):
     code = main(["simulate", "--assumptions", str(small_assumptions), "--scenarios", "1024", "--seed", "5",
                  "--out", str(tmp_path), "--no-attribution", "--workers", "1"])
@@ -170,6 +177,7 @@ def test_cli_simulate_prints_table_and_writes_outputs(small_assumptions, tmp_pat
     assert "EUR m" in out and (tmp_path / "simulation" / "summary.csv").is_file()
 
 
+@pytest.mark.slow
 def test_event_frequencies_match_country_hazards(small):
     """Licence suspension and unrest do not depend on prices: their frequency ~ hazard."""
     r = simulate(small, _settings(small, scenarios=4096))
@@ -181,6 +189,7 @@ def test_event_frequencies_match_country_hazards(small):
         assert abs(share - p) < 4 * se + 0.1 * p, f"{pid}: unrest frequency {share:.4f} vs hazard {p}"
 
 
+@pytest.mark.slow
 def test_attribution_shortcut_equals_switching_each_risk_off(small):
     """attribution_chunk reuses base draws; it must equal a full re-run with the risk switched off."""
     from fundmodel.sampling import ScenarioStreams

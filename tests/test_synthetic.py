@@ -8,6 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import slow_fixture
 import yaml
 
 from fundmodel import synthetic
@@ -22,7 +23,7 @@ def _files(root: Path) -> dict[str, bytes]:
     return {str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}
 
 
-@pytest.fixture(scope="module")
+@slow_fixture(scope="module")
 def pipeline(tmp_path_factory, shipped_assumptions_dir):
     """200 projects generated from the shipped assumptions (seed 0): (directory, ids, Assumptions)."""
     out = tmp_path_factory.mktemp("synthetic") / "pipeline"
@@ -30,6 +31,7 @@ def pipeline(tmp_path_factory, shipped_assumptions_dir):
     return out, ids, load_assumptions(out)
 
 
+@pytest.mark.slow
 def test_200_projects_load_with_distinct_ids(pipeline, shipped_assumptions_dir):
     out, ids, a = pipeline
     assert len(ids) == N and len(set(ids)) == N
@@ -79,6 +81,7 @@ def test_variety(pipeline, shipped_assumptions_dir):
     assert np.std(modes) > 0.3
 
 
+@pytest.mark.slow
 def test_same_seed_byte_identical_other_seed_differs(pipeline, tmp_path, shipped_assumptions_dir):
     out, ids, _ = pipeline
     again = generate_pipeline(shipped_assumptions_dir, tmp_path / "again", N, seed=0)
@@ -97,6 +100,7 @@ def test_same_seed_byte_identical_other_seed_differs(pipeline, tmp_path, shipped
     assert len(differ) == 20
 
 
+@pytest.mark.slow
 def test_small_simulation_is_finite(tmp_path, shipped_assumptions_dir):
     from fundmodel.simulation import RunSettings, simulate
 

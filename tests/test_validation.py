@@ -711,6 +711,7 @@ def background_cli_runs(tmp_path_factory, shipped_assumptions_dir):
         run.stop()
 
 
+@pytest.mark.slow
 def test_subprocess_validate_valid_copy_exits_0(background_cli_runs):
     proc = background_cli_runs["valid"].result()
     assert proc.returncode == 0, proc.stderr
@@ -718,6 +719,7 @@ def test_subprocess_validate_valid_copy_exits_0(background_cli_runs):
     assert proc.stderr == ""
 
 
+@pytest.mark.slow
 def test_subprocess_validate_many_errors_exits_2_without_traceback(background_cli_runs):
     run = background_cli_runs["broken"]
     proc = run.result()
@@ -732,6 +734,7 @@ def test_subprocess_validate_many_errors_exits_2_without_traceback(background_cl
     assert not run.context["marker"].exists(), "the YAML tag ran code"
 
 
+@pytest.mark.slow
 def test_subprocess_simulate_smoke_exits_0(background_cli_runs):
     run = background_cli_runs["smoke"]
     proc = run.result()

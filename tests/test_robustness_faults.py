@@ -90,9 +90,14 @@ def wait_for(condition, timeout: float, what: str, proc: subprocess.Popen | None
 
 @pytest.fixture(scope="module")
 def work(tmp_path_factory) -> Path:
-    """Three projects, light attribution, sensitivity and stresses."""
+    """Three projects, light attribution, sensitivity and stresses; no operating options or break-evens.
+
+    The faults tested here (kills, locks, foreign files, stale code) do not depend on the model's
+    options, which cost two thirds of a small run (their pilot fits do not shrink with the run).
+    """
     return copy_assumptions(tmp_path_factory.mktemp("faults") / "assumptions", PROJECTS, {
-        "fund.yaml": lambda d: (d["simulation"].update(attribution_scenarios=256),
+        "fund.yaml": lambda d: (d["simulation"].update(attribution_scenarios=256, operating_options=False,
+                                                       breakeven=False),
                                 d["portfolio"].update(max_country_share=1.0, max_material_share=1.0)),
         "stress.yaml": lambda d: d.update(stress_scenarios=128)})
 

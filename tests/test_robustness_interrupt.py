@@ -171,7 +171,8 @@ def interrupted(tmp_path_factory):
     (work / "stress.yaml").write_text(yaml.dump(stress, Dumper=_DUMPER, sort_keys=False))
     fund = yaml.load((work / "fund.yaml").read_text(), Loader=_LOADER)  # noqa: S506 - safe loader
     fund["portfolio"].update(max_country_share=1.0, max_material_share=1.0)  # a non-empty portfolio of 3
-    fund["simulation"].update(risk_attribution=False, sensitivity=False)  # speed
+    fund["simulation"].update(risk_attribution=False, sensitivity=False, operating_options=False,
+                              breakeven=False)  # speed: interruptions do not depend on them
     (work / "fund.yaml").write_text(yaml.dump(fund, Dumper=_DUMPER, sort_keys=False))
     previous = base / "previous"
     a = load_assumptions(work)  # the portfolio memo only (a PDF takes ~3 s)

@@ -1,6 +1,6 @@
 """The fund's instruments: per-scenario payoffs of one unit of each, priced at market rates.
 
-Reads the scenario files of a simulation (:func:`fundmodel.simulation.load_scenarios`) and
+Reads the scenarios of a simulation (:class:`fundmodel.scenarios.ScenarioSet`, :func:`fundmodel.simulation.load_scenarios`) and
 turns each project into the fund's payoff, per scenario, for one unit of each decision
 variable — the columns of the optimiser's scenario matrix — as a counterparty would sign it:
 
@@ -52,6 +52,7 @@ import numpy as np
 from .assumptions.model import Assumptions
 from .assumptions.schema import Stage
 from .rates import MarketRates, market_rates, present_value
+from .scenarios import ScenarioSet
 
 #: OECD Arrangement country-risk coefficients a_i, b_i by country category 1..7
 #: (domain brief §3: MPR = (a_i HOR + b_i) max(PCC, PCP)/0.95 ... , upfront % of principal).
@@ -214,7 +215,7 @@ def primary_round_flows(equity_cf_eur: np.ndarray, raise_eur: float, release_yea
     return cf
 
 
-def entry_prices(a: Assumptions, scenarios: dict, projects=None) -> dict[str, EntryPrice]:
+def entry_prices(a: Assumptions, scenarios: ScenarioSet, projects=None) -> dict[str, EntryPrice]:
     """The entry terms of every project's equity, priced on these scenarios.
 
     The pre-money value is the mean PV of 100 % of the sponsors' equity flows at the cost
@@ -235,7 +236,7 @@ def entry_prices(a: Assumptions, scenarios: dict, projects=None) -> dict[str, En
     for pid in (a.projects if projects is None else projects):
         p = a.projects[pid]
         rates = market_rates(a, pid)
-        equity_cf = np.asarray(scenarios[pid]["equity_cf_meur"], dtype=float)
+        equity_cf = np.asarray(scenarios.projects[pid].equity_cf_meur, dtype=float)
         pre_money = float(_pv(equity_cf, rates.equity).mean())
         if p.stage is Stage.PRODUCTION or p.entry is None:
             out[pid] = EntryPrice(pid, "acquisition", 0.0, pre_money, p.capex.acquisition_musd / fx_spot)
@@ -258,7 +259,7 @@ def entry_prices(a: Assumptions, scenarios: dict, projects=None) -> dict[str, En
     return out
 
 
-def project_payoffs(a: Assumptions, scenarios: dict, project_id: str,
+def project_payoffs(a: Assumptions, scenarios: ScenarioSet, project_id: str,
                     entry: EntryPrice | None = None) -> list[InstrumentPayoff]:
     """Payoffs of one unit of every instrument the terms allow on a project, at market rates.
 
@@ -266,9 +267,9 @@ def project_payoffs(a: Assumptions, scenarios: dict, project_id: str,
     ----------
     a : Assumptions
         Validated assumptions with ``instruments.yaml``.
-    scenarios : dict
-        Scenario arrays as returned by :func:`fundmodel.simulation.load_scenarios`, with the
-        per-scenario results (``first_production_year``, ``default_year``) beside them.
+    scenarios : ScenarioSet
+        The simulation's scenarios (:class:`fundmodel.scenarios.ScenarioSet`), with the
+        per-scenario results (``first_production_year``, ``default_year``) in ``results``.
     project_id : str
     entry : EntryPrice, optional
         The equity's entry terms (default: priced on these scenarios, :func:`entry_prices`).
@@ -283,32 +284,32 @@ def project_payoffs(a: Assumptions, scenarios: dict, project_id: str,
         raise ValueError("the assumptions have no instruments.yaml")
     terms = a.instruments
     p = a.projects[project_id]
-    s = scenarios[project_id]
-    market = scenarios["market"]
+    s = scenarios.projects[project_id]
+    market = scenarios.market
     rates = market_rates(a, project_id)
-    fx = np.asarray(market["fx_usd_per_eur"], dtype=float)
+    fx = np.asarray(market.fx_usd_per_eur, dtype=float)
     n, n_years = fx.shape
     fx_spot = a.markets.fx.spot
     window = min(terms.supply_window_years, n_years)
-    eu_tonnes = {m: np.asarray(s["tonnes_eu_t"][k], dtype=float) for k, m in enumerate(p.products)}
+    eu_tonnes = {m: np.asarray(s.tonnes_eu_t[k], dtype=float) for k, m in enumerate(p.products)}
     eu_available = {m: float(_window_mean(t, window).mean()) for m, t in eu_tonnes.items()}
     category = a.countries.countries[p.country].oecd_category
     if entry is None:
         entry = entry_prices(a, scenarios, [project_id])[project_id]
-    equity_cf = np.asarray(s["equity_cf_meur"], dtype=float)
+    equity_cf = np.asarray(s.equity_cf_meur, dtype=float)
     common = dict(project=project_id, eu_available_t=eu_available)
     out = [_equity(a, p, equity_cf, entry, rates, eu_tonnes, window, s, n_years, common)]
 
     # --- loan guarantee: premium on the covered outstanding, pays the covered write-off ------
     if p.debt.amount_musd > 0:
         g = terms.loan_guarantee
-        outstanding = np.asarray(s["debt_outstanding_musd"], dtype=float)
+        outstanding = np.asarray(s.debt_outstanding_musd, dtype=float)
         # premium on the balance outstanding at the start of each year (a producing mine's
         # loan is outstanding at the valuation date)
         at_start = p.debt.amount_musd if p.stage is Stage.PRODUCTION else 0.0
         opening = np.concatenate([np.full((n, 1), at_start), outstanding[:, :-1]], axis=1)
         premium_eur = g.rate_for(category) * opening / fx
-        loss_eur = np.asarray(s["lender_loss_musd"], dtype=float) / fx
+        loss_eur = np.asarray(s.lender_loss_musd, dtype=float) / fx
         premium, loss = _pv(premium_eur, rates.debt), _pv(loss_eur, rates.debt)
         out.append(InstrumentPayoff(
             instrument="loan_guarantee", unit="share of the senior loan covered",
@@ -328,7 +329,7 @@ def project_payoffs(a: Assumptions, scenarios: dict, project_id: str,
     for material, volume in eu_tonnes.items():
         if material not in f.floors_usd_per_t:
             continue
-        price = np.asarray(market["price_usd_per_t"][list(a.markets.materials).index(material)], dtype=float)
+        price = np.asarray(market.price_usd_per_t[list(a.markets.materials).index(material)], dtype=float)
         floor = f.floors_usd_per_t[material] * escalation
         start = _first_year(volume > 0) if f.contract_start == "first_delivery" else np.zeros(n, dtype=int)
         in_tenor = (years >= start[:, None]) & (years < start[:, None] + f.tenor_years)
@@ -370,7 +371,7 @@ def _equity(a, p, equity_cf, entry: EntryPrice, rates: MarketRates, eu_tonnes, w
         # The stake is stake_per_unit of it; the flows after the round (the round's cash paying
         # the calls, the rest released at first production) only set the capital profile.
         stake = entry.stake_per_unit
-        release = np.asarray(s["first_production_year"], dtype=int).clip(max=n_years - 1)
+        release = np.asarray(s.results["first_production_year"], dtype=int).clip(max=n_years - 1)
         flows = primary_round_flows(equity_cf, entry.raise_meur, release) * stake
         pv = stake * (_pv(equity_cf, rates.equity) + entry.raise_meur) - price
         policy_pv = stake * (_pv(equity_cf, rates.policy) + entry.raise_meur) - price
@@ -411,15 +412,16 @@ def _political_risk_cover(a, p, equity_cf, entry: EntryPrice, rates: MarketRates
     purchase = entry.price_meur if entry.kind in ("secondary", "acquisition") and entry.available else 0.0
     net_investment = np.maximum(purchase - np.cumsum(equity_cf, axis=1), 0.0)
     opening = np.concatenate([np.full((n, 1), purchase), net_investment[:, :-1]], axis=1)
-    events = np.asarray(s["political_events"])
+    events = np.asarray(s.political_events)
     claim_year = _first_year((events & 1) > 0)  # expropriation: the policy pays and ends
-    default_year = np.asarray(s["default_year"], dtype=int) if "default_year" in s else np.full(n, n_years)
+    default_year = (np.asarray(s.results["default_year"], dtype=int) if "default_year" in s.results
+                    else np.full(n, n_years))
     active = np.abs(equity_cf) > 1e-9
     last_flow = np.where(active.any(axis=1), n_years - 1 - active[:, ::-1].argmax(axis=1), -1)
     end = np.minimum.reduce([claim_year + 1, default_year + 1, last_flow + 1, np.full(n, c.tenor_years)])
     in_force = years < end[:, None]
     premium_eur = c.rate_for(category) * opening * in_force
-    loss_eur = np.asarray(s["insurable_loss_musd"], dtype=float) / fx
+    loss_eur = np.asarray(s.insurable_loss_musd, dtype=float) / fx
     expropriated = years == claim_year[:, None]
     loss_eur[expropriated] = 0.0  # replaced by the insured amount less compensation, below
     loss_eur *= in_force

@@ -14,7 +14,6 @@ layout is fixed, :class:`fundmodel.simulation.ScenarioWriter`), the memory with 
 
 from __future__ import annotations
 
-import errno
 import os
 import shutil
 from dataclasses import dataclass

@@ -42,6 +42,7 @@ from .political import (
 )
 from ._years import first_year
 from .sampling import BLOCK, ScenarioStreams
+from .scenarios import ScenarioSet
 from .schedule import SCHEDULE_DRAWS, ScheduleDraws, draw_schedule
 from .rates import market_rates, market_values
 from .valuation import CreditPolicy, ProjectCashFlows, ProjectValues, project_cash_flows, value_cash_flows
@@ -806,16 +807,13 @@ def chunk_arrays(chunk: Chunk) -> dict[str, dict[str, np.ndarray]]:
     return out
 
 
-def load_scenarios(directory: str | Path) -> dict[str, dict[str, np.ndarray]]:
+def load_scenarios(directory: str | Path) -> ScenarioSet:
     """Read the arrays written by :class:`ScenarioWriter` (memory-mapped, read-only).
 
     Returns
     -------
-    dict
-        ``{"market": {...}, "<project>": {...}}`` of arrays keyed by file stem.
+    ScenarioSet
+        The market and every project's yearly arrays and per-scenario results
+        (:class:`fundmodel.scenarios.ScenarioSet`), checked to fit together.
     """
-    root = Path(directory)
-    return {
-        sub.name: {f.stem: np.load(f, mmap_mode="r") for f in sorted(sub.glob("*.npy"))}
-        for sub in sorted(p for p in root.iterdir() if p.is_dir())
-    }
+    return ScenarioSet.load(directory)

@@ -112,9 +112,9 @@ def test_chunk_count_and_result_transport_do_not_change_dask_results(work, clust
     reference = load_scenarios(tmp_path / "s")
     for folder in ("d", "b"):
         got = load_scenarios(tmp_path / folder)
-        for group, arrays in reference.items():
-            for name, arr in arrays.items():
-                np.testing.assert_array_equal(arr, got[group][name], err_msg=f"{folder} {group}/{name}")
+        got_arrays = dict(got.arrays())
+        for rel, arr in reference.arrays():
+            np.testing.assert_array_equal(arr, got_arrays[rel], err_msg=f"{folder} {rel}")
 
 
 def _scenario_dir(path: Path) -> Path:

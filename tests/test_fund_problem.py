@@ -303,7 +303,7 @@ def test_stress_pnl_of_a_portfolio(setup):
 def _eu_available(a, scenarios) -> dict:
     """EU-available output per project and material, t/year over the supply window, from the scenario files."""
     window = a.instruments.supply_window_years
-    return {(pid, m): float(np.asarray(scenarios[pid]["tonnes_eu_t"][k], float)[:, :window].mean())
+    return {(pid, m): float(np.asarray(scenarios.projects[pid].tonnes_eu_t[k], float)[:, :window].mean())
             for pid, p in a.projects.items() for k, m in enumerate(p.products)}
 
 

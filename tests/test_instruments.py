@@ -29,6 +29,7 @@ from fundmodel.instruments import (
     project_payoffs,
 )
 from fundmodel.rates import market_rates
+from fundmodel.scenarios import YEARLY_FIELDS, MarketScenarios, ProjectScenarios, ScenarioSet
 
 ROOT = Path(__file__).resolve().parent.parent
 PID = "kz_tungsten"  # construction stage, senior debt, tungsten has a price floor, secondary entry
@@ -104,6 +105,22 @@ def hand_built(a, n=3):
     return {"market": market, PID: project}
 
 
+def as_set(raw: dict) -> ScenarioSet:
+    """Hand-built arrays (``{"market": {...}, project: {...}}``) as the simulation's scenario contract.
+
+    Yearly arrays go to the project's fields (lender flows, not used by the instruments, are
+    zero), everything else to its per-scenario ``results``.
+    """
+    projects = {}
+    for pid, arrays in raw.items():
+        if pid == "market":
+            continue
+        yearly = {k: v for k, v in arrays.items() if k in YEARLY_FIELDS}
+        yearly.setdefault("lender_cf_meur", np.zeros_like(arrays["equity_cf_meur"]))
+        projects[pid] = ProjectScenarios(**yearly, results={k: v for k, v in arrays.items() if k not in YEARLY_FIELDS})
+    return ScenarioSet(MarketScenarios(**raw["market"]), projects)
+
+
 def by_instrument(payoffs):
     return {(x.instrument, x.material): x for x in payoffs}
 
@@ -138,7 +155,7 @@ def test_market_rates_are_built_from_the_published_inputs(a):
 
 def test_loan_guarantee_at_the_loans_market_rate(a, sheet):
     scen = hand_built(a)
-    g = by_instrument(project_payoffs(a, scen, PID))[("loan_guarantee", "")]
+    g = by_instrument(project_payoffs(a, as_set(scen), PID))[("loan_guarantee", "")]
     r = hand_rates(a, PID)
     h = a.fund.horizon_years
     rate = sheet["instruments"]["loan_guarantee"]["premium_rate_by_oecd_category"][5]  # Kazakhstan: OECD category 5
@@ -163,7 +180,7 @@ def test_secondary_stake_is_bought_at_the_discounted_pre_money_value(a):
     d = a.projects[PID].entry.discount
     value = scen[PID]["equity_cf_meur"] @ df(r["equity"], h)  # 100 % of the equity, per scenario
     price = (1 - d) * value.mean()
-    eq = by_instrument(project_payoffs(a, scen, PID))[("equity", "")]
+    eq = by_instrument(project_payoffs(a, as_set(scen), PID))[("equity", "")]
     assert eq.entry.kind == "secondary" and eq.entry.price_meur == pytest.approx(price)
     np.testing.assert_allclose(eq.pv_meur, value - price, rtol=1e-12)
     # (that the fund earns its negotiated discount: test_the_fund_earns_its_negotiated_discount)
@@ -179,7 +196,7 @@ def test_secondary_stake_is_bought_at_the_discounted_pre_money_value(a):
 def test_a_stake_without_positive_pre_money_value_is_unavailable(a):
     scen = hand_built(a)
     scen[PID]["equity_cf_meur"] = -np.abs(scen[PID]["equity_cf_meur"])  # the equity never pays back
-    eq = by_instrument(project_payoffs(a, scen, PID))[("equity", "")]
+    eq = by_instrument(project_payoffs(a, as_set(scen), PID))[("equity", "")]
     assert eq.max_units == 0.0 and not eq.entry.available
     assert "no positive value at the cost of equity" in eq.reason and "pre-money value EUR -" in eq.reason
 
@@ -204,7 +221,7 @@ def test_primary_round_funds_the_cash_calls_and_dilutes(a):
     assert pre_money > 0
     raise_eur = p.entry.raise_musd / a.markets.fx.spot
     stake = raise_eur / ((1 - p.entry.discount) * pre_money + raise_eur)  # new shares at the discounted price
-    eq = by_instrument(project_payoffs(a, scen, pid))[("equity", "")]
+    eq = by_instrument(project_payoffs(a, as_set(scen), pid))[("equity", "")]
     assert eq.entry.stake_per_unit == pytest.approx(stake)
     # post-money = pre-money + the cash raised, at face (Modigliani-Miller): per scenario
     np.testing.assert_allclose(eq.pv_meur, stake * (scen[pid]["equity_cf_meur"] @ df(r["equity"], h) + raise_eur)
@@ -215,7 +232,7 @@ def test_primary_round_funds_the_cash_calls_and_dilutes(a):
     zero = {**scen, pid: scen[pid]}
     fair = dataclasses.replace(a, projects={**a.projects, pid: p.model_copy(update={
         "entry": p.entry.model_copy(update={"discount": 0.0})})})
-    eq0 = by_instrument(project_payoffs(fair, zero, pid))[("equity", "")]
+    eq0 = by_instrument(project_payoffs(fair, as_set(zero), pid))[("equity", "")]
     assert abs(eq0.pv_meur.mean()) < 1e-9 * raise_eur
     assert eq.max_units == pytest.approx(min(1.0, 0.5 / stake))
 
@@ -259,7 +276,7 @@ def test_the_fund_earns_its_negotiated_discount(a, sheet, pid, discount):
     sub = dataclasses.replace(a, projects={**a.projects, pid: p.model_copy(update={
         "entry": p.entry.model_copy(update={"discount": d})})})
     scen = round_value_scenarios(sub, pid, hand_rates(a, pid)["equity"])
-    eq = by_instrument(project_payoffs(sub, scen, pid))[("equity", "")]
+    eq = by_instrument(project_payoffs(sub, as_set(scen), pid))[("equity", "")]
     value = 200.0
     if entry["kind"] == "secondary":
         assert eq.entry.price_meur == pytest.approx((1 - d) * value, rel=1e-12)
@@ -295,7 +312,7 @@ def test_zero_discount_stake_is_worth_zero_out_of_sample(a, tmp_path):
         settings = RunSettings.from_assumptions(sub, scenarios=16384, seed=seed, workers=1, risk_attribution=False)
         result, _ = simulate_to_directory(sub, settings, out)
         scen[seed] = load_scenarios(out / "simulation" / "scenarios")
-        scen[seed][PID] = {**scen[seed][PID], **result.scalars[PID]}
+        scen[seed] = scen[seed].with_results({PID: result.scalars[PID]})
     priced = entry_prices(sub, scen[11])
     assert priced[PID].available, priced[PID]
     eq = by_instrument(project_payoffs(sub, scen[12], PID, entry=priced[PID]))[("equity", "")]
@@ -321,7 +338,7 @@ def test_political_risk_cover_is_a_policy_in_force(a, sheet, boost):
     s["equity_cf_meur"][2, 1:6] = 5.0    # scenario 2: small distributions, then ...
     s["equity_cf_meur"][2, 6] = 20.0     # ... compensation of 20 at the expropriation in year 6
     s["insurable_loss_musd"][2, 3] = 11.0  # an inconvertibility loss in year 3 (a claim paid before)
-    x = by_instrument(project_payoffs(a, scen, PID))
+    x = by_instrument(project_payoffs(a, as_set(scen), PID))
     pri, eq = x[("political_risk_cover", "")], x[("equity", "")]
     r = hand_rates(a, PID)
     h = a.fund.horizon_years
@@ -352,7 +369,7 @@ def test_political_risk_cover_is_a_policy_in_force(a, sheet, boost):
 
 def test_price_floor_runs_from_first_delivery_on_payable_tonnes(a, sheet):
     scen = hand_built(a)
-    floor = by_instrument(project_payoffs(a, scen, PID))[("price_floor", "tungsten")]
+    floor = by_instrument(project_payoffs(a, as_set(scen), PID))[("price_floor", "tungsten")]
     terms = sheet["instruments"]["price_floor"]
     assert terms["contract_start"] == "first_delivery"
     h = a.fund.horizon_years
@@ -405,7 +422,7 @@ def test_oecd_minimum_premium_and_subsidy_flag(a, sheet):
             scen[PID]["lender_loss_musd"][:] = 0.0
             scen[PID]["debt_outstanding_musd"][1] = scen[PID]["debt_outstanding_musd"][0]
         premium, loss = hand_guarantee(sheet, scen, r["debt"], h)
-        rows = guarantee_pricing(a, project_payoffs(a, scen, PID))
+        rows = guarantee_pricing(a, project_payoffs(a, as_set(scen), PID))
         g = next(row for row in rows if row["instrument"] == "loan_guarantee")
         assert g["oecd_category"] == category
         assert g["premium_pv_meur_per_unit"] == pytest.approx(premium.mean(), rel=1e-12)

@@ -44,6 +44,7 @@ import yaml
 from scipy import stats
 
 from conftest import copy_assumptions
+from fundmodel.scenarios import MarketScenarios, ProjectScenarios, ScenarioSet
 from fundmodel.assumptions import SamplingMethod, load_assumptions
 from fundmodel.instruments import project_payoffs
 from fundmodel.market import simulate_market
@@ -166,7 +167,7 @@ def schedule(horizon: int, first: int) -> np.ndarray:
     return q
 
 
-def hand_scenarios(a, pid: str, market: dict, contained: np.ndarray) -> dict:
+def hand_scenarios(a, pid: str, market: dict, contained: np.ndarray) -> ScenarioSet:
     """Scenario arrays of one project: the model's market, a deterministic delivery schedule,
     no equity flows, debt or political events (they do not enter the floor)."""
     n, h = market["fx_usd_per_eur"].shape
@@ -175,10 +176,10 @@ def hand_scenarios(a, pid: str, market: dict, contained: np.ndarray) -> dict:
     tonnes = np.zeros((len(p.products), n, h))
     tonnes[list(p.products).index(CASES[pid][0])] = contained[None, :]
     first = int(np.flatnonzero(contained)[0]) if contained.any() else h
-    return {"market": market, pid: {
-        "equity_cf_meur": zeros, "debt_outstanding_musd": zeros, "lender_loss_musd": zeros,
-        "insurable_loss_musd": zeros, "tonnes_eu_t": tonnes, "political_events": np.zeros((n, h), dtype=np.uint8),
-        "default_year": np.full(n, h), "first_production_year": np.full(n, first)}}
+    return ScenarioSet(MarketScenarios(**market), {pid: ProjectScenarios(
+        equity_cf_meur=zeros, lender_cf_meur=zeros, debt_outstanding_musd=zeros, lender_loss_musd=zeros,
+        insurable_loss_musd=zeros, tonnes_eu_t=tonnes, political_events=np.zeros((n, h), dtype=np.uint8),
+        results={"default_year": np.full(n, h), "first_production_year": np.full(n, first)})})
 
 
 def floor_of(a, pid: str, market: dict, contained: np.ndarray):

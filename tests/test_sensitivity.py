@@ -143,10 +143,10 @@ def test_signs_and_monotonicity(run):
 def test_discount_rate_variant_equals_revaluation_of_saved_flows(run, small, base_chunk):
     df, arrays = run["sensitivity"], run["arrays"]
     rate = small.fund.discount_rate_nominal
-    fx0 = np.asarray(arrays["market"]["fx_usd_per_eur"][:N_SENS, 0], dtype=float)
+    fx0 = np.asarray(arrays.market.fx_usd_per_eur[:N_SENS, 0], dtype=float)
     _, chunk = base_chunk
     for pid in SUBSET:
-        eq = np.asarray(arrays[pid]["equity_cf_meur"][:N_SENS], dtype=float)  # float32 on disk
+        eq = np.asarray(arrays.projects[pid].equity_cf_meur[:N_SENS], dtype=float)  # float32 on disk
         entry = small.projects[pid].capex.acquisition_musd / fx0
         pc = chunk.projects[pid]
         project_eur = pc.flows.project_fcf_musd / chunk.market.fx_usd_per_eur
@@ -232,11 +232,11 @@ def test_no_attribution_or_switched_off_means_no_sensitivity(small, tmp_path):
 
 
 def test_price_fan_equals_numpy_percentiles_of_the_saved_arrays(run, small):
-    fan, market = run["price_fan"], run["arrays"]["market"]
+    fan, market = run["price_fan"], run["arrays"].market
     assert list(fan.columns) == PRICE_FAN_COLUMNS
     years = small.fund.valuation_date.year + np.arange(small.fund.horizon_years)
-    series = {m: market["price_usd_per_t"][i] for i, m in enumerate(small.markets.materials)}
-    series["EURUSD"] = market["fx_usd_per_eur"]
+    series = {m: market.price_usd_per_t[i] for i, m in enumerate(small.markets.materials)}
+    series["EURUSD"] = market.fx_usd_per_eur
     assert list(dict.fromkeys(fan.material)) == list(series)
     for name, arr in series.items():
         rows = fan[fan.material == name]

@@ -88,9 +88,9 @@ def test_worker_processes_give_identical_results(small, tmp_path):
     parallel = simulate(small, _settings(small, workers=2, risk_attribution=True), scenario_dir=tmp_path / "s2")
     _assert_identical(serial, parallel, "1 vs 2 workers")
     f1, f2 = load_scenarios(tmp_path / "s1"), load_scenarios(tmp_path / "s2")
-    for group in f1:
-        for name in f1[group]:
-            assert np.array_equal(f1[group][name], f2[group][name]), f"scenario file {group}/{name} differs"
+    second = dict(f2.arrays())
+    for rel, arr in f1.arrays():
+        assert np.array_equal(arr, second[rel]), f"scenario file {rel} differs"
 
 
 @pytest.mark.slow
@@ -110,17 +110,17 @@ def test_scenario_files_reproduce_npvs(small, tmp_path):
     arrays = load_scenarios(tmp_path / "simulation" / "scenarios")
     df = 1.0 / (1 + small.fund.discount_rate_nominal) ** np.arange(1, small.fund.horizon_years + 1)
     for pid in SUBSET:
-        eq = np.asarray(arrays[pid]["equity_cf_meur"], dtype=float)
+        eq = np.asarray(arrays.projects[pid].equity_cf_meur, dtype=float)
         assert eq.shape == (1500, small.fund.horizon_years)
         entry_eur = small.projects[pid].capex.acquisition_musd / small.markets.fx.spot  # paid at t = 0
         recomputed = npv(small.fund.discount_rate_nominal, eq) - entry_eur
         np.testing.assert_allclose(recomputed, result.scalars[pid]["equity_npv_meur"], rtol=1e-5, atol=1e-3,
                                    err_msg=f"{pid}: equity NPV from the stored (float32) flows differs")
         assert eq @ df - entry_eur == pytest.approx(recomputed)
-    assert arrays["market"]["price_usd_per_t"].shape == (len(small.markets.materials), 1500, small.fund.horizon_years)
+    assert arrays.market.price_usd_per_t.shape == (len(small.markets.materials), 1500, small.fund.horizon_years)
     for pid in SUBSET:
         for name, values in result.scalars[pid].items():
-            np.testing.assert_array_equal(arrays[pid][name], values, err_msg=f"stored {pid}/{name} differs")
+            np.testing.assert_array_equal(arrays.projects[pid].results[name], values, err_msg=f"stored {pid}/{name} differs")
 
 
 @pytest.mark.slow

@@ -59,6 +59,7 @@ import numpy as np
 from ..assumptions.model import Assumptions
 from ..errors import AssumptionError, Issue
 from ..instruments import InstrumentPayoff, entry_prices, project_payoffs
+from ..scenarios import ScenarioSet
 from .measures import cvar_from_losses, euler_contributions, var_from_losses
 from .optimize import CVaRResult, optimize_cvar
 
@@ -111,15 +112,15 @@ class FundProblem:
         return self.capital_meur + self.contingent_meur
 
 
-def build_fund_problem(a: Assumptions, scenarios: dict, entry: dict | None = None) -> FundProblem:
+def build_fund_problem(a: Assumptions, scenarios: ScenarioSet, entry: dict | None = None) -> FundProblem:
     """Collect every instrument on every project into one problem.
 
     Parameters
     ----------
     a : Assumptions
         With ``instruments.yaml``.
-    scenarios : dict
-        Scenario arrays (:func:`fundmodel.simulation.load_scenarios`).
+    scenarios : ScenarioSet
+        The simulation's scenarios (:class:`fundmodel.scenarios.ScenarioSet`).
     entry : dict of str to EntryPrice, optional
         Equity entry terms; default: priced on these scenarios (:func:`fundmodel.instruments.entry_prices`).
         Stressed re-simulations pass the base case's terms: a stake is bought once.

@@ -37,9 +37,7 @@ def _position_values(a: Assumptions, settings, names: list[str], x: np.ndarray,
     sub = dataclasses.replace(a, projects={pid: p for pid, p in a.projects.items() if pid in held})
     with tempfile.TemporaryDirectory() as tmp:
         result = simulate(sub, settings, scenario_dir=tmp)
-        scenarios = load_scenarios(tmp)
-        for pid in sub.projects:  # the per-scenario results beside the yearly arrays
-            scenarios[pid] = {**scenarios[pid], **result.scalars[pid]}
+        scenarios = load_scenarios(tmp).with_results(result.scalars)  # the per-scenario results beside the yearly arrays
         problem = build_fund_problem(sub, scenarios, entry=None if entry is None else {
             pid: entry[pid] for pid in sub.projects})
         index = {n: k for k, n in enumerate(problem.names)}

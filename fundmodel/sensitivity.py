@@ -42,7 +42,7 @@ import numpy as np
 import pandas as pd
 
 from .assumptions.model import Assumptions
-from .assumptions.schema import Copula, SamplingMethod, Stage
+from .assumptions.schema import Copula, SamplingMethod
 from .perturb import (
     scale_development_durations,
     scale_fx_spot,
@@ -62,61 +62,9 @@ from .valuation import ProjectValues, project_cash_flows, value_cash_flows
 # ----------------------------------------------------------------------------- drivers
 
 
-def _pct_change(a: Assumptions, m: float) -> str:
-    return f"{m - 1:+.0%}".replace("%", " %")
-
-
-def _times(a: Assumptions, m: float) -> str:
-    return f"x{m:g}"
-
-
-def _rate(a: Assumptions, d: float) -> str:
-    return f"{a.fund.discount_rate_nominal + d:.1%}".replace("%", " %")
-
-
-def _price_label(a: Assumptions, pid: str) -> str:
-    names = [a.markets.materials[m].name for m in a.projects[pid].materials]
-    return f"{' + '.join(names)} price{'s' if len(names) > 1 else ''} (spot and long-run)"
-
-
-def _capex_label(a: Assumptions, pid: str) -> str:
-    return f"Initial capex (budget USD {a.projects[pid].capex.initial_musd:,.0f} m)"
-
-
-def _opex_label(a: Assumptions, pid: str) -> str:
-    ops = a.projects[pid].operations
-    return (f"Operating cost (USD {ops.opex_usd_per_t_ore:,.0f}/t ore + "
-            f"USD {ops.fixed_opex_musd_per_year:,.0f} m/yr fixed)")
-
-
-def _political_label(a: Assumptions, pid: str) -> str:
-    return f"Political hazards, {a.countries.countries[a.projects[pid].country].name}"
-
-
-def _schedule_label(a: Assumptions, pid: str) -> str:
-    p = a.projects[pid]
-    phases = {
-        Stage.EXPLORATION: ["exploration", "permitting", "construction"],
-        Stage.FEASIBILITY: ["permitting", "construction"],
-        Stage.CONSTRUCTION: ["remaining construction"],
-        Stage.PRODUCTION: [],
-    }[p.stage]
-    if p.stage is Stage.EXPLORATION and p.schedule.exploration_years is None:
-        phases.remove("exploration")
-    return f"Development time ({', '.join(phases) or 'none left: producing'})"
-
-
-def _fx_label(a: Assumptions, pid: str) -> str:
-    return f"EUR/USD spot ({a.markets.fx.spot:.2f} USD per EUR)"
-
-
-def _rate_label(a: Assumptions, pid: str) -> str:
-    return f"Discount rate ({a.fund.discount_rate_nominal:.1%} nominal)".replace("%", " %")
-
-
 @dataclass(frozen=True)
 class Driver:
-    """An input of the tornado: how to change it and how to describe it.
+    """An input of the tornado: how to change it (its words are in :mod:`fundmodel.memo.wording`).
 
     Attributes
     ----------
@@ -128,10 +76,9 @@ class Driver:
         Settings of the low and high variants.
     neutral : float
         Setting that leaves the assumptions unchanged (1 for multipliers, 0 for shifts).
-    label : callable
-        ``label(a, project_id) -> str``, human-readable name of the driver for a project.
-    describe : callable
-        ``describe(a, setting) -> str``, human-readable setting ("-20 %", "x2", "10.0 %").
+    setting : {"change", "multiple", "rate_shift"}
+        What a setting is: a multiplier read as a change (0.8: -20 %), a multiple of an
+        intensity or duration (2: x2), or a shift of the fund's rate (+0.02: the rate + 2 pp).
     """
 
     key: str
@@ -139,19 +86,18 @@ class Driver:
     low: float
     high: float
     neutral: float
-    label: Callable[[Assumptions, str], str]
-    describe: Callable[[Assumptions, float], str]
+    setting: str
 
 
 #: The drivers of ``sensitivity.csv``, in tie-break order.
 DRIVERS: dict[str, Driver] = {d.key: d for d in (
-    Driver("price", scale_prices, 0.8, 1.2, 1.0, _price_label, _pct_change),
-    Driver("capex", scale_initial_capex, 0.8, 1.2, 1.0, _capex_label, _pct_change),
-    Driver("opex", scale_opex, 0.8, 1.2, 1.0, _opex_label, _pct_change),
-    Driver("political", scale_political_hazards, 0.5, 2.0, 1.0, _political_label, _times),
-    Driver("schedule", scale_development_durations, 0.75, 1.25, 1.0, _schedule_label, _times),
-    Driver("fx", scale_fx_spot, 0.9, 1.1, 1.0, _fx_label, _pct_change),
-    Driver("discount_rate", shift_discount_rate, -0.02, 0.02, 0.0, _rate_label, _rate),
+    Driver("price", scale_prices, 0.8, 1.2, 1.0, "change"),
+    Driver("capex", scale_initial_capex, 0.8, 1.2, 1.0, "change"),
+    Driver("opex", scale_opex, 0.8, 1.2, 1.0, "change"),
+    Driver("political", scale_political_hazards, 0.5, 2.0, 1.0, "multiple"),
+    Driver("schedule", scale_development_durations, 0.75, 1.25, 1.0, "multiple"),
+    Driver("fx", scale_fx_spot, 0.9, 1.1, 1.0, "change"),
+    Driver("discount_rate", shift_discount_rate, -0.02, 0.02, 0.0, "rate_shift"),
 )}
 
 #: A variant: (driver key, setting).
@@ -416,6 +362,8 @@ def sensitivity_npvs(a: Assumptions, settings: RunSettings, *, n_scenarios: int 
     }
 
 
+#: Columns of ``sensitivity.csv`` that are words (:func:`fundmodel.memo.wording.tornado_in_words`).
+WORDED_COLUMNS = ("label", "low_setting", "high_setting")
 #: Columns of ``sensitivity.csv``, in order.
 SENSITIVITY_COLUMNS = [
     "project", "driver", "label", "low_setting", "high_setting",
@@ -443,7 +391,8 @@ def sensitivity_table(a: Assumptions, settings: RunSettings, *, n_scenarios: int
     Returns
     -------
     pandas.DataFrame
-        :data:`SENSITIVITY_COLUMNS`; projects in assumption order, within a project the
+        :data:`SENSITIVITY_COLUMNS` but the :data:`WORDED_COLUMNS` (keys and numbers only: the
+        words are :func:`fundmodel.memo.wording.tornado_in_words`); projects in assumption order, within a project the
         drivers by decreasing ``swing_meur`` (ties in :data:`DRIVERS` order).
         ``swing_meur = |high - low|`` of the mean equity NPV (EUR m) and ``se_meur`` the
         standard error of the mean of ``high - low`` over the common scenarios.
@@ -463,9 +412,6 @@ def sensitivity_table(a: Assumptions, settings: RunSettings, *, n_scenarios: int
             project_rows.append({
                 "project": pid,
                 "driver": key,
-                "label": d.label(a, pid),
-                "low_setting": d.describe(a, d.low),
-                "high_setting": d.describe(a, d.high),
                 "base_equity_npv_meur": float(base["equity_npv_meur"].mean()),
                 "low_equity_npv_meur": low_mean,
                 "high_equity_npv_meur": high_mean,
@@ -478,4 +424,4 @@ def sensitivity_table(a: Assumptions, settings: RunSettings, *, n_scenarios: int
             })
         project_rows.sort(key=lambda r: -r["swing_meur"])  # stable: ties keep the driver order
         rows.extend(project_rows)
-    return pd.DataFrame(rows, columns=SENSITIVITY_COLUMNS)
+    return pd.DataFrame(rows, columns=[c for c in SENSITIVITY_COLUMNS if c not in WORDED_COLUMNS])

@@ -17,7 +17,9 @@ import pandas as pd
 from ..assumptions.model import Assumptions
 from . import charts
 from .data import RunResults
+from ..portfolio.stress import stress_scenario_count
 from .labels import LABELS, STAGES, Formatter
+from .wording import stress_base_description, tornado_in_words
 
 _RISKS = ("price", "political", "schedule")
 _RISK_LABELS = {"price": "price_risk", "political": "political_risk", "schedule": "schedule_risk_short"}
@@ -377,12 +379,22 @@ def _supply_rows(a: Assumptions, results: RunResults, pid: str | None, fmt: Form
     return rows
 
 
-def _stress_rows(results: RunResults, fmt: Formatter, project: str | None = None) -> list[dict[str, str]]:
+def _stress_sample(a: Assumptions, results: RunResults) -> int | None:
+    """Scenarios of the stressed runs of these results (the base row's sample)."""
+    scenarios = (results.manifest.get("settings") or {}).get("scenarios")
+    return None if a.stress is None or scenarios is None else stress_scenario_count(a, scenarios)
+
+
+def _stress_rows(results: RunResults, fmt: Formatter, project: str | None = None,
+                 n_stress: int | None = None) -> list[dict[str, str]]:
     if results.stress is None:
         return []
     rows = []
     for _, r in results.stress.iterrows():
-        row = {"stress": r["stress"], "description": r.get("description", ""),
+        description = r.get("description", "")
+        if r["stress"] == "base" and n_stress is not None:  # its words are ours: in the memo's language
+            description = stress_base_description(n_stress, fmt.lang)
+        row = {"stress": r["stress"], "description": description,
                "pv": fmt.meur(_value(r, "expected_pv_meur")), "change": fmt.meur(_value(r, "change_meur")),
                "cvar": fmt.meur(_value(r, "cvar_meur"))}
         if project is not None:
@@ -442,6 +454,7 @@ def project_context(a: Assumptions, results: RunResults, pid: str, lang: str = "
         sens = sens.sort_values("swing_meur", ascending=False).head(8)
         if not sens.empty:
             base = float(sens["base_equity_npv_meur"].iloc[0])
+            sens = tornado_in_words(a, sens, lang)  # the driver keys worded in the memo's language
             tornado = charts.tornado(list(sens["label"]), sens["low_equity_npv_meur"].to_numpy(),
                                      sens["high_equity_npv_meur"].to_numpy(), base,
                                      [str(x) for x in sens["low_setting"]], [str(x) for x in sens["high_setting"]], L)
@@ -572,7 +585,7 @@ def project_context(a: Assumptions, results: RunResults, pid: str, lang: str = "
         "entry": entry,
         "supply": supply,
         "portfolio_effect": portfolio_effect,
-        "stress": _stress_rows(results, fmt, pid),
+        "stress": _stress_rows(results, fmt, pid, _stress_sample(a, results)),
         "assumptions": _assumption_rows(a, pid, fmt, L),
         "events": {k: fmt.pct(v, 2) for k, v in results.simulation["projects"][pid].get("event_year_share", {}).items()},
     }
@@ -768,7 +781,7 @@ def portfolio_context(a: Assumptions, results: RunResults, lang: str = "en",
         "position_terms": terms,
         "unavailable": [{"position": n, "reason": r} for n, r in (m.get("unavailable") or {}).items()],
         "constraints": constraint_rows,
-        "stress": _stress_rows(results, fmt),
+        "stress": _stress_rows(results, fmt, n_stress=_stress_sample(a, results)),
         "projects": project_rows,
         "meur_unit": "EUR m" if lang == "en" else "Mio. EUR",
         "changes": changes,

@@ -23,6 +23,7 @@ from ..breakeven import breakevens
 from ..credit import credit_policies
 from ..engine import BackgroundTask, engine_for
 from ..io import staged_directory, write_csv, write_json_atomic
+from ..memo.wording import stress_base_description, tornado_in_words
 from ..portfolio.frontier import efficient_frontiers
 from ..portfolio.fund import (
     _selected,
@@ -112,7 +113,8 @@ def simulate_to_directory(a: Assumptions, settings, out_dir, *, progress=None, c
                                       np.load(market_dir / "fx_usd_per_eur.npy", mmap_mode="r"),
                                       result.valuation_year), stage / "price_fan.csv")
         if settings.risk_attribution and a.fund.simulation.sensitivity:
-            write_csv(sensitivity_table(a, result.settings, engine=engine), stage / "sensitivity.csv")
+            write_csv(tornado_in_words(a, sensitivity_table(a, result.settings, engine=engine)),
+                      stage / "sensitivity.csv")
         write_json_atomic(stage / "metrics.json", simulation_metrics(a, settings, result, stats))
         write_json_atomic(stage / "manifest.json", run_manifest(a, result.settings, command))
     return result, summary
@@ -175,10 +177,11 @@ def optimize_to_directory(a: Assumptions, scenarios: dict, out_dir, *, n_frontie
         allocation = allocation_table(a, full, result)
         stress = None
         if a.stress is not None and settings is not None:
-            n_stress = stress_scenario_count(a, settings)
+            n_stress = stress_scenario_count(a, settings.scenarios)
             base = full.values_meur[:n_stress] if n_all >= n_stress else None
             stress = stress_test(a, settings, full.names, result.x, base_values=base, engine=engine,
                                  entry=full.entry)
+            stress.loc[stress["stress"] == "base", "description"] = stress_base_description(n_stress)
         frontiers = background.get()
     except BaseException:
         if background is not None:

@@ -44,14 +44,20 @@ def _position_values(a: Assumptions, settings, names: list[str], x: np.ndarray,
         return {n: problem.values_meur[:, index[n]] * size for n, size in sizes.items()}, problem.entry
 
 
-def stress_scenario_count(a: Assumptions, settings) -> int:
-    """Scenarios of the stressed runs: ``stress.yaml: stress_scenarios``, at most those of the run.
+def stress_scenario_count(a: Assumptions, scenarios: int) -> int:
+    """Scenarios of the stressed runs: ``stress.yaml: stress_scenarios``, at most the run's ``scenarios``.
 
     The stresses re-simulate the first scenarios of the run itself (scenarios do not depend
     on the count), so the run's own rows are the base case and a small run is not stressed
     on more scenarios than it has.
+
+    Examples
+    --------
+    >>> from types import SimpleNamespace
+    >>> stress_scenario_count(SimpleNamespace(stress=SimpleNamespace(stress_scenarios=4096)), 1000)
+    1000
     """
-    return min(a.stress.stress_scenarios, settings.scenarios)
+    return min(a.stress.stress_scenarios, int(scenarios))
 
 
 def _stress_task(shared: tuple, stressed: Assumptions) -> dict[str, np.ndarray]:
@@ -99,7 +105,7 @@ def stress_test(a: Assumptions, settings, names: list[str], x: np.ndarray, base_
 
     from .measures import cvar_from_losses
 
-    n_stress = stress_scenario_count(a, settings)
+    n_stress = stress_scenario_count(a, settings.scenarios)
     run = dataclasses.replace(settings, scenarios=n_stress, risk_attribution=False, workers=1, engine="serial",
                               scheduler=None)  # each stress runs inside one task
     beta = a.fund.portfolio.cvar_beta
@@ -123,8 +129,7 @@ def stress_test(a: Assumptions, settings, names: list[str], x: np.ndarray, base_
         return row
 
     reference = summary(base)
-    rows = [{"stress": "base", "description": f"no stress: the run's seed and first {n_stress:,} scenarios (the "
-                                              "stresses' sample, so its figures differ from the headline's)", **reference,
+    rows = [{"stress": "base", "description": "", **reference,  # worded by fundmodel.memo.wording
              "change_meur": 0.0, **{f"change_{inst}_meur": 0.0 for inst in instruments}}]
     stressed = [apply_stress(a, stress) for stress in a.stress.scenarios.values()]
     from ..engine import engine_for

@@ -108,6 +108,7 @@ from ._years import cumsum_years, first_year
 from .finance import discount_factors, irr
 from .lsm import RegressionValue, StoppingPolicy, Terms
 from .market import MarketPaths
+from .operations import capex_schedule, operating_costs, operating_time, production_and_revenue
 from .sampling import BLOCK
 from .political import PoliticalTimeline
 from .schedule import ScheduleDraws
@@ -281,39 +282,6 @@ class ProjectCashFlows:
     closure_musd: np.ndarray | None = None
 
 
-def spread_over(total: np.ndarray, t0: np.ndarray, t1: np.ndarray, n_years: int) -> np.ndarray:
-    """Spread amounts uniformly over the time windows ``[t0, t1)``, per year (year-major).
-
-    Parameters
-    ----------
-    total : ndarray of shape (n_scenarios,)
-        Amount to spread.
-    t0, t1 : ndarray of shape (n_scenarios,)
-        Window in years from the valuation date; a zero-length window puts the
-        whole amount in the year containing ``t0``.
-    n_years : int
-
-    Returns
-    -------
-    ndarray of shape (n_years, n_scenarios)
-        The part of each amount falling in each year (parts beyond the horizon dropped).
-
-    Notes
-    -----
-    With ``F(x) = clip((x - t0) / (t1 - t0), 0, 1)`` the share of year ``j`` is
-    ``F(j + 1) - F(j)``; a zero width makes ``F`` a step at ``t0``.
-
-    Examples
-    --------
-    >>> spread_over(np.array([10.0]), np.array([0.5]), np.array([2.5]), 4).T.tolist()
-    [[2.5, 5.0, 2.5, 0.0]]
-    """
-    edges = np.arange(n_years + 1, dtype=float)[:, None]
-    width = np.maximum(t1 - t0, 1e-300)
-    cumulative = np.clip((edges - t0) / width, 0.0, 1.0)
-    return np.diff(cumulative, axis=0) * total
-
-
 def project_cash_flows(
     project: Project,
     inflation: float,
@@ -354,7 +322,7 @@ def project_cash_flows(
     ProjectCashFlows
     """
     n, n_years = market.fx_usd_per_eur.shape
-    ops, capex, fiscal, debt = project.operations, project.capex, project.fiscal, project.debt
+    capex, debt = project.capex, project.debt
     amount_in = debt.amount_musd if debt_musd is None else debt_musd
     if amount_in is None:
         raise ValueError(f"project {project.id}: debt.amount_musd is not set; load the assumptions with "
@@ -365,71 +333,17 @@ def project_cash_flows(
     jj = np.arange(n_years)[:, None]
     escalation = (1.0 + inflation) ** jj
 
-    # --- 1. operating time -------------------------------------------------------------
-    suspended = politics.suspended.T
-    planned_start = schedule.construction_end
-    # suspensions in years that end before the planned start delay it year for year
-    pre_start_delay = (suspended & (jj + 1 <= planned_start)).sum(axis=0)
-    start = np.where(schedule.developed, planned_start + pre_start_delay, np.inf)
-    construction_end = schedule.construction_end + pre_start_delay
-    alive = jj <= politics.expropriation_year  # flows of the expropriation year still happen
-    started = np.clip(jj + 1 - start, 0.0, 1.0)  # fraction of the year after start
-    running = started * ~suspended
-    running *= alive
-    age_mid = cumsum_years(running) - running / 2
-    rampup = schedule.rampup_years
-    ramp = np.where(rampup > _EPS, np.clip(age_mid / np.maximum(rampup, _EPS), 0.0, 1.0), 1.0)
-    ore_uncapped_mt = running * ramp
-    ore_uncapped_mt *= ops.ore_mtpa * schedule.nameplate_share * (1.0 - politics.unrest_loss.T)
-    reserve_mt = ops.ore_mtpa * ops.mine_life_years
-    cum_ore = np.minimum(cumsum_years(ore_uncapped_mt), reserve_mt)
-    ore_mt = np.diff(cum_ore, axis=0, prepend=0.0)
-    depleted = cum_ore >= reserve_mt * (1 - 1e-12)
-    depleted_before = depleted & (ore_mt <= 0)
-    site_active = (started > 0) & alive & ~depleted_before
-    operating = ore_mt > 0
-
-    # --- 2. production and revenue -----------------------------------------------------
-    sold_share = 1.0 - politics.transfer_restricted.T * politics.sales_blocked_share
-    n_products = len(project.products)
-    tonnes = np.empty((n_products, n_years, n))
-    tonnes_eu = np.empty_like(tonnes)
-    revenue = np.zeros((n_years, n))
-    for k, (material, product) in enumerate(project.products.items()):  # loop over products
-        recovery = np.clip(product.recovery + schedule.recovery_shift, 0.0, 1.0)
-        t_per_mt = 1e6 * (product.grade_pct / 100.0) * product.product_factor * recovery
-        np.multiply(ore_mt, t_per_mt, out=tonnes[k])
-        np.multiply(tonnes[k], sold_share * project.offtake.eu_share, out=tonnes_eu[k])
-        price = market.price_usd_per_t[market.index(material)].T
-        # by-product credits (value, not tonnes) are sold with the product at its price
-        with_credits = 1.0 + product.credit_factor / product.product_factor
-        revenue += tonnes[k] * price * (product.payability * with_credits / 1e6)
-    revenue *= sold_share
-
-    # --- 3. operating costs and royalty -------------------------------------------------
-    opex = ore_mt * (ops.opex_usd_per_t_ore * schedule.opex_multiplier)
-    opex += ops.fixed_opex_musd_per_year * site_active
-    opex *= escalation
-    royalty_rate = np.minimum(fiscal.royalty_rate + politics.royalty_increase.T, 0.95)
-    tax_rate = np.minimum(fiscal.tax_rate + politics.tax_increase.T, 0.95)
-    royalty = royalty_rate * revenue
-    ebitda = revenue - royalty - opex
-
-    # --- 4. capex --------------------------------------------------------------------------
-    budget_profile = spread_over(np.where(schedule.developed, capex.initial_musd, 0.0),
-                                 schedule.construction_start, construction_end, n_years)
-    nominal = escalation * alive
-    initial = budget_profile * schedule.capex_multiplier * nominal
-    if capex.studies_musd > 0:
-        studies = spread_over(np.full(n, capex.studies_musd), np.zeros(n), schedule.studies_end, n_years)
-        studies *= nominal
-        dev_capex = initial + studies
-    else:
-        dev_capex = initial
-    sustaining = capex.sustaining_musd_per_year * operating * escalation
-    depleted_year = first_year(depleted)
-    closure = capex.closure_musd * (jj == depleted_year + 1) * nominal
-    capex_total = dev_capex + sustaining + closure
+    # --- 1-4. the year-independent steps (vectorised over years and scenarios) ------------
+    time = operating_time(project, schedule, politics, jj)
+    sales = production_and_revenue(project, market, schedule, politics, time)
+    costs = operating_costs(project, schedule, politics, time, sales, escalation)
+    spend = capex_schedule(project, schedule, time, escalation, jj)
+    suspended, start, alive, started = time.suspended, time.start, time.alive, time.started
+    reserve_mt, cum_ore, ore_mt, operating = time.reserve_mt, time.cum_ore, time.ore_mt, time.operating
+    tonnes, tonnes_eu, revenue = sales.tonnes, sales.tonnes_eu, sales.revenue
+    opex, royalty, ebitda, tax_rate = costs.opex, costs.royalty, costs.ebitda, costs.tax_rate
+    budget_profile, nominal, initial = spend.budget_profile, spend.nominal, spend.initial
+    dev_capex, sustaining, closure, capex_total = spend.dev_capex, spend.sustaining, spend.closure, spend.total
 
     # --- 5-7. tax, debt and political effects, year by year -----------------------------
     production_stage = project.stage is Stage.PRODUCTION or capex.initial_musd <= 0

@@ -12,7 +12,8 @@ from fundmodel.assumptions.schema import Country, Project
 from fundmodel.market import MarketPaths
 from fundmodel.political import no_political_events
 from fundmodel.schedule import ScheduleDraws
-from fundmodel.valuation import project_cash_flows, spread_over, value_cash_flows
+from fundmodel.operations import spread_over
+from fundmodel.valuation import project_cash_flows, value_cash_flows
 
 N_YEARS = 20
 INFLATION = 0.02

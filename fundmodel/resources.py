@@ -9,7 +9,7 @@ fills up anyway is an ``ENOSPC`` error, not a signal.
 
 The estimates are linear in scenarios and projects, with coefficients measured on the
 default assumptions (``benchmarks/README.md``, "memory"): the scenario files exactly (their
-layout is fixed, :class:`fundmodel.simulation.ScenarioWriter`), the memory with a margin.
+layout is fixed, :class:`fundmodel.scenarios.ScenarioWriter`), the memory with a margin.
 """
 
 from __future__ import annotations
@@ -55,7 +55,7 @@ class Needs:
 
 
 def scenario_file_bytes(n_scenarios: int, n_years: int, n_materials: int, products_per_project: list[int]) -> int:
-    """Bytes of the scenario files (:class:`fundmodel.simulation.ScenarioWriter` layout).
+    """Bytes of the scenario files (:class:`fundmodel.scenarios.ScenarioWriter` layout).
 
     Market: float32 prices per material, float32 EUR/USD, a bool restriction flag per
     scenario-year. Per project: five float32 year arrays, float32 tonnes per product, a uint8

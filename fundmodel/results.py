@@ -89,7 +89,7 @@ Files of ``OUT/simulation/`` (written atomically by :func:`simulate_to_directory
   The event process runs on after an expropriation, so these compare with ``p``: without the
   geopolitical factor and price term they would be ``1 - (1 - p)^n``.
 - ``manifest.json``: package version, git commit, settings, assumption hashes.
-- ``scenarios/``: scenario-level arrays (:class:`~fundmodel.simulation.ScenarioWriter`).
+- ``scenarios/``: scenario-level arrays (:class:`~fundmodel.scenarios.ScenarioWriter`).
 """
 
 from __future__ import annotations

@@ -65,7 +65,7 @@ def simulate_to_directory(a: Assumptions, settings, out_dir, *, progress=None, c
     scenario files), ``sensitivity.csv`` (when ``settings.risk_attribution`` and
     ``fund.yaml: simulation.sensitivity``), ``metrics.json`` (all figures),
     ``manifest.json`` (provenance) and ``scenarios/`` (year-by-scenario arrays, see
-    :class:`~fundmodel.simulation.ScenarioWriter`); the module docstring lists the formats.
+    :class:`~fundmodel.scenarios.ScenarioWriter`); the module docstring lists the formats.
 
     Parameters
     ----------

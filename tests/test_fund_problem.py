@@ -346,7 +346,7 @@ def test_supply_is_counted_once_in_every_solve_and_every_frontier_point(supply_s
 
 
 def test_supply_table_reports_available_and_secured_tonnes_on_one_basis(supply_setup):
-    from fundmodel.portfolio.fund import supply_table
+    from fundmodel.portfolio.report import supply_table
 
     a, problem, available = supply_setup
     result = optimize_fund(with_limits(a, objective="max_supply", return_floor_meur=-1e5), problem)

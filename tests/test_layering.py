@@ -35,7 +35,6 @@ NOT_YET_SPLIT = {
     "fundmodel/calibration/prices.py": 870,
     "fundmodel/simulation.py": 705,
     "fundmodel/memo/context.py": 790,
-    "fundmodel/portfolio/fund.py": 720,
     "fundmodel/mine_options.py": 705,
     "fundmodel/assumptions/loader.py": 700,
     "fundmodel/market.py": 655,

@@ -21,12 +21,11 @@ from fundmodel.portfolio.fund import (
     PROB_LOSS,
     build_fund_problem,
     frontier_job,
-    frontier_table,
     fund_constraints,
-    fund_metrics,
     optimize_fund,
     project_exposures,
 )
+from fundmodel.portfolio.report import frontier_table, fund_metrics
 from fundmodel.pipeline import simulate_to_directory
 from fundmodel.simulation import RunSettings, load_scenarios
 

@@ -25,16 +25,11 @@ from ..engine import BackgroundTask, engine_for
 from ..io import staged_directory, write_csv, write_json_atomic
 from ..memo.wording import stress_base_description, tornado_in_words
 from ..portfolio.frontier import efficient_frontiers
-from ..portfolio.fund import (
-    _selected,
+from ..portfolio.fund import _selected, build_fund_problem, evaluate_on, first_scenarios, frontier_job, optimize_fund
+from ..portfolio.report import (
     allocation_table,
-    build_fund_problem,
-    evaluate_on,
-    first_scenarios,
-    frontier_job,
     frontier_table,
     fund_metrics,
-    optimize_fund,
     portfolio_standard_errors,
     sample_gap,
     supply_table,

@@ -381,10 +381,38 @@ def main(argv: list[str] | None = None) -> int:
         print(_user_os_error(exc), file=sys.stderr)
         return 2
     except Exception as exc:  # noqa: BLE001 - the last line of defence: exit 1, not a traceback
-        return _internal_error(exc)
+        code = exit_code_for(exc)
+        if code is None:
+            return _internal_error(exc)
+        print(f"error: {exc}", file=sys.stderr)
+        return code
     finally:
         if previous is not None:
             signal.signal(signal.SIGTERM, previous)
+
+
+def exit_code_for(exc: BaseException) -> int | None:
+    """Exit code of an error a user can cause or act on; None for an internal error (exit 1 with its type).
+
+    :class:`~fundmodel.errors.FundmodelError` carries its code (2: bad input or usage); the
+    optimiser's plain exceptions are mapped here: an infeasible or unbounded problem is the
+    user's limits (2), a solver failure is not (1).
+
+    Examples
+    --------
+    >>> from fundmodel.portfolio import InfeasibleProblem, SolverFailure
+    >>> exit_code_for(InfeasibleProblem("x", {}, {})), exit_code_for(SolverFailure("y")), exit_code_for(KeyError())
+    (2, 1, None)
+    """
+    if isinstance(exc, FundmodelError):
+        return exc.exit_code
+    from .portfolio.errors import OptimizationError, SolverFailure  # here: the optimiser loads only when needed
+
+    if isinstance(exc, OptimizationError):
+        return 2
+    if isinstance(exc, SolverFailure):
+        return 1
+    return None
 
 
 def _internal_error(exc: BaseException) -> int:

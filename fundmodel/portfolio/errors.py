@@ -1,18 +1,14 @@
-"""Errors of the CVaR optimiser (the command line maps each to its exit code)."""
+"""Errors of the CVaR optimiser: plain exceptions (the command line maps each to its exit code, ``fundmodel.cli.exit_code_for``)."""
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 
-from ..errors import FundmodelError
-
 __all__ = ["OptimizationError", "InfeasibleProblem", "UnboundedProblem", "SolverFailure"]
 
 
-class OptimizationError(FundmodelError):
+class OptimizationError(Exception):
     """The optimisation problem as posed has no answer (the command line exits with 2)."""
-
-    exit_code = 2
 
 
 class InfeasibleProblem(OptimizationError):
@@ -41,7 +37,5 @@ class UnboundedProblem(OptimizationError):
     """The objective improves without limit: a bound or budget is missing."""
 
 
-class SolverFailure(FundmodelError):
-    """HiGHS stopped without a usable solution (numerical trouble, limits reached)."""
-
-    exit_code = 1
+class SolverFailure(Exception):
+    """HiGHS stopped without a usable solution (numerical trouble, limits reached; the command line exits with 1)."""

@@ -25,6 +25,18 @@ bounds). Task functions must be importable module-level functions of ``fundmodel
 remote cluster needs the same fundmodel and numpy versions installed on every worker;
 :class:`DaskEngine` checks this when it connects).
 
+Process-pool policy
+-------------------
+Every local worker process of fundmodel is started by :func:`worker_pool` (watchdog on the
+parent, one BLAS thread, killed with the run); the start method follows what the workers need:
+
+- ``fork`` for Monte Carlo tasks (:class:`SerialEngine`): the assumptions and fitted policies
+  reach the workers without pickling;
+- ``spawn`` for :class:`BackgroundTask` (the fund's frontiers): HiGHS threads may already run
+  in the parent and would not survive a fork;
+- ``forkserver`` for memo rendering (:mod:`fundmodel.memo.render`): matplotlib and WeasyPrint
+  are imported once in the server, not in a threaded parent.
+
 Examples
 --------
 >>> with open_engine("serial") as engine:

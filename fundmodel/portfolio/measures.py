@@ -19,11 +19,9 @@ in the units of the values (e.g. USD million), losses positive.
 
 References
 ----------
-.. [1] R. T. Rockafellar and S. Uryasev, "Optimization of conditional value-at-risk",
-   Journal of Risk 2(3), 21-41, 2000.
-.. [2] R. T. Rockafellar and S. Uryasev, "Conditional value-at-risk for general loss
+.. [1] R. T. Rockafellar and S. Uryasev, "Conditional value-at-risk for general loss
    distributions", Journal of Banking & Finance 26, 1443-1471, 2002.
-.. [3] D. Tasche, "Risk contributions and performance measurement", 1999 (Euler
+.. [2] D. Tasche, "Risk contributions and performance measurement", 1999 (Euler
    allocation).
 """
 

@@ -15,19 +15,14 @@ The CVaR of a solution is recomputed with :func:`fundmodel.portfolio.measures.cv
 the solver arrays live in :mod:`fundmodel.portfolio._highs`; frontiers in
 :mod:`fundmodel.portfolio.frontier`.
 
-Conventions: ``scenario_values`` is ``(n_scenarios, n_assets)``, the value (P&L, gain
-positive) of one unit of each decision variable in each scenario; the loss of an
-allocation ``x`` in scenario ``k`` is ``-scenario_values[k] @ x``. VaR and CVaR are
-in the units of the values (e.g. USD million), losses positive.
+Conventions (those of :mod:`fundmodel.portfolio.measures`): ``scenario_values`` is
+``(n_scenarios, n_assets)``, the value of one unit of each decision variable in each
+scenario; losses are ``-scenario_values @ x``, positive.
 
 References
 ----------
 .. [1] R. T. Rockafellar and S. Uryasev, "Optimization of conditional value-at-risk",
-   Journal of Risk 2(3), 21-41, 2000.
-.. [2] R. T. Rockafellar and S. Uryasev, "Conditional value-at-risk for general loss
-   distributions", Journal of Banking & Finance 26, 1443-1471, 2002.
-.. [3] D. Tasche, "Risk contributions and performance measurement", 1999 (Euler
-   allocation).
+   Journal of Risk 2(3), 21-41, 2000 (the linear programme).
 """
 
 from __future__ import annotations

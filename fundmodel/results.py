@@ -60,7 +60,7 @@ Conventions of the summary (documented here because committee members read them)
   ``precision_reached``, ``precision_target_meur`` / ``precision_target_rel``,
   ``scenarios_max`` (``scenarios``: those used) and the project furthest from the target.
 
-Files of ``OUT/simulation/`` (written atomically by :func:`simulate_to_directory`):
+Files of ``OUT/simulation/`` (written atomically by :func:`fundmodel.pipeline.simulate_to_directory`):
 
 - ``summary.csv``: one row per project (:data:`SUMMARY_COLUMNS`).
 - ``tonnes.csv``: expected tonnes produced and delivered to European buyers, per project,

@@ -11,6 +11,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 
 import numpy as np
@@ -158,8 +159,10 @@ def test_precision_stop_is_reached_and_reproducible(one_project, tmp_path, capsy
     assert np.load(runs[0] / "scenarios" / "kz_gallium" / "equity_cf_meur.npy").shape[0] == used
     # the same request finds these results current (reused by run/memo); another target does not
     a = load_assumptions(one_project)
-    same = RunSettings.from_assumptions(a, scenarios=maximum, precision_meur=0.3)
+    same = RunSettings.from_assumptions(a, scenarios=maximum, precision_meur=0.3, risk_attribution=False)
     assert results_are_current(a, same, runs[0].parent)
+    # ... but not for a run that wants the risk attribution (tornado, break-evens) it did not make
+    assert not results_are_current(a, dataclasses.replace(same, risk_attribution=True), runs[0].parent)
     assert not results_are_current(a, RunSettings.from_assumptions(a, scenarios=maximum, precision_meur=0.2),
                                    runs[0].parent)
     # `fundmodel memo` on a folder holding only this simulation repeats its settings (target and

@@ -156,7 +156,7 @@ def test_one_project_portfolio_that_must_stay_empty(tmp_path):
     """One project and a 35 % country cap: the only feasible portfolio is empty, and that is a result.
 
     (Found here: ``allocation.csv`` used to be written without columns and ``fundmodel optimize``
-    ended with ``KeyError``, exit 1; fixed in ``fundmodel.portfolio.fund.allocation_table``.)
+    ended with ``KeyError``, exit 1; fixed in ``fundmodel.portfolio.report.allocation_table``.)
     """
     work = make_assumptions(tmp_path, ["mn_ree"])
     out = tmp_path / "out"

@@ -5,7 +5,6 @@ also exposes :func:`load_assumptions`, which resolves the files with model rules
 debt sizing) and so sits above the model in the layering (``pyproject.toml``, import-linter).
 """
 
-from .loader import load_assumptions
 from .model import Assumptions, content_fingerprint
 from .schema import (
     Copula,
@@ -35,3 +34,13 @@ __all__ = [
     "content_fingerprint",
     "load_assumptions",
 ]
+
+
+def __getattr__(name: str):
+    """``load_assumptions`` on first use (PEP 562): importing the schemas or the model type must not
+    load the loader, which runs model rules (schedule laws, debt sizing) from higher layers."""
+    if name == "load_assumptions":
+        from .loader import load_assumptions
+
+        return load_assumptions
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

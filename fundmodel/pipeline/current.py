@@ -105,7 +105,8 @@ def previous_settings(a: Assumptions, out_dir: str | Path, **overrides) -> RunSe
     precision = {k: recorded[k] for k in ("precision_meur", "precision_rel") if recorded.get(k) is not None}
     if precision and recorded.get("scenarios_max"):  # a --precision run: its target and maximum
         precision["scenarios"] = recorded["scenarios_max"]
-    recorded = {k: recorded[k] for k in ("scenarios", "seed", "sampling", "copula", "copula_dof") if k in recorded}
+    recorded = {k: recorded[k] for k in ("scenarios", "seed", "sampling", "copula", "copula_dof", "risk_attribution")
+                if k in recorded}
     recorded.update(precision)
     return RunSettings.from_assumptions(a, **{**recorded, **overrides})
 
@@ -126,9 +127,10 @@ def results_are_current(a: Assumptions, settings: RunSettings, out_dir: str | Pa
     without re-running). Current means: ``simulation/manifest.json`` records the same code
     (:func:`fundmodel.provenance.code_sha256`: the package's own files, whatever git
     says), the same assumption hashes and the same settings (seed, scenarios, sampling,
-    copula); and every file the simulation listed is there, complete and unchanged
-    (:func:`verify_owned_files`: a truncated or edited cached array means "recompute",
-    never a failed run). With ``need_portfolio``, ``OUT/manifest.json`` must also record
+    copula); a run that wants the risk attribution (``settings.risk_attribution``: tornado,
+    break-evens) finds only a simulation that made it current; and every file the simulation
+    listed is there, complete and unchanged (:func:`verify_owned_files`: a truncated or
+    edited cached array means "recompute", never a failed run). With ``need_portfolio``, ``OUT/manifest.json`` must also record
     an optimisation of the same run. A missing or corrupt manifest is simply "not current".
     """
     out = Path(out_dir)
@@ -136,6 +138,8 @@ def results_are_current(a: Assumptions, settings: RunSettings, out_dir: str | Pa
     have = read_json(out / "simulation" / "manifest.json")
     if have is None or not _same_run(have, want) or verify_owned_files(out / "simulation"):
         return False
+    if settings.risk_attribution and not (have.get("settings") or {}).get("risk_attribution", False):
+        return False  # the attribution, tornado and break-evens are wanted but were not made
     if need_portfolio:
         top = read_json(out / "manifest.json")
         if (top is None or "portfolio" not in (top.get("steps") or []) or not _same_run(top, want)

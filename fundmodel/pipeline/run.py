@@ -115,10 +115,7 @@ def run_all(a: Assumptions, settings: RunSettings, out_dir: str | Path, *, lang:
             held.enter_context(output_folder(baseline_dir, write=False, command=command))
             baseline = load_results(baseline_dir)
         started = time.perf_counter()
-        current = results_are_current(a, settings, out) and (
-            not settings.risk_attribution
-            or bool((read_json(out / "simulation" / "manifest.json") or {}).get("settings", {}).get(
-                "risk_attribution", False)))
+        current = results_are_current(a, settings, out)
         with staged_run(out, keep_owned=("memos",) if projects else ()) as stage:
             with engine_for(settings) as engine:  # one engine (e.g. one Dask cluster) for both steps
                 if current:

@@ -44,6 +44,7 @@ from ..results import (
     summary_table,
     tonnes_table,
 )
+from ..scenarios import ScenarioSet
 from ..sensitivity import sensitivity_table
 from ..simulation import simulate
 from .current import run_manifest
@@ -123,7 +124,7 @@ def _frontier_task(job: dict) -> dict:
         return efficient_frontiers(**job)
 
 
-def optimize_to_directory(a: Assumptions, scenarios: dict, out_dir, *, n_frontier: int = 15, settings=None,
+def optimize_to_directory(a: Assumptions, scenarios: ScenarioSet, out_dir, *, n_frontier: int = 15, settings=None,
                           engine=None):
     """Optimise and write ``OUT/portfolio/`` atomically.
 

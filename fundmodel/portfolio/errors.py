@@ -32,6 +32,9 @@ class InfeasibleProblem(OptimizationError):
         self.relaxations = dict(relaxations)
         self.joint_relaxation = dict(joint_relaxation)
 
+    def __reduce__(self):  # picklable: raised in a worker process, re-raised in the parent
+        return type(self), (str(self), self.relaxations, self.joint_relaxation)
+
 
 class UnboundedProblem(OptimizationError):
     """The objective improves without limit: a bound or budget is missing."""

@@ -25,6 +25,28 @@ _PHASES = {
 }
 
 
+#: The tornado drivers' names per language, with the base value each one moves (str.format fields
+#: filled by :func:`driver_label` with numbers in the language's format).
+_DRIVER_LABELS = {
+    "en": {"price": "{names} {price_word} (spot and long-run)",
+           "capex": "Initial capex (budget {budget})",
+           "opex": "Operating cost (USD {unit_opex}/t ore + {fixed_opex}/yr fixed)",
+           "political": "Political hazards, {country}",
+           "schedule": "Development time ({phases})",
+           "fx": "EUR/USD spot ({fx} USD per EUR)",
+           "discount_rate": "Discount rate ({rate} nominal)"},
+    "de": {"price": "{price_word} {names} (Kassa und langfristig)",
+           "capex": "Anfangsinvestition (Budget {budget})",
+           "opex": "Betriebskosten (USD {unit_opex}/t Erz + {fixed_opex}/Jahr fix)",
+           "political": "Politische Risiken, {country}",
+           "schedule": "Entwicklungsdauer ({phases})",
+           "fx": "EUR/USD-Kassakurs ({fx} USD je EUR)",
+           "discount_rate": "Diskontsatz ({rate} nominal)"},
+}
+#: "price" in the singular and the plural.
+_PRICE_WORD = {"en": ("price", "prices"), "de": ("Preis", "Preise")}
+
+
 def _phases(a: Assumptions, pid: str, lang: str) -> str:
     p = a.projects[pid]
     keys = {Stage.EXPLORATION: ["exploration", "permitting", "construction"],
@@ -44,45 +66,17 @@ def driver_label(a: Assumptions, pid: str, driver: str, lang: str = "en") -> str
     >>> driver_label(load_assumptions("assumptions"), "mn_ree", "political")   # doctest: +SKIP
     'Political hazards, Mongolia'
     """
-    p = a.projects[pid]
-    if lang == "en":
-        if driver == "price":
-            names = [a.markets.materials[m].name for m in p.materials]
-            return f"{' + '.join(names)} price{'s' if len(names) > 1 else ''} (spot and long-run)"
-        if driver == "capex":
-            return f"Initial capex (budget USD {p.capex.initial_musd:,.0f} m)"
-        if driver == "opex":
-            ops = p.operations
-            return (f"Operating cost (USD {ops.opex_usd_per_t_ore:,.0f}/t ore + "
-                    f"USD {ops.fixed_opex_musd_per_year:,.0f} m/yr fixed)")
-        if driver == "political":
-            return f"Political hazards, {a.countries.countries[p.country].name}"
-        if driver == "schedule":
-            return f"Development time ({_phases(a, pid, lang)})"
-        if driver == "fx":
-            return f"EUR/USD spot ({a.markets.fx.spot:.2f} USD per EUR)"
-        if driver == "discount_rate":
-            return f"Discount rate ({a.fund.discount_rate_nominal:.1%} nominal)".replace("%", " %")
-    else:
-        fmt = Formatter(lang)
-        if driver == "price":
-            names = [a.markets.materials[m].name for m in p.materials]
-            return f"{'Preise' if len(names) > 1 else 'Preis'} {' + '.join(names)} (Kassa und langfristig)"
-        if driver == "capex":
-            return f"Anfangsinvestition (Budget {fmt.musd(p.capex.initial_musd)})"
-        if driver == "opex":
-            ops = p.operations
-            return (f"Betriebskosten (USD {fmt.num(ops.opex_usd_per_t_ore, 0)}/t Erz + "
-                    f"{fmt.musd(ops.fixed_opex_musd_per_year)}/Jahr fix)")
-        if driver == "political":
-            return f"Politische Risiken, {a.countries.countries[p.country].name}"
-        if driver == "schedule":
-            return f"Entwicklungsdauer ({_phases(a, pid, lang)})"
-        if driver == "fx":
-            return f"EUR/USD-Kassakurs ({fmt.num(a.markets.fx.spot, 2)} USD je EUR)"
-        if driver == "discount_rate":
-            return f"Diskontsatz ({fmt.pct(a.fund.discount_rate_nominal)} nominal)"
-    raise KeyError(f"no words for tornado driver {driver!r} in {lang!r}")
+    template = _DRIVER_LABELS[lang].get(driver)
+    if template is None:
+        raise KeyError(f"no words for tornado driver {driver!r} in {lang!r}")
+    p, fmt = a.projects[pid], Formatter(lang)
+    names = [a.markets.materials[m].name for m in p.materials]
+    return template.format(
+        names=" + ".join(names), price_word=_PRICE_WORD[lang][len(names) > 1],
+        budget=fmt.musd(p.capex.initial_musd), unit_opex=fmt.num(p.operations.opex_usd_per_t_ore, 0),
+        fixed_opex=fmt.musd(p.operations.fixed_opex_musd_per_year),
+        country=a.countries.countries[p.country].name, phases=_phases(a, pid, lang),
+        fx=fmt.num(a.markets.fx.spot, 2), rate=fmt.pct(a.fund.discount_rate_nominal))
 
 
 def driver_setting(a: Assumptions, driver: str, value: float, lang: str = "en") -> str:
